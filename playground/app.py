@@ -1,0 +1,58 @@
+"""The app shell: a Home tab plus one ``gr.Tab`` per entry of ``TABS``, and launch settings.
+
+A tab is a folder ``demos/<id>/`` whose ``ui.py`` exposes ``TITLE``, ``SUMMARY`` (one line
+for the Home card) and ``build(demo)``, called inside that tab's ``gr.Tab``. Adding a tab is
+adding the folder and one line here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+import gradio as gr
+
+from playground import home, settings
+
+# Tab ids in display order; each is a folder under demos/.
+TABS: list[str] = []
+
+THEME = gr.themes.Soft(primary_hue="indigo")
+CSS = """
+.gp-card {border: 1px solid var(--border-color-primary); border-radius: 10px; padding: 12px 14px;}
+.gp-card h3 {margin: 0 0 4px 0;}
+.gp-soon {opacity: 0.6;}
+"""
+
+
+def tab_module(tab_id: str) -> ModuleType:
+    """Import ``demos.<tab_id>.ui`` (cheap: UI modules import gradio, not torch)."""
+    if tab_id not in TABS:
+        raise ValueError(f"unknown tab {tab_id!r}; available: {', '.join(TABS) or 'none'}")
+    return importlib.import_module(f"demos.{tab_id}.ui")
+
+
+def build_app(tabs: list[str] | None = None) -> gr.Blocks:
+    """The Blocks app with the Home tab and the chosen tabs (all of ``TABS`` by default)."""
+    tab_ids = list(TABS if tabs is None else tabs)
+    modules = [(tab_id, tab_module(tab_id)) for tab_id in tab_ids]
+    with gr.Blocks(title="Generative Playground", analytics_enabled=False) as demo:
+        with gr.Tabs():
+            with gr.Tab("Home", id="home"):
+                home.build(demo, [(tab_id, m.TITLE, m.SUMMARY) for tab_id, m in modules])
+            for tab_id, module in modules:
+                with gr.Tab(module.TITLE, id=tab_id):
+                    module.build(demo)
+    demo.queue(max_size=settings.QUEUE_MAX_SIZE,
+               default_concurrency_limit=settings.DEFAULT_CONCURRENCY_LIMIT)
+    return demo
+
+
+def launch_kwargs(host: str = settings.DEFAULT_HOST, port: int = settings.DEFAULT_PORT,
+                  share: bool = False) -> dict:
+    """Launch settings fit for a public link."""
+    return {
+        "server_name": host, "server_port": port, "share": share,
+        "max_file_size": settings.MAX_FILE_SIZE, "show_error": False, "ssr_mode": False,
+        "theme": THEME, "css": CSS, "footer_links": ["api"],
+    }

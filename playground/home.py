@@ -1,0 +1,68 @@
+"""The Home tab: what the playground is, one card per tab, and the Models panel."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from playground.models import REGISTRY
+
+INTRO = """
+# Generative Playground
+Learn how modern generative models and transformers work by *touching* them. Every tab runs
+real models and real math live: drag a slider, draw a sketch, upload a photo, and watch what
+changes. It runs on a laptop with no GPU and no network (the model tabs ship tiny checkpoints
+the project trains itself) and loads full Hugging Face checkpoints when you have them and a GPU.
+"""
+
+# Every tab we build, in order; the ones not in the app yet are shown as coming.
+CATALOG = [
+    ("sde_ode", "SDE vs ODE", "Reverse-time SDE and probability-flow ODE run from the same noise: same clouds, different paths."),
+    ("flows", "Flows", "Normalizing and continuous flows bend a Gaussian into a target density, layer by layer."),
+    ("guidance", "Guidance", "Classifier and classifier-free guidance: what the scale s does to a diffusion model's images."),
+    ("controlnet", "ControlNet", "Draw an outline; a ControlNet steers the diffusion model to fill it."),
+    ("attention", "Attention cache", "MHA, MQA, GQA and MLA: who shares keys and values, and what the KV cache costs."),
+    ("detr", "DETR", "Object queries and Hungarian matching: detection as set prediction, made visible."),
+    ("rnn_transformer", "RNN vs Transformer", "Recurrence against attention on the same sequence task."),
+    ("dpo_rlhf", "DPO vs RLHF", "Two ways to learn from preferences, side by side."),
+    ("hallucination", "Hallucination", "When and why a language model makes things up."),
+    ("instruction_tuning", "Instruction tuning", "What fine-tuning on instructions changes in a model."),
+]
+
+MODEL_COLUMNS = ["name", "title", "source", "location", "loaded", "device", "dtype", "parameters", "memory_mb"]
+
+
+def models_table() -> list[list]:
+    """The Models panel's rows (never loads a model)."""
+    return [[row[c] if row[c] is not None else "" for c in MODEL_COLUMNS] for row in REGISTRY.info()]
+
+
+def models_info() -> dict:
+    """Every registered model with its source, device, dtype and whether it is loaded."""
+    return {"models": REGISTRY.info()}
+
+
+def _card(title: str, summary: str, live: bool) -> str:
+    badge = "" if live else " <small>(coming)</small>"
+    css = "gp-card" if live else "gp-card gp-soon"
+    return f"<div class='{css}'><h3>{title}{badge}</h3><p>{summary}</p></div>"
+
+
+def build(demo: gr.Blocks, live_tabs: list[tuple[str, str, str]]) -> None:
+    """Lay out the Home tab; ``live_tabs`` holds (id, title, summary) of the tabs in the app."""
+    gr.Markdown(INTRO)
+    live = {tab_id: (title, summary) for tab_id, title, summary in live_tabs}
+    cards = [(*live[i], True) if i in live else (t, s, False) for i, t, s in CATALOG]
+    cards += [(t, s, True) for i, t, s in live_tabs if i not in {c[0] for c in CATALOG}]
+    for start in range(0, len(cards), 3):
+        with gr.Row(equal_height=True):
+            for title, summary, is_live in cards[start:start + 3]:
+                gr.HTML(_card(title, summary, is_live))
+    with gr.Accordion("Models", open=False):
+        gr.Markdown("Every model the tabs can use. Models load on first use, on the device chosen "
+                    "with `--device`; set `PLAYGROUND_MODEL_<NAME>` to a local folder or a Hugging "
+                    "Face id to swap one.")
+        table = gr.Dataframe(value=models_table(), headers=MODEL_COLUMNS, interactive=False,
+                             wrap=True)
+        refresh = gr.Button("Refresh", size="sm")
+        refresh.click(models_table, outputs=table, api_visibility="private")
+    gr.api(models_info, api_name="models")

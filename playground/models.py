@@ -1,0 +1,290 @@
+"""The one way to get a model: a small registry of ``ModelSpec`` entries and ``get(name)``.
+
+Policy lives here and nowhere else:
+
+* **lazy**: nothing heavy is imported and no weights are read until ``get`` is first called;
+* **cached and locked**: one load per model per process, even under concurrent requests;
+* **device and dtype**: ``cuda`` (fp16) if available, else ``mps`` (fp32), else ``cpu`` (fp32),
+  overridable with ``--device`` / ``PLAYGROUND_DEVICE``;
+* **source**: ``PLAYGROUND_MODEL_<NAME>`` (a local folder or a Hugging Face id) wins, then the
+  embedded checkpoint in ``assets/``, then the spec's Hugging Face id. Weights are always
+  loaded with ``use_safetensors=True``;
+* **failure**: anything that stops a model from loading becomes ``ModelUnavailable``, which
+  names the model, where it looked and how to get it. Tabs show it; the app keeps running.
+
+Loaded objects are shared by every request and must be treated as read-only; per-call state
+(schedulers, RNGs) is created per request by the tabs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from playground import settings
+
+
+class ModelUnavailable(RuntimeError):
+    """A model could not be loaded. ``str(err)`` is a message fit to show a user."""
+
+    def __init__(self, name: str, looked_in: str, how_to_get: str, cause: str = ""):
+        self.name, self.looked_in, self.how_to_get, self.cause = name, looked_in, how_to_get, cause
+        reason = f" ({cause})" if cause else ""
+        super().__init__(f"Model '{name}' is not available{reason}. Looked in: {looked_in}. {how_to_get}")
+
+
+class DeviceUnavailable(RuntimeError):
+    """The requested device does not exist on this machine."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One registered model.
+
+    ``load`` is ``"module:function"``, imported only on first use and called as
+    ``function(source: Source, device: torch.device, dtype: torch.dtype) -> model``.
+    """
+
+    name: str
+    title: str
+    load: str
+    embedded_dir: str | None = None  # folder under assets/
+    hub_id: str | None = None
+    revision: str | None = None
+    how_to_get: str = ""
+
+    @property
+    def override_var(self) -> str:
+        return settings.model_override_var(self.name)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a model's weights come from: ``embedded`` / ``local`` folder / ``hub`` id."""
+
+    kind: str
+    location: str
+    revision: str | None = None
+    local_files_only: bool = True
+
+    def pretrained_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for any ``from_pretrained``: safetensors only, offline unless allowed."""
+        kwargs: dict[str, Any] = {"use_safetensors": True, "local_files_only": self.local_files_only}
+        if self.revision:
+            kwargs["revision"] = self.revision
+        return kwargs
+
+
+@dataclass
+class LoadedModel:
+    spec: ModelSpec
+    source: Source
+    device: str
+    dtype: str
+    model: Any
+    n_params: int
+    n_bytes: int
+    load_seconds: float
+
+
+# ---------------------------------------------------------------------------------------------
+# Device policy
+
+
+def resolve_device(preference: str | None = None) -> str:
+    """Map ``auto|cpu|cuda|mps`` to an available device name, or raise ``DeviceUnavailable``."""
+    import torch
+
+    preference = preference or settings.device_preference()
+    has_mps = bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available()
+    if preference == "auto":
+        return "cuda" if torch.cuda.is_available() else "mps" if has_mps else "cpu"
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise DeviceUnavailable("--device cuda was requested but CUDA is not available here; use --device auto or cpu")
+    if preference == "mps" and not has_mps:
+        raise DeviceUnavailable("--device mps was requested but MPS is not available here; use --device auto or cpu")
+    return preference
+
+
+def dtype_for(device: str):
+    """fp16 on CUDA, fp32 elsewhere (CPU fp16 is slow and MPS fp16 is fragile)."""
+    import torch
+
+    return torch.float16 if device == "cuda" else torch.float32
+
+
+def _torch_modules(model: Any) -> list:
+    """The ``nn.Module`` parts of a model or of a diffusers pipeline's components."""
+    import torch
+
+    if isinstance(model, torch.nn.Module):
+        return [model]
+    components = getattr(model, "components", None)
+    if isinstance(components, dict):
+        return [c for c in components.values() if isinstance(c, torch.nn.Module)]
+    return []
+
+
+def _size_of(model: Any) -> tuple[int, int]:
+    """(parameter count, bytes of parameters and buffers)."""
+    n_params = n_bytes = 0
+    for module in _torch_modules(model):
+        for p in module.parameters():
+            n_params += p.numel()
+            n_bytes += p.numel() * p.element_size()
+        for b in module.buffers():
+            n_bytes += b.numel() * b.element_size()
+    return n_params, n_bytes
+
+
+# ---------------------------------------------------------------------------------------------
+# Registry
+
+
+class ModelRegistry:
+    """Specs by name, plus a cache of loaded models guarded by one lock per model."""
+
+    def __init__(self, specs: list[ModelSpec], assets_dir: Path | None = None):
+        self._specs = {spec.name: spec for spec in specs}
+        self._assets_dir = assets_dir
+        self._loaded: dict[str, LoadedModel] = {}
+        self._locks = {name: threading.Lock() for name in self._specs}
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._specs)
+
+    def spec(self, name: str) -> ModelSpec:
+        if name not in self._specs:
+            raise KeyError(f"unknown model {name!r}; registered: {', '.join(self._specs) or 'none'}")
+        return self._specs[name]
+
+    def resolve_source(self, name: str) -> Source:
+        """Override variable, then embedded checkpoint, then Hugging Face id."""
+        spec = self.spec(name)
+        override = os.environ.get(spec.override_var, "").strip()
+        if override:
+            path = Path(override).expanduser()
+            if path.is_dir() or not _looks_like_hub_id(override):
+                return Source("local", str(path))  # a missing folder fails later with a clear message
+            return Source("hub", override, spec.revision, local_files_only=True)
+        if spec.embedded_dir:
+            assets = self._assets_dir or settings.ASSETS_DIR
+            return Source("embedded", str(assets / spec.embedded_dir))
+        if spec.hub_id:
+            return Source("hub", spec.hub_id, spec.revision, local_files_only=True)
+        raise ModelUnavailable(name, "nowhere", f"Set {spec.override_var} to a local folder.")
+
+    def is_loaded(self, name: str) -> bool:
+        return name in self._loaded
+
+    def get(self, name: str) -> Any:
+        """The loaded model (loading it on first use). Raises ``ModelUnavailable``."""
+        return self.get_loaded(name).model
+
+    def get_loaded(self, name: str) -> LoadedModel:
+        spec = self.spec(name)
+        if name in self._loaded:
+            return self._loaded[name]
+        with self._locks[name]:
+            if name not in self._loaded:
+                self._loaded[name] = self._load(spec)
+        return self._loaded[name]
+
+    def unload(self, name: str) -> None:
+        """Drop a model from the cache (used when memory must be freed)."""
+        with self._locks[self.spec(name).name]:
+            self._loaded.pop(name, None)
+
+    def _load(self, spec: ModelSpec) -> LoadedModel:
+        source = self.resolve_source(spec.name)
+        how = self._how_to_get(spec)
+        if source.kind in ("embedded", "local") and not Path(source.location).is_dir():
+            raise ModelUnavailable(spec.name, source.location, how, "folder not found")
+        device = resolve_device()
+        dtype = dtype_for(device)
+        load_fn = _import_loader(spec.load)
+        start = time.perf_counter()
+        try:
+            model = load_fn(source, device, dtype)
+        except ModelUnavailable:
+            raise
+        except Exception as err:  # noqa: BLE001 - any failure to load is reported, not raised raw
+            if source.kind != "hub" or settings.hub_offline():
+                raise ModelUnavailable(spec.name, _where(source), how, _short(err)) from err
+            model = self._load_online(spec, source, device, dtype, how)
+        n_params, n_bytes = _size_of(model)
+        return LoadedModel(spec, source, device, str(dtype).replace("torch.", ""), model,
+                           n_params, n_bytes, time.perf_counter() - start)
+
+    def _load_online(self, spec, source, device, dtype, how):
+        """Second try for a hub id that is not in the local cache: download it."""
+        online = Source(source.kind, source.location, source.revision, local_files_only=False)
+        try:
+            return _import_loader(spec.load)(online, device, dtype)
+        except Exception as err:  # noqa: BLE001
+            raise ModelUnavailable(spec.name, _where(source), how, _short(err)) from err
+
+    def _how_to_get(self, spec: ModelSpec) -> str:
+        parts = [spec.how_to_get] if spec.how_to_get else []
+        if spec.hub_id:
+            parts.append(f"Download '{spec.hub_id}' into the Hugging Face cache "
+                         f"(`huggingface-cli download {spec.hub_id}`) on a machine with network")
+        parts.append(f"or set {spec.override_var} to a local folder saved with save_pretrained.")
+        return "; ".join(parts)
+
+    def info(self) -> list[dict[str, Any]]:
+        """One row per registered model for the Models panel (never loads anything)."""
+        rows = []
+        for name, spec in self._specs.items():
+            loaded = self._loaded.get(name)
+            try:
+                source = loaded.source if loaded else self.resolve_source(name)
+                where = _where(source)
+            except ModelUnavailable as err:
+                source, where = None, str(err)
+            rows.append({
+                "name": name,
+                "title": spec.title,
+                "source": source.kind if source else "none",
+                "location": where,
+                "loaded": loaded is not None,
+                "device": loaded.device if loaded else "",
+                "dtype": loaded.dtype if loaded else "",
+                "parameters": loaded.n_params if loaded else None,
+                "memory_mb": round(loaded.n_bytes / 2**20, 2) if loaded else None,
+            })
+        return rows
+
+
+def _looks_like_hub_id(text: str) -> bool:
+    """``owner/name`` with no path-like prefix."""
+    return text.count("/") == 1 and not text.startswith((".", "/", "~")) and all(text.split("/"))
+
+
+def _where(source: Source) -> str:
+    if source.kind == "hub":
+        return f"Hugging Face id '{source.location}' (local cache{'' if source.local_files_only else ' and hub'})"
+    return f"{source.kind} folder {source.location}"
+
+
+def _short(err: Exception, limit: int = 300) -> str:
+    text = f"{type(err).__name__}: {err}".strip().splitlines()[0]
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _import_loader(path: str):
+    module_name, _, attr = path.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+# The app's models. Each tab adds its entries when it lands.
+MODELS: list[ModelSpec] = []
+
+REGISTRY = ModelRegistry(MODELS)
+get = REGISTRY.get

@@ -1,0 +1,54 @@
+"""Shared plotly helpers: one look for every tab, WebGL traces for big point clouds."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777"]
+
+
+def figure(title: str = "", x_title: str = "", y_title: str = "", height: int = 420) -> go.Figure:
+    """An empty figure in the playground's style (transparent so light and dark themes work)."""
+    fig = go.Figure()
+    fig.update_layout(
+        title={"text": title, "x": 0.02, "font": {"size": 15}}, height=height,
+        margin={"l": 50, "r": 20, "t": 50 if title else 20, "b": 45},
+        paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(127,127,127,0.06)",
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 1, "xanchor": "right"},
+        xaxis_title=x_title, yaxis_title=y_title, font={"size": 12},
+    )
+    return fig
+
+
+def equal_axes(fig: go.Figure) -> go.Figure:
+    """Same scale on x and y (for 2-D data)."""
+    fig.update_yaxes(scaleanchor="x", scaleratio=1)
+    return fig
+
+
+def points_trace(points: np.ndarray, name: str, color: str = COLORS[0], size: int = 3,
+                 opacity: float = 0.7) -> go.Scattergl:
+    """A WebGL scatter of an (N, 2) array: stays smooth for thousands of points."""
+    points = np.asarray(points, dtype=float)
+    return go.Scattergl(x=points[:, 0], y=points[:, 1], mode="markers", name=name,
+                        marker={"size": size, "color": color, "opacity": opacity})
+
+
+def paths_traces(paths: np.ndarray, name: str, color: str = COLORS[1]) -> list[go.Scattergl]:
+    """Lines for a few trajectories, ``paths`` of shape (T, K, 2); one legend entry."""
+    traces = []
+    for k in range(paths.shape[1]):
+        traces.append(go.Scattergl(x=paths[:, k, 0], y=paths[:, k, 1], mode="lines", name=name,
+                                   line={"color": color, "width": 1.5}, legendgroup=name,
+                                   showlegend=k == 0))
+    return traces
+
+
+def heatmap_trace(x: Sequence[float], y: Sequence[float], z: np.ndarray, name: str = "",
+                  colorscale: str = "Viridis", showscale: bool = True, zmin=None, zmax=None) -> go.Heatmap:
+    """A heatmap of ``z`` with ``len(y)`` rows and ``len(x)`` columns."""
+    return go.Heatmap(x=list(x), y=list(y), z=np.asarray(z).tolist(), name=name, colorscale=colorscale,
+                      showscale=showscale, zmin=zmin, zmax=zmax, hoverinfo="x+y+z")

@@ -1,0 +1,42 @@
+"""Plain constants for the app, each overridable by a ``PLAYGROUND_*`` environment variable.
+
+Read at call time (the functions below), so the CLI and tests can set the environment
+before building the app without reloading modules.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ASSETS_DIR = Path(os.environ.get("PLAYGROUND_ASSETS", REPO_ROOT / "assets"))
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+
+# Launch settings for a public link (issue 2).
+QUEUE_MAX_SIZE = int(os.environ.get("PLAYGROUND_QUEUE_MAX_SIZE", "64"))
+MODEL_CONCURRENCY_ID = "models"  # one shared slot pool for every model-backed event
+MODEL_CONCURRENCY_LIMIT = int(os.environ.get("PLAYGROUND_MODEL_CONCURRENCY", "2"))
+DEFAULT_CONCURRENCY_LIMIT = int(os.environ.get("PLAYGROUND_CONCURRENCY", "4"))
+MAX_FILE_SIZE = "10mb"
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+
+
+def device_preference() -> str:
+    """The requested device: ``auto`` (default), ``cpu``, ``cuda`` or ``mps``."""
+    value = os.environ.get("PLAYGROUND_DEVICE", "auto").strip().lower()
+    if value not in DEVICE_CHOICES:
+        raise ValueError(f"PLAYGROUND_DEVICE must be one of {', '.join(DEVICE_CHOICES)}, got {value!r}")
+    return value
+
+
+def model_override_var(model_name: str) -> str:
+    """Environment variable that overrides one model's source, e.g. ``PLAYGROUND_MODEL_SD15``."""
+    return "PLAYGROUND_MODEL_" + "".join(c if c.isalnum() else "_" for c in model_name).upper()
+
+
+def hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
