@@ -1,0 +1,41 @@
+"""Shared test settings: offline, no analytics, deterministic threads."""
+
+import os
+import socket
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("PLAYGROUND_DEVICE", "cpu")
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import pytest  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def app_url():
+    """The whole app (every tab), served on a free local port for the test session."""
+    from playground.app import build_app, launch_kwargs
+
+    demo = build_app()
+    demo.launch(**launch_kwargs(port=free_port()), prevent_thread_lock=True, quiet=True)
+    yield demo.local_url.rstrip("/")
+    demo.close()
+
+
+@pytest.fixture(scope="session")
+def client(app_url):
+    """A ``gradio_client.Client`` connected to the test app."""
+    from gradio_client import Client
+
+    return Client(app_url, verbose=False)

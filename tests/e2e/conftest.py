@@ -1,0 +1,53 @@
+"""Browser fixtures: Debian's Chromium driven by Playwright, failing on console errors.
+
+Screenshots go to ``artifacts/screenshots/`` (``shot(page, name)``).
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+CHROMIUM = os.environ.get("PLAYGROUND_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, app_url):
+    """A fresh 1280x800 page on the app; the test fails if the browser logs any error."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("console", lambda msg: errors.append(f"console.{msg.type}: {msg.text}")
+            if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
+    page.goto(app_url, wait_until="networkidle")
+    page.wait_for_selector("button[role=tab]", timeout=30_000)
+    yield page
+    context.close()
+    assert not errors, "browser console errors:\n" + "\n".join(errors)
+
+
+def open_tab(page, title: str) -> None:
+    """Click the tab whose button reads ``title`` and wait for it to show."""
+    page.get_by_role("tab", name=title, exact=True).click()
+    page.wait_for_timeout(300)
+
+
+def shot(page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path

@@ -1,0 +1,18 @@
+"""Visit every tab of the app in headless Chromium; no console errors; a screenshot each."""
+
+from playground.app import TABS, tab_module
+from tests.e2e.conftest import open_tab, shot
+
+
+def test_every_tab_opens(page):
+    assert "Generative Playground" in page.inner_text("body")
+    shot(page, "home")
+    for tab_id in TABS:
+        title = tab_module(tab_id).TITLE
+        open_tab(page, title)
+        page.wait_for_load_state("networkidle")
+        shot(page, f"tab_{tab_id}")
+    open_tab(page, "Home")
+    page.get_by_text("Models", exact=True).first.click()
+    page.wait_for_timeout(300)
+    shot(page, "home_models")
