@@ -28,12 +28,26 @@ CATALOG = [
     ("instruction_tuning", "Instruction tuning", "What fine-tuning on instructions changes in a model."),
 ]
 
-MODEL_COLUMNS = ["name", "title", "source", "location", "loaded", "device", "dtype", "parameters", "memory_mb"]
+MODEL_COLUMNS = ["name", "title", "source", "location", "loaded", "device", "dtype", "parameters", "memory"]
 
 
 def models_table() -> list[list]:
     """The Models panel's rows (never loads a model)."""
-    return [[row[c] if row[c] is not None else "" for c in MODEL_COLUMNS] for row in REGISTRY.info()]
+    rows = []
+    for row in REGISTRY.info():
+        row = {**row, "memory": _human_bytes(row["memory_bytes"]),
+               "parameters": f"{row['parameters']:,}" if row["parameters"] is not None else ""}
+        rows.append([row[c] for c in MODEL_COLUMNS])
+    return rows
+
+
+def _human_bytes(n: int | None) -> str:
+    if n is None:
+        return ""
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
 
 
 def models_info() -> dict:

@@ -257,7 +257,7 @@ class ModelRegistry:
                 "device": loaded.device if loaded else "",
                 "dtype": loaded.dtype if loaded else "",
                 "parameters": loaded.n_params if loaded else None,
-                "memory_mb": round(loaded.n_bytes / 2**20, 2) if loaded else None,
+                "memory_bytes": loaded.n_bytes if loaded else None,
             })
         return rows
 
