@@ -39,3 +39,30 @@ def client(app_url):
     from gradio_client import Client
 
     return Client(app_url, verbose=False)
+
+
+def call_raw(app_url: str, api_name: str, data: list, timeout: float = 120) -> tuple[str, object]:
+    """Call an endpoint over plain HTTP (as a stranger could): ``POST /gradio_api/call/<name>``.
+
+    ``data`` is sent as raw JSON, so NaN and Infinity go through (gradio_client refuses them).
+    Returns ``(event, payload)``: ``("complete", outputs)`` or ``("error", message)``.
+    """
+    import json
+    import urllib.request
+
+    body = json.dumps({"data": data}, allow_nan=True).encode()
+    request = urllib.request.Request(f"{app_url}/gradio_api/call/{api_name}", data=body,
+                                     headers={"Content-Type": "application/json"})
+    event_id = json.loads(urllib.request.urlopen(request, timeout=timeout).read())["event_id"]
+    stream = urllib.request.urlopen(f"{app_url}/gradio_api/call/{api_name}/{event_id}", timeout=timeout)
+    event, payload = None, None
+    for raw_line in stream.read().decode().splitlines():
+        if raw_line.startswith("event:"):
+            event = raw_line.split(":", 1)[1].strip()
+        elif raw_line.startswith("data:") and event in ("complete", "error"):
+            text = raw_line.split(":", 1)[1].strip()
+            try:
+                payload = json.loads(text)
+            except json.JSONDecodeError:
+                payload = text
+    return event, payload

@@ -1,0 +1,45 @@
+"""Public-link safety of the shell: served files and upload size (issue 9, items 1-2)."""
+
+import urllib.error
+import urllib.request
+import uuid
+
+import pytest
+
+from tests.conftest import call_raw
+
+
+def http_status(url: str, data: bytes | None = None, headers: dict | None = None) -> int:
+    try:
+        return urllib.request.urlopen(urllib.request.Request(url, data=data, headers=headers or {}),
+                                      timeout=30).status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+@pytest.mark.parametrize("path", [
+    "/etc/passwd", "../../../../etc/passwd", "%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+    "playground/app.py", "playground/models.py", "README.md", "requirements.txt",
+    ".git/config", ".gitignore", ".venv/pyvenv.cfg", "assets/PROVENANCE.md",
+])
+def test_files_outside_the_apps_outputs_are_refused(app_url, path):
+    from tests.conftest import ROOT
+
+    assert http_status(f"{app_url}/gradio_api/file={path}") in (403, 404)
+    if not path.startswith(("/", "%", "..")):
+        assert http_status(f"{app_url}/gradio_api/file={ROOT / path}") in (403, 404)
+
+
+def test_uploads_over_10_mb_are_refused_with_413(app_url):
+    boundary = "----playground" + uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.png\"\r\n"
+            "Content-Type: image/png\r\n\r\n").encode() + b"0" * (10 * 1024 * 1024 + 1024) \
+        + f"\r\n--{boundary}--\r\n".encode()
+    status = http_status(f"{app_url}/gradio_api/upload", body,
+                         {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert status == 413
+
+
+def test_raw_http_call_works(app_url):
+    event, payload = call_raw(app_url, "models", [])
+    assert event == "complete" and "models" in payload[0]
