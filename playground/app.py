@@ -15,7 +15,7 @@ import gradio as gr
 from playground import home, settings
 
 # Tab ids in display order; each is a folder under demos/.
-TABS: list[str] = []
+TABS: list[str] = ["attention"]
 
 THEME = gr.themes.Soft(primary_hue="indigo")
 CSS = """

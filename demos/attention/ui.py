@@ -1,0 +1,327 @@
+"""Attention cache tab: KV-cache sizes of MHA, GQA, MQA and MLA, who shares what, and a real run.
+
+Run alone with ``python -m demos.attention.ui``. Imports no torch: the real run imports
+``demos.attention.modules`` when its button is pressed.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+
+from demos.attention import compute, figures
+from playground.ui_helpers import explanation, model_event, user_errors
+
+TITLE = "Attention cache"
+SUMMARY = "MHA, MQA, GQA and MLA: who shares keys and values, and what the KV cache costs."
+CUSTOM = "Custom"
+SHAPE_FIELDS = ("n_layers", "n_heads", "head_dim", "n_kv_heads", "kv_lora_rank", "rope_head_dim")
+
+INTRO = """
+### How big is the KV cache, and why does DeepSeek-V2's MLA make it so small?
+While a transformer generates, it keeps every past token's keys and values (the **KV cache**).
+Pick a model or build your own, drag the context length, and see what each attention variant
+stores per token, how long a context fits on a GPU beside the weights, and which query heads
+share which keys and values. Below, the four variants run for real in torch.
+"""
+
+
+def explanation_text() -> str:
+    d = compute.paper_reduction()
+    return f"""
+**Cached elements per token, over all $l$ layers** (DeepSeek-V2 paper, Table 1):
+
+| variant | cache per token | what is shared |
+|---|---|---|
+| MHA | $2 n_h d_h l$ | nothing: every query head has its own key and value head |
+| GQA | $2 n_g d_h l$ | $n_h / n_g$ query heads share each of $n_g$ key/value heads |
+| MQA | $2 d_h l$ | all query heads share one key/value head (GQA with $n_g = 1$) |
+| MLA | $(d_c + d_h^R)\\, l$ | one latent $c^{{KV}}_t$ of size $d_c$ and one RoPE key $k^R_t$ of size $d_h^R$, shared by all heads |
+
+MLA caches $c^{{KV}}_t = W^{{DKV}} h_t$ and rebuilds each head's key and value from it:
+$k^C_{{t,i}} = W^{{UK}}_i c^{{KV}}_t$, $v^C_{{t,i}} = W^{{UV}}_i c^{{KV}}_t$. Because
+$q_i^\\top W^{{UK}}_i c = (W^{{UK\\top}}_i q_i)^\\top c$, $W^{{UK}}$ can be **absorbed** into the query
+and $W^{{UV}}$ into the output $W^O$, so decoding never forms per-head keys or values. RoPE does not
+commute with that trick, hence the small decoupled key $k^R_t$ shared by all heads.
+With DeepSeek-V2's $d_c = 4 d_h$ and $d_h^R = d_h/2$, MLA stores $4.5\\, d_h l$ per token: the
+same as **GQA with 2.25 groups**, while the paper reports quality above MHA.
+
+Bytes: fp32 4, fp16/bf16 2, fp8 1, int4 ½ per element; bytes per token $= \\lceil$elements$\\cdot$bits$/8\\rceil$,
+total $=$ bytes per token $\\cdot T \\cdot B$. GB means $10^9$ bytes. "What fits" subtracts the weights
+($N \\cdot$ bits$/8$) from the GPU and ignores activations and framework overhead: an upper bound.
+
+**Where the paper's "93.3% smaller KV cache than DeepSeek 67B" comes from (derived by us; the paper
+does not spell out this arithmetic).** DeepSeek 67B (GQA, $l = 95$, $n_g = 8$, $d_h = 128$) caches
+{d['deepseek_67b_elements']:,} elements per token; DeepSeek-V2 (MLA, $l = 60$, $d_c + d_h^R = 576$)
+caches {d['deepseek_v2_elements']:,}. Element counts alone give a reduction of
+**{d['element_reduction']:.1%}**. The paper also quantizes DeepSeek-V2's KV cache to about
+{d['v2_bits']} bits per element on average (Section 3.2.3); against a {d['ds67_bits']}-bit cache for
+DeepSeek 67B: $1 - {d['deepseek_v2_elements']:,} \\cdot {d['v2_bits']} / ({d['deepseek_67b_elements']:,} \\cdot {d['ds67_bits']})$
+$=$ **{d['byte_reduction']:.1%}**, the paper's figure.
+"""
+
+
+# ----------------------------------------------------------------------------- inputs -> params
+def config_of(preset, attention, *shape) -> compute.AttentionConfig:
+    """The chosen preset, or the custom controls (shape = SHAPE_FIELDS values + n_params in B)."""
+    if preset == CUSTOM:
+        return compute.config_from_controls(attention, *shape)
+    return compute.parse_config(compute.check_choice("preset", preset, [*compute.PRESETS, CUSTOM]))
+
+
+def params_of(preset, attention, *rest) -> compute.CacheParams:
+    """All controls (in ``inputs`` order) -> validated CacheParams."""
+    *shape, seq_len, batch_size, dtype, weight_dtype = rest
+    return compute.check_params(compute.CacheParams(
+        config_of(preset, attention, *shape), seq_len, batch_size, dtype, weight_dtype))
+
+
+# ----------------------------------------------------------------------------- formatting
+def headline(p: compute.CacheParams) -> str:
+    r = compute.kv_cache(p.config, p.seq_len, p.batch_size, p.dtype)
+    c = p.config
+    shape = {"MLA": f"d_c = {c.kv_lora_rank}, d_h^R = {c.rope_head_dim}",
+             "GQA": f"n_g = {c.n_kv_heads}"}.get(c.attention, f"n_g = {c.n_kv_heads}")
+    return (f"**{c.name}** ({c.attention}; l = {c.n_layers}, n_h = {c.n_heads}, d_h = {c.head_dim}, {shape}): "
+            f"**{r['elements_per_token']:,}** elements per token = **{r['bytes_per_token']:,} bytes** "
+            f"per token at {p.dtype}; T = {p.seq_len:,} × B = {p.batch_size} → **{r['total_gb']:.3g} GB**. "
+            f"Same cache as GQA with **{r['equivalent_gqa_groups']:.3g}** groups; "
+            f"**{r['reduction_vs_mha']:.1%}** smaller than MHA of the same shape "
+            f"({r['mha_elements_per_token']:,} elements).")
+
+
+SIZE_HEADERS = ["variant", "model / shape", "formula", "elements / token", "bytes / token",
+                "cache at T×B (GB)", "= GQA with n_g", "reduction vs MHA", "capability (paper)"]
+FIT_HEADERS = ["GPU", "weights (GB)", "room left (GB)", "longest T at batch B",
+               "largest B at context T", "longest T, cache alone"]
+
+
+def sizes_rows(p: compute.CacheParams) -> list[list]:
+    return [[r["variant"], r["model"], r["formula"], f"{r['elements_per_token']:,}",
+             f"{r['bytes_per_token']:,}", f"{r['cache_bytes'] / compute.GB:,.3f}",
+             f"{r['gqa_groups']:g}", f"{r['reduction_vs_mha']:.1%}", r["capability"]]
+            for r in compute.sizes_table(p)]
+
+
+def fits_rows(p: compute.CacheParams) -> list[list]:
+    def fmt(n):
+        return f"{int(n):,}" if n > 0 else "does not fit"
+
+    return [[r["gpu"], f"{r['weights_gb']:,.1f}", f"{r['free_gb']:,.1f}", fmt(r["max_context"]),
+             fmt(r["max_batch"]), fmt(r["max_context_cache_only"])] for r in compute.gpu_fits(p)]
+
+
+def views(p: compute.CacheParams) -> tuple:
+    """What a context / batch / precision change re-renders."""
+    return headline(p), figures.memory_figure(p), sizes_rows(p), fits_rows(p)
+
+
+def shape_updates(cfg: compute.AttentionConfig, interactive: bool) -> list:
+    """Control updates showing ``cfg``; fields another variant needs keep a valid default."""
+    gqa, mla = compute.same_shape(cfg, "GQA"), compute.same_shape(cfg, "MLA")
+    values = {"n_layers": cfg.n_layers, "n_heads": cfg.n_heads, "head_dim": cfg.head_dim,
+              "n_kv_heads": gqa.n_kv_heads, "kv_lora_rank": mla.kv_lora_rank,
+              "rope_head_dim": mla.rope_head_dim}
+    visible = {"n_kv_heads": cfg.attention == "GQA", "kv_lora_rank": cfg.attention == "MLA",
+               "rope_head_dim": cfg.attention == "MLA"}
+    updates = [gr.update(value=cfg.attention, interactive=interactive)]
+    updates += [gr.update(value=values[f], interactive=interactive, visible=visible.get(f, True))
+                for f in SHAPE_FIELDS]
+    return updates + [gr.update(value=round(cfg.n_params / 1e9, 3), interactive=interactive)]
+
+
+# ----------------------------------------------------------------------------- callbacks
+@user_errors
+def on_view(*controls):
+    return views(params_of(*controls))
+
+
+@user_errors
+def on_shape(*controls):
+    p = params_of(*controls)
+    return (*views(p), figures.heads_figure(p.config))
+
+
+@user_errors
+def on_attention(*controls):
+    """Custom mode's variant changed: show the fields it needs, then re-render."""
+    attention = controls[1]
+    visible = [gr.update(visible=attention == "GQA"), gr.update(visible=attention == "MLA"),
+               gr.update(visible=attention == "MLA")]
+    return (*visible, *on_shape(*controls))
+
+
+@user_errors
+def on_preset(*controls):
+    preset = controls[0]
+    if preset == CUSTOM:
+        p = params_of(*controls)
+    else:
+        cfg = config_of(preset, None)
+        p = params_of(preset, cfg.attention, *[None] * 7, *controls[-4:])
+    return (*shape_updates(p.config, interactive=preset == CUSTOM), *views(p),
+            figures.heads_figure(p.config))
+
+
+@user_errors
+def kv_cache_api(config: str, seq_len: int, batch_size: int, dtype: str) -> dict:
+    """KV-cache size of one model: config = a preset name or a JSON object (see README)."""
+    return compute.kv_cache(config, seq_len, batch_size, dtype)
+
+
+def run_rows(result: dict) -> list[list]:
+    return [[r["variant"], r["cache_shapes"], f"{r['tokens']}", f"{r['elements_per_token']:,}",
+             f"{r['formula_bytes']:,}", f"{r['measured_bytes']:,}",
+             "yes" if r["formula_bytes"] == r["measured_bytes"] else "NO",
+             f"{r['max_abs_diff_vs_full']:.1e}"] for r in result["cache"]]
+
+
+RUN_HEADERS = ["module", "cache shapes per layer", "tokens T", "formula elements / token (l = 2)",
+               "formula bytes (fp32 · T)", "measured bytes", "equal", "max |cached − full recompute|"]
+
+
+@user_errors
+def on_run(max_context, seed, progress=gr.Progress()):
+    p = compute.check_run(compute.RunParams(max_context=max_context, seed=seed))
+    from demos.attention import modules  # torch: imported only when a run is asked for
+
+    result = modules.real_run(p, report=lambda fraction, text: progress(fraction, desc=text))
+    note = (f"Ran on this machine's CPU with torch {result['torch']}, {result['threads']} threads, fp32: "
+            f"d_model = {p.d_model}, l = {p.n_layers}, n_h = {p.n_heads}, d_h = {p.head_dim}, "
+            f"n_g = {p.n_kv_heads}, d_c = {p.kv_lora_rank}, d_h^R = {p.rope_head_dim}; "
+            f"{p.prompt_len} prompt tokens, then {p.decode_steps} decoded one at a time. "
+            "Times are the fastest of several steps; other load on the machine makes them noisy.")
+    return (gr.update(value=run_rows(result), visible=True),
+            gr.update(value=figures.timing_figure(result["timing"]), visible=True), note, result)
+
+
+@user_errors
+def on_export(*controls_and_run):
+    """Write what the tab shows to a JSON file (with the last run, if any) and the sizes to CSV."""
+    *controls, run = controls_and_run
+    p = params_of(*controls)
+    data = {"kv_cache": compute.kv_cache(p.config, p.seq_len, p.batch_size, p.dtype),
+            "weight_dtype": p.weight_dtype, "sizes": compute.sizes_table(p),
+            "gpu_fits": compute.gpu_fits(p), "paper_93_3_derivation": compute.paper_reduction(),
+            "real_run": run}
+    folder = Path(tempfile.mkdtemp(prefix="attention_"))
+    (folder / "kv_cache.json").write_text(json.dumps(data, indent=2, default=str))
+    with open(folder / "kv_cache_sizes.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(data["sizes"][0]))
+        writer.writeheader()
+        writer.writerows(data["sizes"])
+    return gr.update(value=[str(folder / "kv_cache.json"), str(folder / "kv_cache_sizes.csv")],
+                     visible=True)
+
+
+# ----------------------------------------------------------------------------- layout
+def shape_controls(cfg: compute.AttentionConfig) -> list:
+    """The custom mode's controls: the variant, every number of the formula, and N."""
+    info = {"n_layers": "l: transformer layers", "n_heads": "n_h: query heads per layer",
+            "head_dim": "d_h: dimension of one head",
+            "n_kv_heads": "n_g: key/value heads (GQA); n_h must be divisible by n_g",
+            "kv_lora_rank": "d_c: MLA's cached latent c^KV per token and layer",
+            "rope_head_dim": "d_h^R: MLA's decoupled RoPE key, shared by all heads"}
+    start = [u["value"] for u in shape_updates(cfg, interactive=False)]
+    shown = {"n_kv_heads": cfg.attention == "GQA", "kv_lora_rank": cfg.attention == "MLA",
+             "rope_head_dim": cfg.attention == "MLA"}
+    attention = gr.Radio(list(compute.ATTENTIONS), value=start[0], label="attention variant",
+                         interactive=False,
+                         info="MHA (own k,v per head), GQA (n_g groups), MQA (one k,v), MLA (latent)")
+    numbers = []
+    with gr.Row():
+        for field, value in zip(SHAPE_FIELDS, start[1:]):
+            low, high = compute.LIMITS[field]
+            numbers.append(gr.Number(value=value, label=field, info=info[field], precision=0,
+                                     minimum=low, maximum=high, interactive=False,
+                                     visible=shown.get(field, True), min_width=140))
+    n_params = gr.Number(value=start[-1], label="n_params (billions)", minimum=0, interactive=False,
+                         info="N: total parameters, for the weights' memory")
+    return [attention, *numbers, n_params]
+
+
+def view_controls(p: compute.CacheParams) -> list:
+    seq_len = gr.Slider(256, 131_072, value=p.seq_len, step=256, label="context length T (seq_len)",
+                        info="T: tokens cached per sequence (the API accepts up to 16,777,216)")
+    batch_size = gr.Slider(1, 256, value=p.batch_size, step=1, label="batch size B (batch_size)",
+                           info="B: sequences decoded at once; the cache grows as T·B")
+    dtype = gr.Radio(list(compute.PRECISIONS), value=p.dtype, label="cache precision (dtype)",
+                     info="bits per cached element: fp32 32, fp16/bf16 16, fp8 8, int4 4")
+    weight_dtype = gr.Radio(list(compute.PRECISIONS), value=p.weight_dtype, label="weights precision",
+                            info="bits per parameter N, for the weights beside the cache")
+    return [seq_len, batch_size, dtype, weight_dtype]
+
+
+def run_section() -> tuple:
+    """The real torch run: controls, outputs (hidden until the first run) and its state."""
+    gr.Markdown("### Run it: MHA, GQA, MQA and MLA in torch, with a real KV cache\n"
+                "Small modules (2 layers, 8 heads of 32 dims) decode token by token on this machine's "
+                "CPU. The table compares the cache tensors' measured bytes with the formula and "
+                "checks cached decoding against full recomputation; the plot times one decode step "
+                "against the context length, MLA with and without the absorbed up-projections.")
+    with gr.Row():
+        max_context = gr.Dropdown(list(compute.RUN_CONTEXTS), value=compute.RunParams.max_context,
+                                  label="longest context timed (max_context)",
+                                  info="T: decode time is measured at 256, 512, ... up to this")
+        seed = gr.Number(value=0, precision=0, minimum=0, label="seed",
+                         info="weights and inputs ~ N(0, ·) from this seed")
+        button = gr.Button("Run the attention modules (torch, CPU)", variant="primary")
+    note = gr.Markdown()
+    table = gr.Dataframe(headers=RUN_HEADERS, visible=False, interactive=False, wrap=True,
+                         label="cache after step-by-step decoding: measured vs formula")
+    plot = gr.Plot(visible=False, label="decode time per token")
+    return button, [max_context, seed], [table, plot, note, gr.State(None)]
+
+
+def build(demo: gr.Blocks) -> None:
+    p = compute.CacheParams()
+    gr.Markdown(INTRO)
+    preset = gr.Dropdown([*compute.PRESETS, CUSTOM], value=compute.DEFAULT_PRESET, label="model (preset)",
+                         info="published layer/head/dimension numbers; Custom makes every number editable")
+    shape = shape_controls(p.config)
+    with gr.Row():
+        with gr.Column(scale=1, min_width=300):
+            view = view_controls(p)
+        with gr.Column(scale=2):
+            summary = gr.Markdown(headline(p))
+            memory = gr.Plot(figures.memory_figure(p), label="KV cache against context length")
+    sizes = gr.Dataframe(value=sizes_rows(p), headers=SIZE_HEADERS, interactive=False, wrap=True,
+                         label="KV cache per token, each variant at this model's shape (paper's Table 1)")
+    fits = gr.Dataframe(value=fits_rows(p), headers=FIT_HEADERS, interactive=False, wrap=True,
+                        label="What fits on one GPU beside the weights (upper bounds: activations ignored)")
+    heads = gr.Plot(figures.heads_figure(p.config), label="which query heads share which keys and values")
+    explanation(explanation_text())
+    gr.Examples([["DeepSeek-V2", 131_072, 1, "bf16"], ["DeepSeek-67B", 131_072, 1, "bf16"],
+                 ["Llama-2-70B", 4_096, 32, "fp16"], ["Falcon-7B", 2_048, 64, "fp16"],
+                 ["Llama-3-8B", 8_192, 16, "fp8"]], inputs=[preset, view[0], view[1], view[2]],
+                label="Examples: a model, a context length, a batch, a precision")
+    run_button, run_inputs, run_outputs = run_section()
+    with gr.Row():
+        export = gr.Button("Download what you see (JSON + CSV)", size="sm")
+    files = gr.File(label="download", file_count="multiple", visible=False)
+    wire(preset, shape, view, [summary, memory, sizes, fits], heads)
+    run_button.click(on_run, run_inputs, run_outputs, api_visibility="private", **model_event())
+    export.click(on_export, [preset, *shape, *view, run_outputs[-1]], files, api_visibility="private")
+    gr.api(kv_cache_api, api_name="kv_cache")
+
+
+def wire(preset, shape: list, view: list, view_outputs: list, heads) -> None:
+    """Connect the controls: a preset fills the shape; numbers re-render in Custom mode."""
+    inputs = [preset, *shape, *view]
+    private = {"api_visibility": "private", "trigger_mode": "always_last"}
+    preset.change(on_preset, inputs, [*shape, *view_outputs, heads], **private)
+    shape[0].input(on_attention, inputs, [*shape[4:7], *view_outputs, heads], **private)
+    for number in shape[1:]:
+        number.input(on_shape, inputs, [*view_outputs, heads], **private)
+    for control in view:
+        control.change(on_view, inputs, view_outputs, **private)
+
+
+if __name__ == "__main__":
+    with gr.Blocks(title=TITLE) as _demo:
+        build(_demo)
+    _demo.launch()
