@@ -18,10 +18,12 @@ Loaded objects are shared by every request and must be treated as read-only; per
 
 from __future__ import annotations
 
+import gc
 import importlib
 import os
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,10 @@ class ModelUnavailable(RuntimeError):
 
 class DeviceUnavailable(RuntimeError):
     """The requested device does not exist on this machine."""
+
+
+class OutOfMemory(RuntimeError):
+    """A model call ran out of memory; the memory was freed and the next request can run."""
 
 
 @dataclass(frozen=True)
@@ -140,6 +146,38 @@ def _size_of(model: Any) -> tuple[int, int]:
         for b in module.buffers():
             n_bytes += b.numel() * b.element_size()
     return n_params, n_bytes
+
+
+def _is_out_of_memory(err: BaseException) -> bool:
+    import torch
+
+    return isinstance(err, (torch.OutOfMemoryError, MemoryError)) or "out of memory" in str(err).lower()
+
+
+def free_memory() -> None:
+    """Return cached memory to the device after a failure (the one place that empties caches)."""
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    mps = getattr(torch, "mps", None)
+    if mps is not None and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        mps.empty_cache()
+
+
+@contextmanager
+def memory_guard(what: str):
+    """Run a model call; an out-of-memory error becomes ``OutOfMemory`` after freeing memory."""
+    try:
+        yield
+    except Exception as err:  # noqa: BLE001 - only out-of-memory is translated
+        if not _is_out_of_memory(err):
+            raise
+        del err
+        free_memory()
+        raise OutOfMemory(f"{what} ran out of memory and was stopped; memory was freed. "
+                          "Try fewer images, fewer steps or a smaller input.") from None
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,11 +8,11 @@ import logging
 import gradio as gr
 
 from playground import settings
-from playground.models import DeviceUnavailable, ModelUnavailable
+from playground.models import DeviceUnavailable, ModelUnavailable, OutOfMemory
 
 log = logging.getLogger("playground")
 
-USER_ERRORS = (ValueError, ModelUnavailable, DeviceUnavailable)
+USER_ERRORS = (ValueError, ModelUnavailable, DeviceUnavailable, OutOfMemory)
 
 
 def user_errors(fn):

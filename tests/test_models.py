@@ -148,3 +148,14 @@ def test_importing_models_is_light():
     code = "import playground.models, sys; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_memory_guard_turns_out_of_memory_into_a_clear_error():
+    import torch
+
+    with pytest.raises(models.OutOfMemory, match="ran out of memory.*freed"):
+        with models.memory_guard("Generating 16 images"):
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+    with pytest.raises(ZeroDivisionError):  # other errors pass through unchanged
+        with models.memory_guard("x"):
+            1 / 0
