@@ -1,0 +1,226 @@
+"""Load test: N simultaneous users, each with its own ``gradio_client``, calling every endpoint.
+
+1. A reference answer for each user's requests is computed first, one call at a time.
+2. Then ``--rounds`` rounds: all users call every endpoint at once; every answer is compared with
+   that user's reference (a mixed-up or wrong answer is counted), latency is recorded.
+3. The server's resident memory is read after each round; it must not grow between rounds.
+
+Only "queue full" is an acceptable error. Prints p50/p95 latency per endpoint and error counts.
+
+    python -m benchmarks.load --users 12 [--rounds 2] [--url http://127.0.0.1:7860]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "assets" / "examples"
+
+
+@dataclass
+class Scenario:
+    """One endpoint: how user ``u`` calls it (``args(u)``), and whether the tab exists."""
+
+    api_name: str
+    tab: str
+    args: Callable[[int], tuple]
+
+
+def _example(pattern: str) -> Any:
+    from gradio_client import handle_file
+
+    files = sorted(EXAMPLES.glob(pattern))
+    if not files:
+        raise FileNotFoundError(f"no example input matches assets/examples/{pattern}")
+    return handle_file(str(files[0]))
+
+
+SCENARIOS = [
+    Scenario("kv_cache", "attention", lambda u: (
+        ["Llama-2-7B", "Llama-3-8B", "DeepSeek-V2", "Falcon-7B"][u % 4], 1024 * (u + 1), 1 + u % 3, "fp16")),
+    Scenario("sde_ode", "sde_ode", lambda u: ("two_moons", "VP", "exact", 300, 100, u)),
+    Scenario("flow", "flows", lambda u: ("8_gaussians", "realnvp", 4, 100, u)),
+    Scenario("guidance", "guidance", lambda u: ("a red circle", "cfg", 5.0, 2, 10, u)),
+    Scenario("controlnet", "controlnet", lambda u: (_example("controlnet/*.png"), "a blue square", 1.0, 5.0, 10, u)),
+    Scenario("detect", "detr", lambda u: (_example("detr/*.png"), 0.5)),
+]
+
+TIMING_WORDS = ("time", "seconds", "latency", "_ms", "_s")
+
+
+def fingerprint(value: Any) -> Any:
+    """A comparable form of an answer: timings dropped, files replaced by their pixels' hash."""
+    if isinstance(value, dict):
+        if "path" in value and isinstance(value.get("path"), str):
+            return fingerprint(value["path"])
+        return {k: fingerprint(v) for k, v in sorted(value.items())
+                if not any(w in k.lower() for w in TIMING_WORDS)}
+    if isinstance(value, (list, tuple)):
+        return [fingerprint(v) for v in value]
+    if isinstance(value, str) and os.path.isfile(value):
+        return _file_hash(value)
+    if isinstance(value, float):
+        return round(value, 6)
+    return value
+
+
+def _file_hash(path: str) -> str:
+    try:
+        from PIL import Image
+
+        with Image.open(path) as image:
+            return "img:" + hashlib.sha256(image.convert("RGB").tobytes()).hexdigest()[:16]
+    except Exception:  # noqa: BLE001 - not an image: hash the bytes
+        return "file:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+@dataclass
+class Results:
+    latencies: dict[str, list[float]] = field(default_factory=dict)
+    errors: dict[str, list[str]] = field(default_factory=dict)
+    queue_full: dict[str, int] = field(default_factory=dict)
+    wrong: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def add(self, table: str, api: str, item) -> None:
+        with self.lock:
+            target = getattr(self, table)
+            if isinstance(item, int):
+                target[api] = target.get(api, 0) + item
+            else:
+                target.setdefault(api, []).append(item)
+
+
+def call(client, scenario: Scenario, user: int) -> Any:
+    return client.predict(*scenario.args(user), api_name=f"/{scenario.api_name}")
+
+
+def user_round(url: str, user: int, scenarios: list[Scenario], reference: dict, results: Results) -> None:
+    from gradio_client import Client
+
+    client = Client(url, verbose=False)
+    for scenario in scenarios:
+        start = time.perf_counter()
+        try:
+            answer = call(client, scenario, user)
+        except Exception as err:  # noqa: BLE001 - every failure is counted and reported
+            kind = "queue_full" if "queue" in str(err).lower() and "full" in str(err).lower() else "errors"
+            results.add(kind, scenario.api_name, 1 if kind == "queue_full" else f"{type(err).__name__}: {err}"[:200])
+            continue
+        results.add("latencies", scenario.api_name, time.perf_counter() - start)
+        if fingerprint(answer) != reference[(scenario.api_name, user)]:
+            results.add("wrong", scenario.api_name, 1)
+
+
+def available_scenarios(url: str) -> list[Scenario]:
+    from gradio_client import Client
+
+    names = set(Client(url, verbose=False).view_api(print_info=False, return_format="dict")["named_endpoints"])
+    return [s for s in SCENARIOS if f"/{s.api_name}" in names]
+
+
+def references(url: str, users: int, scenarios: list[Scenario]) -> dict:
+    from gradio_client import Client
+
+    client = Client(url, verbose=False)
+    return {(s.api_name, u): fingerprint(call(client, s, u)) for s in scenarios for u in range(users)}
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children, in MB."""
+    total = 0
+    for p in [pid] + _children(pid):
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        kids = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+    return kids + [g for k in kids for g in _children(k)]
+
+
+def start_server(port: int) -> subprocess.Popen:
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "playground", "--port", str(port)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(600):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
+            return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise TimeoutError("the app did not start")
+
+
+def run(url: str, users: int, rounds: int, pid: int | None) -> dict:
+    """The whole load test; returns a summary (also used by the test suite with few users)."""
+    scenarios = available_scenarios(url)
+    reference = references(url, users, scenarios)
+    memory, results = [], Results()
+    for _ in range(rounds):
+        with ThreadPoolExecutor(users) as pool:
+            for future in [pool.submit(user_round, url, u, scenarios, reference, results) for u in range(users)]:
+                future.result()
+        if pid:
+            memory.append(rss_mb(pid))
+    return {"endpoints": [s.api_name for s in scenarios], "results": results, "rss_mb": memory}
+
+
+def report(summary: dict, users: int) -> None:
+    results: Results = summary["results"]
+    print(f"{users} users, endpoints: {', '.join(summary['endpoints'])}")
+    print(f"{'endpoint':<12}{'calls':>7}{'p50 s':>9}{'p95 s':>9}{'errors':>8}{'queue full':>12}{'wrong':>7}")
+    for api in summary["endpoints"]:
+        lat = sorted(results.latencies.get(api, []))
+        p50 = statistics.median(lat) if lat else float("nan")
+        p95 = lat[min(len(lat) - 1, int(0.95 * len(lat)))] if lat else float("nan")
+        print(f"{api:<12}{len(lat):>7}{p50:>9.2f}{p95:>9.2f}{len(results.errors.get(api, [])):>8}"
+              f"{results.queue_full.get(api, 0):>12}{results.wrong.get(api, 0):>7}")
+    for api, errs in results.errors.items():
+        print(f"  {api} error: {errs[0]}")
+    if summary["rss_mb"]:
+        print("server RSS after each round (MB): " + ", ".join(f"{m:.0f}" for m in summary["rss_mb"]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=12)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--url", default=None, help="an already running app (default: start one)")
+    parser.add_argument("--port", type=int, default=7899)
+    args = parser.parse_args()
+    proc = None if args.url else start_server(args.port)
+    url = args.url or f"http://127.0.0.1:{args.port}/"
+    try:
+        summary = run(url, args.users, args.rounds, proc.pid if proc else None)
+    finally:
+        if proc:
+            proc.terminate()
+            proc.wait(timeout=30)
+    report(summary, args.users)
+
+
+if __name__ == "__main__":
+    main()
