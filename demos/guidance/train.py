@@ -1,0 +1,316 @@
+"""Train the embedded Shapes World latent diffusion model from a fixed seed, on CPU.
+
+    python -m demos.guidance.train                      # the recorded run (see assets/PROVENANCE.md)
+    python -m demos.guidance.train --smoke --out /tmp/x # a few steps of every stage
+
+Stages (each seeded on its own, so any one can be rerun with ``--stages``):
+
+1. ``vae``: ``AutoencoderKL`` on fresh Shapes World images, loss ``|x - D(z)|^2 + beta KL``,
+   z ~ q(z|x); then ``scaling_factor = 1 / std(z)`` so the diffusion sees unit-variance latents.
+2. ``unet``: text encoder and UNet jointly, the DDPM loss ``|eps - eps_theta(z_t, t, c)|^2`` with
+   ``z_t = sqrt(abar_t) z_0 + sqrt(1 - abar_t) eps``; the caption is replaced by ``""`` with
+   probability 0.1 so one network learns both eps(z_t, c) and eps(z_t, {}) (classifier-free
+   guidance, Ho & Salimans 2022); weights averaged by EMA.
+3. ``classifier``: ``p_phi(y | z_t, t)`` over the 18 (colour, shape) classes, cross-entropy on
+   noisy latents at uniformly random t (classifier guidance, Dhariwal & Nichol 2021).
+
+Each stage stops at its step count or its time budget, whichever comes first; the steps actually
+run and the final metrics are written to ``<out>/training_metrics.json``. Rerunning with
+``--*-steps`` set to the recorded counts and no time budget reproduces the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from demos import shapes_world
+from demos.guidance import shapes_ldm
+
+DEFAULT_OUT = Path(__file__).resolve().parents[2] / "assets" / "shapes_ldm"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 0
+    vae_steps: int = 4000
+    vae_minutes: float = 10.0
+    vae_batch: int = 32
+    n_latents: int = 32768  # images encoded once for the UNet and classifier stages
+    unet_steps: int = 12000
+    unet_minutes: float = 35.0
+    unet_batch: int = 64
+    unet_lr: float = 5e-4
+    caption_dropout: float = 0.1
+    ema_decay: float = 0.999
+    clf_steps: int = 6000
+    clf_minutes: float = 7.0
+    clf_batch: int = 256
+    log_every: int = 100
+    threads: int = 2  # torch threads; 1 is faster when other jobs share the 2 cores
+
+
+def log(message: str) -> None:
+    print(time.strftime("%H:%M:%S"), message, flush=True)
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """uint8 (B, H, W, 3) -> float (B, 3, H, W) in [-1, 1]."""
+    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+def images_and_captions(n: int, rng: np.random.Generator) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """``n`` generation images (n, 64, 64, 3), their captions and class indices (n,)."""
+    samples = [shapes_world.generation_sample(rng) for _ in range(n)]
+    images = np.stack([image for image, _ in samples])
+    captions = [shape.caption for _, shape in samples]
+    labels = np.array([shapes_ldm.class_index(s.colour, s.kind) for _, s in samples])
+    return images, captions, labels
+
+
+def run_for(steps: int, minutes: float):
+    """Yield step numbers until ``steps`` are done or ``minutes`` have passed."""
+    start = time.perf_counter()
+    for step in range(steps):
+        if minutes > 0 and time.perf_counter() - start > 60 * minutes:
+            return
+        yield step
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. Autoencoder
+
+
+def vae_loss(vae, x: torch.Tensor, beta: float = 1e-6) -> torch.Tensor:
+    """``mean |x - D(z)|^2 + beta * KL(q(z|x) || N(0, I))``, z ~ q(z|x); x (B, 3, 64, 64)."""
+    posterior = vae.encode(x).latent_dist
+    reconstruction = vae.decode(posterior.sample()).sample  # (B, 3, 64, 64)
+    return (reconstruction - x).pow(2).mean() + beta * posterior.kl().mean()
+
+
+@torch.no_grad()
+def psnr(vae, x: torch.Tensor) -> float:
+    """Reconstruction PSNR in dB of x (B, 3, 64, 64) in [-1, 1] through the posterior mode."""
+    reconstruction = vae.decode(vae.encode(x).latent_dist.mode()).sample.clamp(-1, 1)
+    mse = ((reconstruction - x) / 2).pow(2).mean().item()
+    return 10 * np.log10(1 / mse)
+
+
+def train_vae(cfg: TrainConfig) -> tuple[torch.nn.Module, dict]:
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng([cfg.seed, 1])
+    vae = shapes_ldm.build_vae()
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0.0)
+    held_out = to_tensor(images_and_captions(256, np.random.default_rng([cfg.seed, 99]))[0])
+    steps = 0
+    for step in run_for(cfg.vae_steps, cfg.vae_minutes):
+        x = to_tensor(images_and_captions(cfg.vae_batch, rng)[0])
+        loss = vae_loss(vae, x)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        steps = step + 1
+        if steps % cfg.log_every == 0:
+            log(f"vae step {steps} loss {loss.item():.5f}")
+    vae.eval()
+    metrics = {"steps": steps, "held_out_psnr_db": round(psnr(vae, held_out), 2)}
+    log(f"vae done {metrics}")
+    return vae, metrics
+
+
+@torch.no_grad()
+def encode_dataset(vae, cfg: TrainConfig) -> dict:
+    """Encode ``n_latents`` fresh images: posterior means/stds (N, 4, 8, 8), token ids, labels."""
+    rng = np.random.default_rng([cfg.seed, 2])
+    images, captions, labels = images_and_captions(cfg.n_latents, rng)
+    means, stds = [], []
+    for start in range(0, len(images), 512):
+        posterior = vae.encode(to_tensor(images[start:start + 512])).latent_dist
+        means.append(posterior.mean)
+        stds.append(posterior.std)
+    mean, std = torch.cat(means), torch.cat(stds)
+    scaling_factor = 1.0 / (mean + std * torch.randn_like(std)).std().item()
+    vae.register_to_config(scaling_factor=scaling_factor)
+    return {"mean": mean * scaling_factor, "std": std * scaling_factor, "captions": captions,
+            "labels": torch.from_numpy(labels)}
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. Text encoder + UNet
+
+
+def add_noise(z0: torch.Tensor, t: torch.Tensor, alphas_cumprod: torch.Tensor):
+    """``z_t = sqrt(abar_t) z_0 + sqrt(1 - abar_t) eps``; returns (z_t, eps), each (B, 4, 8, 8)."""
+    eps = torch.randn_like(z0)
+    abar = alphas_cumprod[t][:, None, None, None]  # (B, 1, 1, 1)
+    return abar.sqrt() * z0 + (1 - abar).sqrt() * eps, eps
+
+
+def sample_latents(data: dict, index: torch.Tensor) -> torch.Tensor:
+    """z_0 ~ q(z|x) for the images at ``index``: mean + std * noise, (B, 4, 8, 8)."""
+    return data["mean"][index] + data["std"][index] * torch.randn_like(data["std"][index])
+
+
+def token_ids(tokenizer, captions: list[str]) -> torch.Tensor:
+    """Captions -> (B, 8) token ids, padded like the pipeline pads them."""
+    return tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length,
+                     truncation=True, return_tensors="pt").input_ids
+
+
+def unet_loss(unet, text_encoder, tokenizer, data, index, cfg, alphas_cumprod) -> torch.Tensor:
+    """DDPM loss with caption dropout: ``mean |eps - eps_theta(z_t, t, c)|^2``."""
+    z0 = sample_latents(data, index)
+    t = torch.randint(0, len(alphas_cumprod), (len(index),))
+    z_t, eps = add_noise(z0, t, alphas_cumprod)
+    drop = torch.rand(len(index)) < cfg.caption_dropout
+    captions = ["" if d else data["captions"][i] for d, i in zip(drop.tolist(), index.tolist())]
+    c = text_encoder(token_ids(tokenizer, captions)).last_hidden_state  # (B, 8, 64)
+    return (unet(z_t, t, c).sample - eps).pow(2).mean()
+
+
+@torch.no_grad()
+def ema_update(ema_params: list[torch.Tensor], params: list[torch.Tensor], decay: float) -> None:
+    """``theta_ema <- decay * theta_ema + (1 - decay) * theta``."""
+    for ema, param in zip(ema_params, params):
+        ema.lerp_(param, 1 - decay)
+
+
+def train_unet(data: dict, tokenizer, cfg: TrainConfig) -> tuple[torch.nn.Module, torch.nn.Module, dict]:
+    torch.manual_seed(cfg.seed + 2)
+    unet, text_encoder = shapes_ldm.build_unet(), shapes_ldm.build_text_encoder(tokenizer)
+    ema_unet, ema_text = copy.deepcopy(unet), copy.deepcopy(text_encoder)
+    params = list(unet.parameters()) + list(text_encoder.parameters())
+    ema_params = list(ema_unet.parameters()) + list(ema_text.parameters())
+    optimizer = torch.optim.AdamW(params, lr=cfg.unet_lr, weight_decay=0.01)
+    warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / 200))
+    alphas_cumprod = shapes_ldm.build_scheduler().alphas_cumprod
+    n_train, steps, running = len(data["captions"]) - 1024, 0, 0.0  # last 1024 held out
+    for step in run_for(cfg.unet_steps, cfg.unet_minutes):
+        index = torch.randint(0, n_train, (cfg.unet_batch,))
+        loss = unet_loss(unet, text_encoder, tokenizer, data, index, cfg, alphas_cumprod)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        warmup.step()
+        ema_update(ema_params, params, min(cfg.ema_decay, (1 + step) / (10 + step)))
+        steps, running = step + 1, running + loss.item()
+        if steps % cfg.log_every == 0:
+            log(f"unet step {steps} loss {running / cfg.log_every:.4f}")
+            running = 0.0
+    metrics = {"steps": steps, "held_out_loss_ema": held_out_unet_loss(ema_unet, ema_text, tokenizer, data, cfg)}
+    log(f"unet done {metrics}")
+    return ema_unet.eval(), ema_text.eval(), metrics
+
+
+@torch.no_grad()
+def held_out_unet_loss(unet, text_encoder, tokenizer, data, cfg) -> float:
+    torch.manual_seed(cfg.seed + 3)
+    alphas_cumprod = shapes_ldm.build_scheduler().alphas_cumprod
+    index = torch.arange(len(data["captions"]) - 1024, len(data["captions"]))
+    no_dropout = TrainConfig(caption_dropout=0.0)
+    return round(unet_loss(unet, text_encoder, tokenizer, data, index, no_dropout, alphas_cumprod).item(), 4)
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. Noise-conditional classifier
+
+
+def classifier_loss(classifier, data, index, alphas_cumprod) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy of p_phi(y | z_t, t) at uniform t; also returns per-sample correctness."""
+    t = torch.randint(0, len(alphas_cumprod), (len(index),))
+    z_t, _ = add_noise(sample_latents(data, index), t, alphas_cumprod)
+    logits = classifier(z_t, t)  # (B, 18)
+    labels = data["labels"][index]
+    return torch.nn.functional.cross_entropy(logits, labels), (logits.argmax(1) == labels)
+
+
+def train_classifier(data: dict, cfg: TrainConfig) -> tuple[torch.nn.Module, dict]:
+    torch.manual_seed(cfg.seed + 4)
+    classifier = shapes_ldm.NoisyLatentClassifier()
+    optimizer = torch.optim.AdamW(classifier.parameters(), lr=1e-3, weight_decay=0.01)
+    alphas_cumprod = shapes_ldm.build_scheduler().alphas_cumprod
+    n_train, steps = len(data["captions"]) - 1024, 0
+    for step in run_for(cfg.clf_steps, cfg.clf_minutes):
+        loss, _ = classifier_loss(classifier, data, torch.randint(0, n_train, (cfg.clf_batch,)), alphas_cumprod)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        steps = step + 1
+        if steps % cfg.log_every == 0:
+            log(f"classifier step {steps} loss {loss.item():.4f}")
+    classifier.eval()
+    metrics = {"steps": steps, **held_out_accuracy(classifier, data, cfg)}
+    log(f"classifier done {metrics}")
+    return classifier, metrics
+
+
+@torch.no_grad()
+def held_out_accuracy(classifier, data, cfg) -> dict:
+    """Accuracy of p_phi on held-out latents at t = 0, 250, 500, 750."""
+    torch.manual_seed(cfg.seed + 5)
+    alphas_cumprod = shapes_ldm.build_scheduler().alphas_cumprod
+    index = torch.arange(len(data["captions"]) - 1024, len(data["captions"]))
+    result = {}
+    for t_value in (0, 250, 500, 750):
+        t = torch.full((len(index),), t_value)
+        z_t, _ = add_noise(sample_latents(data, index), t, alphas_cumprod)
+        correct = classifier(z_t, t).argmax(1) == data["labels"][index]
+        result[f"held_out_accuracy_t{t_value}"] = round(correct.float().mean().item(), 3)
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Saving and the command line
+
+
+def save(out: Path, vae, text_encoder, tokenizer, unet, classifier) -> None:
+    """``StableDiffusionPipeline.save_pretrained`` (safetensors) plus ``classifier/``."""
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                                   scheduler=shapes_ldm.build_scheduler(), safety_checker=None,
+                                   feature_extractor=None, requires_safety_checker=False)
+    pipe.save_pretrained(out, safe_serialization=True)
+    classifier.save_pretrained(out / "classifier", safe_serialization=True)
+
+
+def train(cfg: TrainConfig, out: Path) -> dict:
+    torch.set_num_threads(cfg.threads)
+    start = time.perf_counter()
+    tokenizer = shapes_ldm.build_tokenizer()
+    vae, vae_metrics = train_vae(cfg)
+    data = encode_dataset(vae, cfg)
+    log(f"encoded {cfg.n_latents} latents, scaling_factor {vae.config.scaling_factor:.4f}")
+    unet, text_encoder, unet_metrics = train_unet(data, tokenizer, cfg)
+    classifier, clf_metrics = train_classifier(data, cfg)
+    save(out, vae, text_encoder, tokenizer, unet, classifier)
+    record = {"config": asdict(cfg), "vae": vae_metrics, "unet": unet_metrics, "classifier": clf_metrics,
+              "scaling_factor": vae.config.scaling_factor, "torch": torch.__version__,
+              "wall_minutes": round((time.perf_counter() - start) / 60, 2)}
+    (out / "training_metrics.json").write_text(json.dumps(record, indent=2) + "\n")
+    log(f"saved to {out}: {json.dumps(record)}")
+    return record
+
+
+def parse_args(argv=None) -> tuple[TrainConfig, Path]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--smoke", action="store_true", help="a few steps of every stage")
+    for field, default in asdict(TrainConfig()).items():
+        parser.add_argument("--" + field.replace("_", "-"), type=type(default), default=default)
+    args = vars(parser.parse_args(argv))
+    out, smoke = args.pop("out"), args.pop("smoke")
+    if smoke:
+        args.update(vae_steps=5, unet_steps=5, clf_steps=5, n_latents=2048, log_every=1)
+    return TrainConfig(**args), out
+
+
+if __name__ == "__main__":
+    train(*parse_args())
