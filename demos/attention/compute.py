@@ -181,14 +181,14 @@ def parse_config(config: Any) -> AttentionConfig:
         raise ValueError(f"config must be a preset name ({', '.join(PRESETS)}) or a JSON object; "
                          f"got {config!r}")
     text = config.strip()
-    if not text.startswith("{"):
-        if text not in PRESETS:
-            raise ValueError(f"config: unknown preset {text!r}; presets: {', '.join(PRESETS)} "
-                             "(or pass a JSON object)")
+    if text in PRESETS:
         return PRESETS[text]
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as err:
+        if not text.startswith("{"):
+            raise ValueError(f"config: unknown preset {text!r}; presets: {', '.join(PRESETS)} "
+                             "(or pass a JSON object)") from None
         raise ValueError(f"config is not valid JSON ({err.msg} at character {err.pos}); expected "
                          f"an object with keys {', '.join(CONFIG_KEYS[:7])}") from None
     if not isinstance(obj, dict):

@@ -22,12 +22,13 @@ def memory_figure(p: compute.CacheParams) -> go.Figure:
     fig = figure(f"KV cache of {p.config.name} (batch {p.batch_size}, {p.dtype})",
                  "context length T (tokens)", "memory (GB = 1e9 bytes)", height=430)
     gpu_x, gpu_y, gpu_text = [], [], []
-    for label, size_gb in compute.GPUS:      # one dotted line per GPU, None between them
+    for i, (label, size_gb) in enumerate(compute.GPUS):  # dotted lines, labels alternating ends
         gpu_x += [contexts[0], contexts[-1], None]
         gpu_y += [size_gb, size_gb, None]
-        gpu_text += ["", label, ""]
-    traces = [go.Scatter(x=gpu_x, y=gpu_y, mode="lines+text", text=gpu_text, textposition="top left",
-                         textfont={"size": 10, "color": GREY}, hoverinfo="skip", showlegend=False,
+        gpu_text += [f"{size_gb} GB", "", ""] if i % 2 else ["", f"{size_gb} GB", ""]
+    traces = [go.Scatter(x=gpu_x, y=gpu_y, mode="lines+text", text=gpu_text, name="GPU memory",
+                         textposition=["top right", "top left", "top left"] * len(compute.GPUS),
+                         textfont={"size": 10, "color": GREY}, hoverinfo="skip",
                          line={"color": GREY, "width": 1, "dash": "dot"})]
     for attention in compute.ATTENTIONS:
         own = attention == p.config.attention
@@ -157,17 +158,17 @@ def draw_mla_band(sketch: Sketch, cfg: compute.AttentionConfig, y0: float) -> No
     x_q = head_x(n_q, n_q)
     size = float(np.clip(620 / n_q, 3, 14))
     sketch.connect(x_q, y0 + 2.2, x_q, y0 + 1.45, GREY)
-    sketch.connect(x_q, y0 + 1.25, 0.42, y0 + 0.4, VARIANT_COLOR["MLA"])
-    sketch.connect(x_q, y0 + 2.2, 0.86, y0 + 0.4, COLORS[3], dash="dot")
+    sketch.connect(x_q, y0 + 1.25, 0.42, y0 + 0.4, "rgba(22,163,74,0.45)")
+    sketch.connect(x_q, y0 + 2.2, 0.9, y0 + 0.4, "rgba(147,51,234,0.25)", dash="dot")
     sketch.boxes(x_q, y0 + 2.4, VARIANT_COLOR["MLA"], size, [f"query head {i}" for i in range(n_q)])
     sketch.boxes(x_q, y0 + 1.35, "rgba(150,150,150,0.5)", size * 0.8,
                  [f"k^C, v^C of head {i} = W^UK, W^UV · c^KV (not cached)" for i in range(n_q)])
-    sketch.boxes([0.42, 0.86], y0 + 0.15, [VARIANT_COLOR["MLA"], COLORS[3]], 0,
+    sketch.boxes([0.42, 0.9], y0 + 0.15, [VARIANT_COLOR["MLA"], COLORS[3]], 0,
                  [f"c^KV (d_c = {cfg.kv_lora_rank}), cached, shared by all heads",
                   f"k^R (d_h^R = {cfg.rope_head_dim}), cached, shared by all heads"])
     sketch.marks["size"][-2:] = [26, 14]
     sketch.labels += [(0.42, y0 - 0.05, f"c^KV (d_c = {cfg.kv_lora_rank})"),
-                      (0.86, y0 - 0.05, f"k^R (d_h^R = {cfg.rope_head_dim})")]
+                      (0.9, y0 - 0.05, f"k^R (d_h^R = {cfg.rope_head_dim})")]
 
 
 def timing_figure(timing: dict) -> go.Figure:

@@ -16,7 +16,10 @@ reused, e.g. to time several decode steps from the same context.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
+import time
 
 import torch
 import torch.nn.functional as F
@@ -272,8 +275,6 @@ def random_caches(stack: AttentionStack, batch: int, t: int, generator: torch.Ge
 def time_decode_step(stack: AttentionStack, caches: list, x: torch.Tensor, repeats: int,
                      absorbed: bool = False) -> float:
     """Seconds of one decode step (the fastest of ``repeats``, the least disturbed by other load) (one new token x (B, 1, d_model)) after ``caches``."""
-    import time
-
     weights = [layer.absorbed_weights() for layer in stack.layers] if absorbed else None
     stack(x, caches, absorbed=absorbed, weights=weights)         # warm-up
     best = math.inf
@@ -321,11 +322,31 @@ def decode_times(p, generator: torch.Generator, report=lambda fraction, text: No
     return {"contexts": contexts, "seconds": times}
 
 
+_THREADS_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def one_thread():
+    """Run on one intra-op thread, then restore torch's setting (it is process-wide).
+
+    One-token decode steps gain nothing from more threads, and on a shared, loaded machine
+    OpenMP threads wait on each other: measured here at load 9 on 2 cores, the same run took
+    4 s on one thread and 90 s on two. The lock keeps two runs from restoring each other's value.
+    """
+    with _THREADS_LOCK:
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
+
 def real_run(p, report=lambda fraction, text: None) -> dict:
     """The tab's run: cache sizes from step-by-step decoding, then decode time against context."""
     generator = torch.Generator().manual_seed(p.seed)
-    report(0.0, "decoding step by step")
-    rows = cache_rows(p, generator)
-    timing = decode_times(p, generator, lambda f, text: report(0.1 + 0.9 * f, text))
-    return {"cache": rows, "timing": timing, "threads": torch.get_num_threads(),
-            "dtype": "fp32", "torch": torch.__version__}
+    with one_thread():
+        report(0.0, "decoding step by step")
+        rows = cache_rows(p, generator)
+        timing = decode_times(p, generator, lambda f, text: report(0.1 + 0.9 * f, text))
+    return {"cache": rows, "timing": timing, "threads": 1, "dtype": "fp32", "torch": torch.__version__}

@@ -246,6 +246,7 @@ def shape_controls(cfg: compute.AttentionConfig) -> list:
 
 def view_controls(p: compute.CacheParams) -> list:
     seq_len = gr.Slider(256, 131_072, value=p.seq_len, step=256, label="context length T (seq_len)",
+                        elem_id="attention-seq-len",
                         info="T: tokens cached per sequence (the API accepts up to 16,777,216)")
     batch_size = gr.Slider(1, 256, value=p.batch_size, step=1, label="batch size B (batch_size)",
                            info="B: sequences decoded at once; the cache grows as T·B")
@@ -274,7 +275,8 @@ def run_section() -> tuple:
     table = gr.Dataframe(headers=RUN_HEADERS, visible=False, interactive=False, wrap=True,
                          label="cache after step-by-step decoding: measured vs formula")
     plot = gr.Plot(visible=False, label="decode time per token")
-    return button, [max_context, seed], [table, plot, note, gr.State(None)]
+    last_run = gr.JSON(visible=False)  # not gr.State: a State makes every page hold a heartbeat open
+    return button, [max_context, seed], [table, plot, note, last_run]
 
 
 def build(demo: gr.Blocks) -> None:
@@ -287,9 +289,11 @@ def build(demo: gr.Blocks) -> None:
         with gr.Column(scale=1, min_width=300):
             view = view_controls(p)
         with gr.Column(scale=2):
-            summary = gr.Markdown(headline(p))
-            memory = gr.Plot(figures.memory_figure(p), label="KV cache against context length")
+            summary = gr.Markdown(headline(p), elem_id="attention-summary")
+            memory = gr.Plot(figures.memory_figure(p), label="KV cache against context length",
+                             elem_id="attention-memory")
     sizes = gr.Dataframe(value=sizes_rows(p), headers=SIZE_HEADERS, interactive=False, wrap=True,
+                         elem_id="attention-sizes",
                          label="KV cache per token, each variant at this model's shape (paper's Table 1)")
     fits = gr.Dataframe(value=fits_rows(p), headers=FIT_HEADERS, interactive=False, wrap=True,
                         label="What fits on one GPU beside the weights (upper bounds: activations ignored)")

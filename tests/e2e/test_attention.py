@@ -1,0 +1,46 @@
+"""Attention cache tab in Chromium: choose a preset, drag the context slider, see plot and table change."""
+
+from demos.attention.ui import TITLE
+from tests.e2e.conftest import open_tab, shot
+
+
+def plot_svg(page, index: int = 0) -> str:
+    return page.locator("#attention-memory .js-plotly-plot").nth(index).inner_html()
+
+
+def sizes_text(page) -> str:
+    return page.locator("#attention-sizes").inner_text()
+
+
+def test_preset_and_context_slider(page):
+    open_tab(page, TITLE)
+    page.wait_for_selector("#attention-memory .js-plotly-plot", timeout=30_000)
+    assert "DeepSeek-V2" in page.locator("#attention-summary").inner_text()
+    shot(page, "attention_default")
+
+    # 1. choose a preset: the shape controls, the summary, the table and the plot follow
+    before_plot, before_table = plot_svg(page), sizes_text(page)
+    page.get_by_label("model (preset)").click()
+    page.get_by_role("option", name="Llama-2-70B", exact=True).click()
+    page.wait_for_function("document.querySelector('#attention-summary').innerText.includes('Llama-2-70B')",
+                           timeout=15_000)
+    page.wait_for_timeout(500)
+    assert "GQA" in sizes_text(page).splitlines()[1] or "GQA" in sizes_text(page)
+    after_plot, after_table = plot_svg(page), sizes_text(page)
+    assert after_plot != before_plot and after_table != before_table
+    assert "163,840" in after_table                 # 2·8·128·80 elements per token
+
+    # 2. drag the context slider: the summary, the cache column and the plot's T marker move
+    summary = page.locator("#attention-summary").inner_text()
+    slider = page.locator("#attention-seq-len input[type=range]")
+    box = slider.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.8, box["y"] + box["height"] / 2, steps=8)
+    page.mouse.up()
+    page.wait_for_function(
+        "s => document.querySelector('#attention-summary').innerText !== s", arg=summary, timeout=15_000)
+    page.wait_for_timeout(500)
+    assert plot_svg(page) != after_plot
+    assert sizes_text(page) != after_table
+    shot(page, "attention_llama70b_dragged")
