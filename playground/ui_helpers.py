@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 
 import gradio as gr
@@ -22,18 +23,34 @@ def user_errors(fn):
     is logged here with its traceback and reported as a short generic message.
     """
 
+    def translate(err: Exception) -> gr.Error:
+        if isinstance(err, USER_ERRORS):
+            return gr.Error(str(err), print_exception=False)
+        log.exception("unexpected error in %s", fn.__name__)
+        return gr.Error(f"Something went wrong ({type(err).__name__}); the error was logged.",
+                        print_exception=False)
+
+    if inspect.isgeneratorfunction(fn):  # streaming callbacks: errors surface while iterating
+
+        @functools.wraps(fn)
+        def generator_wrapper(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except gr.Error:
+                raise
+            except Exception as err:  # noqa: BLE001 - never a stack trace to the user
+                raise translate(err) from err
+
+        return generator_wrapper
+
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except gr.Error:
             raise
-        except USER_ERRORS as err:
-            raise gr.Error(str(err), print_exception=False) from err
         except Exception as err:  # noqa: BLE001 - never a stack trace to the user
-            log.exception("unexpected error in %s", fn.__name__)
-            raise gr.Error(f"Something went wrong ({type(err).__name__}); the error was logged.",
-                           print_exception=False) from err
+            raise translate(err) from err
 
     return wrapper
 
