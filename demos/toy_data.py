@@ -142,3 +142,11 @@ def _is_number(text: str) -> bool:
         return True
     except ValueError:
         return False
+
+
+def pixel_to_point(px: float, py: float, size: int, extent: float = 3.0) -> list[float]:
+    """A click at pixel ``(px, py)`` of a ``size`` x ``size`` canvas showing ``[-extent, extent]^2``
+    (y up) as a data point ``[x, y]``, rounded to 3 decimals."""
+    x = -extent + 2 * extent * px / (size - 1)
+    y = extent - 2 * extent * py / (size - 1)
+    return [round(float(x), 3), round(float(y), 3)]
