@@ -322,7 +322,24 @@ def _import_loader(path: str):
 
 
 # The app's models. Each tab adds its entries when it lands.
-MODELS: list[ModelSpec] = []
+MODELS: list[ModelSpec] = [
+    ModelSpec("shapes-ldm", "Shapes World LDM (embedded)", "demos.guidance.sampler:load_embedded",
+              embedded_dir="shapes_ldm", how_to_get="Train it with `python -m demos.guidance.train`"),
+    ModelSpec("sd15", "Stable Diffusion 1.5", "demos.guidance.sampler:load_sd15",
+              hub_id="stable-diffusion-v1-5/stable-diffusion-v1-5",
+              how_to_get="Stable Diffusion 1.5 is about 4 GB; a GPU is recommended"),
+    ModelSpec("shapes-controlnet", "Shapes World ControlNet (embedded, on shapes-ldm)",
+              "demos.controlnet.model:load_embedded", embedded_dir="shapes_controlnet",
+              how_to_get="Train it with `python -m demos.controlnet.train`"),
+    ModelSpec("sd15-scribble", "SD 1.5 + ControlNet scribble", "demos.controlnet.model:load_sd15_scribble",
+              hub_id="lllyasviel/control_v11p_sd15_scribble",
+              how_to_get="It also needs Stable Diffusion 1.5 ('stable-diffusion-v1-5/stable-diffusion-v1-5')"),
+    ModelSpec("shapes-detr", "Shapes World DETR (embedded)", "demos.detr.model:load_detr",
+              embedded_dir="shapes_detr", how_to_get="Train it with `python -m demos.detr.train`"),
+    ModelSpec("detr-resnet-50", "DETR ResNet-50 (COCO)", "demos.detr.model:load_detr",
+              hub_id="facebook/detr-resnet-50", revision="no_timm",
+              how_to_get="DETR-R50 is about 170 MB"),
+]
 
 REGISTRY = ModelRegistry(MODELS)
 get = REGISTRY.get

@@ -1,0 +1,262 @@
+"""Guidance tab: classifier and classifier-free guidance on a Stable-Diffusion-style pipeline.
+
+Run alone with ``python -m demos.guidance.ui``. Imports no torch: the model loads (through
+``playground.models``) the first time an image is generated.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from demos.guidance import compute, figures
+from playground.ui_helpers import explanation, model_event, user_errors
+
+TITLE = "Guidance"
+SUMMARY = "Classifier and classifier-free guidance: what the scale s does to a diffusion model's images."
+
+INTRO = """
+### What does the guidance scale *s* do?
+Type a prompt, move **s**, and watch the same starting noise turn into different pictures. The
+embedded model is a tiny Stable Diffusion (VAE + CLIP text encoder + UNet) the project trained on
+**Shapes World**: it knows the words *a, red, green, blue, yellow, purple, orange, circle, square,
+triangle*. s = 0 ignores the prompt, s = 1 is the plain conditional model, larger s follows the
+prompt harder and with less variety.
+"""
+
+EXPLANATION = r"""
+**Classifier-free guidance** (Ho & Salimans 2022). One network $\epsilon_\theta$ is trained both
+with the caption $c$ and, 10% of the time, with an empty caption $\varnothing$. At each sampling step
+
+$$\hat\epsilon = \epsilon_\theta(z_t, \varnothing) + s\,\big(\epsilon_\theta(z_t, c) - \epsilon_\theta(z_t, \varnothing)\big)$$
+
+so $s = 0$ is the unconditional model, and **$s = 1$ gives exactly $\epsilon_\theta(z_t, c)$**: the
+two $\epsilon_\theta(z_t,\varnothing)$ terms cancel and guidance is switched off. $s > 1$
+extrapolates *past* the conditional prediction, away from the unconditional one. Since
+$\epsilon \approx -\sqrt{1-\bar\alpha_t}\,\nabla_z \log p(z_t)$, this samples from
+$p(z_t)\,p(c \mid z_t)^s$: an implicit classifier $p(c\mid z_t) \propto p(z_t\mid c)/p(z_t)$ raised to
+the power $s$, which sharpens adherence and costs diversity. A **negative prompt** replaces
+$\varnothing$ in the formula, so the sample is pushed away from it.
+
+**Classifier guidance** (Dhariwal & Nichol 2021). A separate classifier $p_\phi(y \mid z_t, t)$,
+trained on *noisy* latents, supplies the gradient:
+
+$$\hat\epsilon = \epsilon_\theta(z_t, \varnothing) - s\,\sqrt{1-\bar\alpha_t}\;\nabla_{z_t} \log p_\phi(y \mid z_t, t)$$
+
+Here $s = 0$ is unconditional and $s = 1$ samples $p(z_t)\,p_\phi(y\mid z_t)$. For a prompt naming
+only a colour (or a shape), $\log p(y)$ sums over the classes that match.
+
+**The step view** shows, for the first image, the predicted clean image
+$\hat x_0 = (z_t - \sqrt{1-\bar\alpha_t}\,\hat\epsilon)/\sqrt{\bar\alpha_t}$ decoded by the VAE, the
+two noise predictions (first three latent channels as RGB), and $\lVert d \rVert$ per latent pixel,
+where $d = \epsilon_{\text{cond}} - \epsilon_{\text{uncond}}$ is what guidance adds, times $s$.
+It is large where the shape is being decided.
+
+**The sweep** starts every scale from the *same* noise (the seed's first image) and runs all the
+scales as one batch. **The curve** was measured on the embedded model with an independent
+colour/shape checker over many seeds: adherence rises with $s$, diversity falls.
+"""
+
+MODEL_CHOICES = [("Shapes World LDM (embedded, 64x64)", compute.EMBEDDED),
+                 ("Stable Diffusion 1.5 (hub or local folder)", compute.SD15)]
+EXAMPLES = [["a red circle", "cfg", 5.0], ["a blue triangle", "cfg", 7.5], ["a green square", "classifier", 5.0],
+            ["a yellow circle", "cfg", 0.0], ["", "cfg", 5.0], ["a purple", "cfg", 3.0]]
+
+
+class StopSignals:
+    """One stop flag per browser session, bounded and lock-protected (no gr.State heartbeat)."""
+
+    def __init__(self, capacity: int = 256):
+        self._events: OrderedDict[str, threading.Event] = OrderedDict()
+        self._lock, self._capacity = threading.Lock(), capacity
+
+    def start(self, session: str) -> threading.Event:
+        with self._lock:
+            event = self._events.pop(session, None) or threading.Event()
+            event.clear()
+            self._events[session] = event
+            while len(self._events) > self._capacity:
+                self._events.popitem(last=False)
+            return event
+
+    def stop(self, session: str) -> None:
+        with self._lock:
+            if session in self._events:
+                self._events[session].set()
+
+
+STOPS = StopSignals()
+
+
+# ----------------------------------------------------------------------------- inputs -> params
+def params_of(model, prompt, negative, mode, scale, steps, scheduler, seed, n_images) -> compute.GuidanceParams:
+    return compute.GuidanceParams(prompt=prompt, negative_prompt=negative, mode=mode, guidance_scale=scale,
+                                  steps=steps, scheduler=scheduler, seed=seed, n_images=n_images, model=model)
+
+
+def parse_view_steps(text: str, steps) -> list[int]:
+    """'1, 8, 25' -> [1, 8, 25]; empty -> four steps spread over the run."""
+    if not str(text).strip():
+        return compute.default_view_steps(int(steps)) if str(steps).isdigit() else []
+    try:
+        return sorted({int(part) for part in str(text).replace(";", ",").split(",") if part.strip()})
+    except ValueError:
+        raise ValueError(f"steps to show must be whole numbers separated by commas, got {text!r}") from None
+
+
+# ----------------------------------------------------------------------------- formatting
+def gallery_items(result: compute.Generation, sweep: bool = False) -> list[tuple[np.ndarray, str]]:
+    def label(i: int, s: float) -> str:
+        note = {0.0: " (unconditional)", 1.0: " (conditional, no guidance)"}.get(s, "") if sweep else ""
+        return f"s = {s:g}{note}" if sweep else f"image {i + 1}, seed {result.settings['seed']}, s = {s:g}"
+    return [(image, label(i, s)) for i, (image, s) in enumerate(zip(result.images, result.scales))]
+
+
+def status_text(result: compute.Generation, what: str) -> str:
+    t = result.timings
+    stopped = (f" **Stopped at step {result.stopped_at}**: showing the prediction x̂₀ at that step."
+               if result.stopped_at is not None else "")
+    nsfw = " Some images were blanked by the safety checker." if result.nsfw and any(result.nsfw) else ""
+    return (f"{what}: {len(result.images)} image(s) in {t['total_s']:.2f} s "
+            f"({t['seconds_per_step'] * 1000:.0f} ms per step).{stopped}{nsfw}")
+
+
+def download_files(result: compute.Generation, name: str) -> list[str]:
+    """A PNG strip of the images and a JSON of the settings and timings."""
+    from PIL import Image
+
+    folder = Path(tempfile.mkdtemp(prefix="guidance_"))
+    strip = np.concatenate(list(result.images), axis=1)  # (H, B*W, 3)
+    Image.fromarray(strip).save(folder / f"{name}.png")
+    (folder / f"{name}.json").write_text(json.dumps({"settings": result.settings, "timings": result.timings},
+                                                    indent=2))
+    return [str(folder / f"{name}.png"), str(folder / f"{name}.json")]
+
+
+def progress_callbacks(progress, session: str | None):
+    stop = STOPS.start(session) if session else threading.Event()
+    return (lambda i, n: progress((i, n), desc="denoising")), stop.is_set
+
+
+# ----------------------------------------------------------------------------- events
+@user_errors
+def on_generate(*inputs, request: gr.Request = None, progress=gr.Progress()):
+    *values, view_text = inputs
+    params = params_of(*values)
+    on_step, should_stop = progress_callbacks(progress, getattr(request, "session_hash", None))
+    result = compute.generate(params, parse_view_steps(view_text, params.steps), on_step, should_stop)
+    return (gallery_items(result), {"settings": result.settings, "timings": result.timings},
+            figures.step_view(result.records, params.mode), status_text(result, "Generated"),
+            download_files(result, "guidance"))
+
+
+@user_errors
+def on_sweep(*values, request: gr.Request = None, progress=gr.Progress()):
+    params = params_of(*values)
+    on_step, should_stop = progress_callbacks(progress, getattr(request, "session_hash", None))
+    result = compute.sweep(params, compute.SWEEP_SCALES, on_step, should_stop)
+    return gallery_items(result, sweep=True), status_text(result, "Sweep (one batched call)")
+
+
+def on_stop(request: gr.Request = None) -> None:
+    if request is not None and request.session_hash:
+        STOPS.stop(request.session_hash)
+
+
+def on_model_change(model: str) -> str:
+    return compute.model_status(model)
+
+
+def on_load(*inputs, request: gr.Request = None):
+    """The default picture when the tab opens (a model error is shown, never raised)."""
+    try:
+        return on_generate.__wrapped__(*inputs, request=request, progress=lambda *a, **k: None)
+    except Exception as err:  # noqa: BLE001 - the tab must still open
+        return [], {}, figures.step_view([], "cfg"), f"**The model could not run:** {err}", None
+
+
+def api_guidance(prompt: str, mode: str, guidance_scale: float, n_images: int, steps: int, seed: int):
+    """Images of the embedded model for ``prompt`` (DDIM), then {settings, timings}."""
+    try:
+        images, info = compute.api_guidance(prompt, mode, guidance_scale, n_images, steps, seed)
+    except ValueError as err:
+        raise gr.Error(str(err), print_exception=False) from err
+    return [(image, f"image {i + 1}") for i, image in enumerate(images)], info
+
+
+# ----------------------------------------------------------------------------- layout
+def build(demo: gr.Blocks) -> None:
+    gr.Markdown(INTRO)
+    defaults = compute.GuidanceParams()
+    with gr.Row():
+        with gr.Column(scale=2, min_width=300):
+            model = gr.Dropdown(MODEL_CHOICES, value=compute.EMBEDDED, label="Model",
+                                info="the same diffusers pipeline loads both")
+            model_note = gr.Markdown(compute.model_status(compute.EMBEDDED))
+            prompt = gr.Textbox(defaults.prompt, label="Prompt c", info="empty = unconditional ε(z_t, ∅)")
+            negative = gr.Textbox("", label="Negative prompt", info="replaces ∅ in classifier-free guidance")
+            mode = gr.Radio([(compute.MODE_LABELS[m], m) for m in compute.MODES], value=defaults.mode,
+                            label="Guidance mode", info="classifier-free: ε_u + s(ε_c − ε_u); classifier: "
+                            "ε_u − s√(1−ᾱ_t)∇log p(y|z_t); none: ε_c")
+            scale = gr.Slider(0, compute.MAX_SCALE, value=defaults.guidance_scale, step=0.5,
+                              label="Guidance scale s", info="0 = unconditional, 1 = no guidance, >1 = guided")
+            with gr.Row():
+                steps = gr.Slider(1, compute.MAX_STEPS, value=defaults.steps, step=1, label="Steps",
+                                  info="number of denoising steps t_N → t_0")
+                n_images = gr.Slider(1, compute.MAX_IMAGES, value=defaults.n_images, step=1,
+                                     label="Images", info="B images, one noise z_T each")
+            scheduler = gr.Radio([(compute.SCHEDULER_LABELS[n], n) for n in compute.SCHEDULER_NAMES],
+                                 value=defaults.scheduler, label="Scheduler", info="ODE solver for the reverse process")
+            seed = gr.Number(defaults.seed, label="Seed", info="fixes z_T: same seed, same images", precision=0,
+                             minimum=0, maximum=compute.MAX_SEED)
+            view_steps = gr.Textbox("", label="Steps to show in the step view",
+                                    info="e.g. 1, 8, 15, 25 (empty: four spread over the run)")
+            with gr.Row():
+                generate = gr.Button("Generate", variant="primary")
+                stop = gr.Button("Stop", variant="stop")
+        with gr.Column(scale=3, min_width=320):
+            status = gr.Markdown("Generating the default images…")
+            gallery = gr.Gallery(label="Images", columns=4, height=340, object_fit="contain", format="png")
+            sweep_button = gr.Button("Sweep s = 0, 1, 3, 5, 7.5, 10, 15 (same seed, one batch)")
+            sweep_gallery = gr.Gallery(label="Sweep over s", columns=7, height=200, object_fit="contain", format="png")
+            with gr.Accordion("Settings and timings (JSON)", open=False):
+                info = gr.JSON(label="settings and timings")
+            files = gr.File(label="Download images (PNG) and settings (JSON)", file_count="multiple")
+    step_plot = gr.Plot(label="Step view: what guidance adds at each step (first image)")
+    gr.Markdown("#### Measured on the embedded model: prompt adherence and diversity against s")
+    gr.Plot(figures.curve(compute.load_curve()), label="Adherence and diversity vs s")
+    explanation(EXPLANATION)
+    gr.Examples(EXAMPLES, [prompt, mode, scale], label="Examples (click, then Generate)")
+
+    inputs = [model, prompt, negative, mode, scale, steps, scheduler, seed, n_images]
+    outputs = [gallery, info, step_plot, status, files]
+    generate.click(on_generate, inputs + [view_steps], outputs, api_visibility="private", **model_event())
+    prompt.submit(on_generate, inputs + [view_steps], outputs, api_visibility="private", **model_event())
+    scale.release(on_generate, inputs + [view_steps], outputs, api_visibility="private", **model_event())
+    sweep_button.click(on_sweep, inputs, [sweep_gallery, status], api_visibility="private", **model_event())
+    stop.click(on_stop, None, None, api_visibility="private", concurrency_limit=None)
+    model.change(on_model_change, model, model_note, api_visibility="private")
+    demo.load(on_load, inputs + [view_steps], outputs, api_visibility="private", **model_event())
+    build_api()
+
+
+def build_api() -> None:
+    """The ``guidance`` endpoint: simple types in, validated in compute; a gallery and a JSON out."""
+    with gr.Column(visible=False):
+        api_inputs = [gr.Textbox(label="prompt"), gr.Textbox(label="mode"), gr.Number(label="guidance_scale"),
+                      gr.Number(label="n_images"), gr.Number(label="steps"), gr.Number(label="seed")]
+        api_outputs = [gr.Gallery(label="images", format="png"), gr.JSON(label="settings and timings")]
+        trigger = gr.Button("guidance API")
+    trigger.click(api_guidance, api_inputs, api_outputs, api_name="guidance", **model_event())
+
+
+if __name__ == "__main__":
+    with gr.Blocks(title=TITLE) as app:
+        build(app)
+    app.queue().launch()
