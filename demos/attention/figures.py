@@ -21,14 +21,14 @@ def memory_figure(p: compute.CacheParams) -> go.Figure:
     curves = compute.memory_curves(p, contexts)
     fig = figure(f"KV cache of {p.config.name} (batch {p.batch_size}, {p.dtype})",
                  "context length T (tokens)", "memory (GB = 1e9 bytes)", height=430)
-    gpu_x, gpu_y, gpu_text = [], [], []
-    for i, (label, size_gb) in enumerate(compute.GPUS):  # dotted lines, labels alternating ends
+    gpu_x, gpu_y, labels = [], [], []
+    for i, (label, size_gb) in enumerate(compute.GPUS):  # dotted lines, labels at alternating ends
         gpu_x += [contexts[0], contexts[-1], None]
         gpu_y += [size_gb, size_gb, None]
-        gpu_text += [f"{size_gb} GB", "", ""] if i % 2 else ["", f"{size_gb} GB", ""]
-    traces = [go.Scatter(x=gpu_x, y=gpu_y, mode="lines+text", text=gpu_text, name="GPU memory",
-                         textposition=["top right", "top left", "top left"] * len(compute.GPUS),
-                         textfont={"size": 10, "color": GREY}, hoverinfo="skip",
+        labels.append({"text": f"{size_gb} GB", "x": 0.01 if i % 2 else 0.99, "xref": "paper",
+                       "y": np.log10(size_gb), "yanchor": "bottom", "xanchor": "left" if i % 2 else "right",
+                       "showarrow": False, "font": {"size": 10, "color": GREY}})
+    traces = [go.Scatter(x=gpu_x, y=gpu_y, mode="lines", name="GPU memory", hoverinfo="skip",
                          line={"color": GREY, "width": 1, "dash": "dot"})]
     for attention in compute.ATTENTIONS:
         own = attention == p.config.attention
@@ -40,7 +40,8 @@ def memory_figure(p: compute.CacheParams) -> go.Figure:
             hovertemplate=f"{attention}<br>T=%{{x:,}}<br>%{{y:.3g}} GB<extra></extra>"))
     traces += fit_markers(p, contexts[-1])
     fig.add_traces(traces)
-    fig.update_layout(xaxis_type="log", yaxis={"type": "log", "exponentformat": "power"}, shapes=[
+    fig.update_layout(xaxis_type="log", yaxis={"type": "log", "exponentformat": "power"},
+                      annotations=labels, shapes=[
         {"type": "line", "xref": "x", "yref": "paper", "x0": p.seq_len, "x1": p.seq_len, "y0": 0,
          "y1": 1, "line": {"color": "rgba(100,100,100,0.6)", "width": 1}}])
     return fig
@@ -131,7 +132,9 @@ def band_label(cfg: compute.AttentionConfig, y: float, own: bool) -> dict:
     return {"x": -0.19, "y": y, "xanchor": "left", "showarrow": False, "align": "left",
             "font": {"size": 11},
             "text": f"<b>{cfg.attention}</b>{' (this model)' if own else ''}<br>"
-                    f"{compute.FORMULA[cfg.attention][:-2]}<br>= {per_layer:,} / token / layer"}
+                    f"{compute.FORMULA[cfg.attention][:-2]}<br>= {per_layer:,} / token / layer"
+                    + ("<br><i>grey: per-head k, v rebuilt<br>from c^KV, not cached</i>"
+                       if cfg.attention == "MLA" else "")}
 
 
 def draw_kv_band(sketch: Sketch, cfg: compute.AttentionConfig, y0: float) -> None:
@@ -167,8 +170,8 @@ def draw_mla_band(sketch: Sketch, cfg: compute.AttentionConfig, y0: float) -> No
                  [f"c^KV (d_c = {cfg.kv_lora_rank}), cached, shared by all heads",
                   f"k^R (d_h^R = {cfg.rope_head_dim}), cached, shared by all heads"])
     sketch.marks["size"][-2:] = [26, 14]
-    sketch.labels += [(0.42, y0 - 0.05, f"c^KV (d_c = {cfg.kv_lora_rank})"),
-                      (0.9, y0 - 0.05, f"k^R (d_h^R = {cfg.rope_head_dim})")]
+    sketch.labels += [(0.42, y0 - 0.3, f"cached latent c^KV (d_c = {cfg.kv_lora_rank})"),
+                      (0.9, y0 - 0.3, f"cached RoPE key k^R (d_h^R = {cfg.rope_head_dim})")]
 
 
 def timing_figure(timing: dict) -> go.Figure:

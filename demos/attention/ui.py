@@ -65,6 +65,15 @@ $=$ **{d['byte_reduction']:.1%}**, the paper's figure.
 """
 
 
+def paper_note() -> str:
+    d = compute.paper_reduction()
+    return (f"*Derived (our arithmetic; see \"What am I looking at?\")*: the paper's **93.3%** smaller "
+            f"KV cache for DeepSeek-V2 against DeepSeek 67B is {d['element_reduction']:.1%} from element "
+            f"counts ({d['deepseek_v2_elements']:,} vs {d['deepseek_67b_elements']:,} per token) and "
+            f"{d['byte_reduction']:.1%} once DeepSeek-V2's cache is stored at ~{d['v2_bits']} bits per "
+            f"element against {d['ds67_bits']}.")
+
+
 # ----------------------------------------------------------------------------- inputs -> params
 def config_of(preset, attention, *shape) -> compute.AttentionConfig:
     """The chosen preset, or the custom controls (shape = SHAPE_FIELDS values + n_params in B)."""
@@ -181,7 +190,7 @@ def run_rows(result: dict) -> list[list]:
 
 
 RUN_HEADERS = ["module", "cache shapes per layer", "tokens T", "formula elements / token (l = 2)",
-               "formula bytes (fp32 · T)", "measured bytes", "equal", "max |cached − full recompute|"]
+               "formula bytes (fp32 · T)", "measured bytes", "match", "max |cached − full recompute|"]
 
 
 @user_errors
@@ -190,7 +199,7 @@ def on_run(max_context, seed, progress=gr.Progress()):
     from demos.attention import modules  # torch: imported only when a run is asked for
 
     result = modules.real_run(p, report=lambda fraction, text: progress(fraction, desc=text))
-    note = (f"Ran on this machine's CPU with torch {result['torch']}, {result['threads']} threads, fp32: "
+    note = (f"Ran on this machine's CPU with torch {result['torch']}, {result['threads']} thread, fp32: "
             f"d_model = {p.d_model}, l = {p.n_layers}, n_h = {p.n_heads}, d_h = {p.head_dim}, "
             f"n_g = {p.n_kv_heads}, d_c = {p.kv_lora_rank}, d_h^R = {p.rope_head_dim}; "
             f"{p.prompt_len} prompt tokens, then {p.decode_steps} decoded one at a time. "
@@ -273,8 +282,9 @@ def run_section() -> tuple:
         button = gr.Button("Run the attention modules (torch, CPU)", variant="primary")
     note = gr.Markdown()
     table = gr.Dataframe(headers=RUN_HEADERS, visible=False, interactive=False, wrap=True,
+                         elem_id="attention-run-table",
                          label="cache after step-by-step decoding: measured vs formula")
-    plot = gr.Plot(visible=False, label="decode time per token")
+    plot = gr.Plot(visible=False, label="decode time per token", elem_id="attention-run-plot")
     last_run = gr.JSON(visible=False)  # not gr.State: a State makes every page hold a heartbeat open
     return button, [max_context, seed], [table, plot, note, last_run]
 
@@ -295,6 +305,7 @@ def build(demo: gr.Blocks) -> None:
     sizes = gr.Dataframe(value=sizes_rows(p), headers=SIZE_HEADERS, interactive=False, wrap=True,
                          elem_id="attention-sizes",
                          label="KV cache per token, each variant at this model's shape (paper's Table 1)")
+    gr.Markdown(paper_note())
     fits = gr.Dataframe(value=fits_rows(p), headers=FIT_HEADERS, interactive=False, wrap=True,
                         label="What fits on one GPU beside the weights (upper bounds: activations ignored)")
     heads = gr.Plot(figures.heads_figure(p.config), label="which query heads share which keys and values")

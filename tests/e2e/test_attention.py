@@ -44,3 +44,19 @@ def test_preset_and_context_slider(page):
     assert plot_svg(page) != after_plot
     assert sizes_text(page) != after_table
     shot(page, "attention_llama70b_dragged")
+
+
+def test_real_run_shows_measured_cache_and_decode_times(page):
+    open_tab(page, TITLE)
+    page.get_by_label("longest context timed (max_context)").click()
+    page.get_by_role("option", name="1024", exact=True).click()
+    page.get_by_role("button", name="Run the attention modules (torch, CPU)").click()
+    table = page.locator("#attention-run-table")
+    table.wait_for(state="visible", timeout=120_000)
+    text = table.inner_text()
+    for variant in ("MHA", "GQA", "MQA", "MLA (absorbed)"):
+        assert variant in text
+    assert "NO" not in text.split()                   # measured bytes equal the formula everywhere
+    page.locator("#attention-run-plot .js-plotly-plot").wait_for(timeout=30_000)
+    page.locator("#attention-run-table").scroll_into_view_if_needed()
+    shot(page, "attention_run")
