@@ -67,9 +67,10 @@ def _marginal(sde, t: torch.Tensor):
     return m, s
 
 
-def train(data: np.ndarray, sde, seed: int, n_iters: int = N_ITERS, progress=None) -> ScoreMLP:
+def train(data: np.ndarray, sde, seed: int, n_iters: int | None = None, progress=None) -> ScoreMLP:
     """Fit ``eps_theta`` by DSM with Adam, in chunks of 100 steps on the torch pool;
     ``progress(fraction, desc)`` is called between chunks (in the caller's thread)."""
+    n_iters = N_ITERS if n_iters is None else n_iters
     gen = torch.Generator().manual_seed(seed)
     x0_all = torch.as_tensor(data, dtype=torch.float32)  # (M, 2)
     model = ScoreMLP(sigma_data=float(x0_all.std()) if len(x0_all) > 1 else 1.0)

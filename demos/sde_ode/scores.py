@@ -101,7 +101,8 @@ class ExactScore:
         # Taylor costs ~3 p^2 per particle against ~M for dense: cap p where they cross.
         self.max_degree = int(min(TAYLOR_MAX_DEGREE, math.sqrt(1.2 * len(self.data))))
         # Typical distance from a data point to its K-th neighbour (for the neighbour heuristic).
-        self.r_k = float(np.quantile(self.tree.query(self.data, k=min(self.k + 1, len(self.data)))[0][:, -1], 0.8))
+        dist = self.tree.query(self.data, k=min(self.k + 1, len(self.data)))[0]
+        self.r_k = float(np.quantile(np.reshape(dist, (len(self.data), -1))[:, -1], 0.8))
         self._cache: dict | None = None
         self._backoff_v = math.inf  # neighbours are tried again only below this variance
         self.counts = {"taylor": 0, "neighbours": 0, "dense": 0}
@@ -217,7 +218,8 @@ class ExactScore:
         kept = w.sum(1)  # (N,)
         moved = np.sqrt(((y - cache["y"]) ** 2).sum(1))  # (N,)
         lower = m * np.maximum(cache["r_k"] - moved, 0.0)  # dropped points are at least this far
-        delta = (len(self.data) - self.k) * np.exp((d2_min - lower ** 2) / (2 * v)) / kept
+        exponent = np.minimum((d2_min - lower ** 2) / (2 * v), 700.0)  # no overflow: inf fails anyway
+        delta = (len(self.data) - self.k) * np.exp(exponent) / kept
         mean_mu = (w[:, :, None] * mu).sum(1) / kept[:, None]  # (N, 2)
         return (mean_mu - x) / v, delta > self.tol
 
