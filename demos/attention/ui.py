@@ -32,6 +32,7 @@ share which keys and values. Below, the four variants run for real in torch.
 
 def explanation_text() -> str:
     d = compute.paper_reduction()
+    v2, ds67 = (f"{d[k]:,}".replace(",", "{,}") for k in ("deepseek_v2_elements", "deepseek_67b_elements"))
     return f"""
 **Cached elements per token, over all $l$ layers** (DeepSeek-V2 paper, Table 1):
 
@@ -60,7 +61,7 @@ does not spell out this arithmetic).** DeepSeek 67B (GQA, $l = 95$, $n_g = 8$, $
 caches {d['deepseek_v2_elements']:,}. Element counts alone give a reduction of
 **{d['element_reduction']:.1%}**. The paper also quantizes DeepSeek-V2's KV cache to about
 {d['v2_bits']} bits per element on average (Section 3.2.3); against a {d['ds67_bits']}-bit cache for
-DeepSeek 67B: $1 - {d['deepseek_v2_elements']:,} \\cdot {d['v2_bits']} / ({d['deepseek_67b_elements']:,} \\cdot {d['ds67_bits']})$
+DeepSeek 67B: $1 - {v2} \\cdot {d['v2_bits']} / ({ds67} \\cdot {d['ds67_bits']})$
 $=$ **{d['byte_reduction']:.1%}**, the paper's figure.
 """
 
