@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import plotly.graph_objects as go
 
@@ -103,8 +105,13 @@ class Sketch:
         return [*lines, marks, labels]
 
 
+@functools.lru_cache(maxsize=64)
 def heads_figure(cfg: compute.AttentionConfig) -> go.Figure:
-    """Which query heads read which cached key/value heads, one band per variant."""
+    """Which query heads read which cached key/value heads, one band per variant.
+
+    Depends only on the (frozen, hashable) config, so it is cached: a bounded LRU whose
+    bookkeeping is thread-safe. The figure is shared: read it, never modify it.
+    """
     sketch, annotations = Sketch(), []
     for band, attention in enumerate(reversed(compute.ATTENTIONS)):
         variant = compute.same_shape(cfg, attention)
