@@ -75,8 +75,10 @@ def _preset(name, attention, l, n_h, d_h, n_g=0, d_c=0, d_r=0, n_params=0.0) -> 
     return AttentionConfig(name, attention, l, n_h, d_h, n_g, d_c, d_r, n_params)
 
 
-# Published configs. Parameter counts are recounted from each config.json (embeddings, attention,
-# MLP; norms are negligible) and match the model cards where those give a figure.
+# Published configs (sources per line). Parameter counts, used only for the weights' memory: for
+# the dense models recounted from config.json (embeddings, attention, MLP; norms are negligible),
+# which agrees with the figures their model cards give; for DeepSeek-V2 and -Lite the paper's
+# total (all experts: every one must be in memory, though only 21B / 2.4B are active per token).
 PRESETS = {
     # meta-llama/Llama-2-7b-hf config.json: 32 layers, 32 heads, hidden 4096 (d_h 128), no GQA;
     # 6.74B parameters (Llama 2 paper, arXiv:2307.09288).

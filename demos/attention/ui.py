@@ -147,11 +147,13 @@ def shape_updates(cfg: compute.AttentionConfig, interactive: bool) -> list:
 # ----------------------------------------------------------------------------- callbacks
 @user_errors
 def on_view(*controls):
+    """Context, batch or a precision changed: the shape and its head diagram stay."""
     return views(params_of(*controls))
 
 
 @user_errors
 def on_shape(*controls):
+    """A custom number changed: everything, head diagram included, re-renders."""
     p = params_of(*controls)
     return (*views(p), figures.heads_figure(p.config))
 
@@ -167,6 +169,7 @@ def on_attention(*controls):
 
 @user_errors
 def on_preset(*controls):
+    """A preset fills (and locks) the shape controls; Custom unlocks them with their values."""
     preset = controls[0]
     if preset == CUSTOM:
         p = params_of(*controls)
