@@ -232,8 +232,14 @@ def on_export(*controls_and_run):
 
 
 # ----------------------------------------------------------------------------- layout
-def shape_controls(cfg: compute.AttentionConfig) -> list:
-    """The custom mode's controls: the variant, every number of the formula, and N."""
+def attention_control(cfg: compute.AttentionConfig) -> gr.Radio:
+    return gr.Radio(list(compute.ATTENTIONS), value=cfg.attention, label="attention variant",
+                    interactive=False, scale=1,
+                    info="MHA (own k,v per head), GQA (n_g groups), MQA (one k,v), MLA (latent)")
+
+
+def number_controls(cfg: compute.AttentionConfig) -> list:
+    """The custom mode's numbers: every symbol of the formula, and N."""
     info = {"n_layers": "l: transformer layers", "n_heads": "n_h: query heads per layer",
             "head_dim": "d_h: dimension of one head",
             "n_kv_heads": "n_g: key/value heads (GQA); n_h must be divisible by n_g",
@@ -242,9 +248,6 @@ def shape_controls(cfg: compute.AttentionConfig) -> list:
     start = [u["value"] for u in shape_updates(cfg, interactive=False)]
     shown = {"n_kv_heads": cfg.attention == "GQA", "kv_lora_rank": cfg.attention == "MLA",
              "rope_head_dim": cfg.attention == "MLA"}
-    attention = gr.Radio(list(compute.ATTENTIONS), value=start[0], label="attention variant",
-                         interactive=False,
-                         info="MHA (own k,v per head), GQA (n_g groups), MQA (one k,v), MLA (latent)")
     numbers = []
     with gr.Row():
         for field, value in zip(SHAPE_FIELDS, start[1:]):
@@ -252,9 +255,10 @@ def shape_controls(cfg: compute.AttentionConfig) -> list:
             numbers.append(gr.Number(value=value, label=field, info=info[field], precision=0,
                                      minimum=low, maximum=high, interactive=False,
                                      visible=shown.get(field, True), min_width=140))
-    n_params = gr.Number(value=start[-1], label="n_params (billions)", minimum=0, interactive=False,
-                         info="N: total parameters, for the weights' memory")
-    return [attention, *numbers, n_params]
+        numbers.append(gr.Number(value=start[-1], label="n_params (billions)", minimum=0,
+                                 interactive=False, min_width=140,
+                                 info="N: total parameters, for the weights' memory"))
+    return numbers
 
 
 def view_controls(p: compute.CacheParams) -> list:
@@ -296,9 +300,12 @@ def run_section() -> tuple:
 def build(demo: gr.Blocks) -> None:
     p = compute.CacheParams()
     gr.Markdown(INTRO)
-    preset = gr.Dropdown([*compute.PRESETS, CUSTOM], value=compute.DEFAULT_PRESET, label="model (preset)",
-                         info="published layer/head/dimension numbers; Custom makes every number editable")
-    shape = shape_controls(p.config)
+    with gr.Row(equal_height=True):
+        preset = gr.Dropdown([*compute.PRESETS, CUSTOM], value=compute.DEFAULT_PRESET, scale=1,
+                             label="model (preset)",
+                             info="published layer/head/dimension numbers; Custom makes every number editable")
+        attention = attention_control(p.config)
+    shape = [attention, *number_controls(p.config)]
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
             view = view_controls(p)
