@@ -169,8 +169,9 @@ class MultiHeadLatentAttention(nn.Module):
     def forward(self, x: torch.Tensor, cache: tuple | None = None):
         """Without absorption: up-project every cached latent to per-head keys and values."""
         q_c, q_r, c_kv, k_r = self.latents(x, cache)
-        k_c = self.W_UK(c_kv).unflatten(-1, (self.n_heads, self.head_dim)).transpose(1, 2)  # (B, n_h, T_k, d_h)
-        v_c = self.W_UV(c_kv).unflatten(-1, (self.n_heads, self.head_dim)).transpose(1, 2)
+        heads = (self.n_heads, self.head_dim)
+        k_c = self.W_UK(c_kv).unflatten(-1, heads).transpose(1, 2)                      # (B, n_h, T_k, d_h)
+        v_c = self.W_UV(c_kv).unflatten(-1, heads).transpose(1, 2)
         k_r_h = k_r[:, None].expand(-1, self.n_heads, -1, -1)                          # (B, n_h, T_k, d_h^R)
         q = torch.cat([q_c, q_r], -1)
         k = torch.cat([k_c, k_r_h], -1)
@@ -274,7 +275,8 @@ def random_caches(stack: AttentionStack, batch: int, t: int, generator: torch.Ge
 @torch.no_grad()
 def time_decode_step(stack: AttentionStack, caches: list, x: torch.Tensor, repeats: int,
                      absorbed: bool = False) -> float:
-    """Seconds of one decode step (the fastest of ``repeats``, the least disturbed by other load) (one new token x (B, 1, d_model)) after ``caches``."""
+    """Seconds of one decode step, one new token x (B, 1, d_model) after ``caches``: the fastest
+    of ``repeats`` (the one least disturbed by other load on the machine)."""
     weights = [layer.absorbed_weights() for layer in stack.layers] if absorbed else None
     stack(x, caches, absorbed=absorbed, weights=weights)         # warm-up
     best = math.inf

@@ -197,8 +197,18 @@ RUN_HEADERS = ["module", "cache shapes per layer", "tokens T", "formula elements
                "formula bytes (fp32 · T)", "measured bytes", "match", "max |cached − full recompute|"]
 
 
+def absorption_note(timing: dict) -> str:
+    """One sentence on what absorbing W^UK and W^UV did to MLA's decode time at the longest context."""
+    t = timing["contexts"][-1]
+    naive, absorbed = timing["seconds"]["MLA"][-1], timing["seconds"]["MLA (absorbed)"][-1]
+    return (f"At T = {t:,}, MLA took {naive * 1e3:.2f} ms per token rebuilding every head's keys and "
+            f"values from the cached latents, and {absorbed * 1e3:.2f} ms with the up-projections absorbed "
+            f"({naive / absorbed:.1f}x).")
+
+
 @user_errors
 def on_run(max_context, seed, progress=gr.Progress()):
+    """The torch run (button): measured cache bytes and decode time per token."""
     p = compute.check_run(compute.RunParams(max_context=max_context, seed=seed))
     from demos.attention import modules  # torch: imported only when a run is asked for
 
@@ -207,7 +217,8 @@ def on_run(max_context, seed, progress=gr.Progress()):
             f"d_model = {p.d_model}, l = {p.n_layers}, n_h = {p.n_heads}, d_h = {p.head_dim}, "
             f"n_g = {p.n_kv_heads}, d_c = {p.kv_lora_rank}, d_h^R = {p.rope_head_dim}; "
             f"{p.prompt_len} prompt tokens, then {p.decode_steps} decoded one at a time. "
-            "Times are the fastest of several steps; other load on the machine makes them noisy.")
+            "Times are the fastest of several steps; other load on the machine makes them noisy. "
+            + absorption_note(result["timing"]))
     return (gr.update(value=run_rows(result), visible=True),
             gr.update(value=figures.timing_figure(result["timing"]), visible=True), note, result)
 
