@@ -15,7 +15,7 @@ import gradio as gr
 from playground import home, settings
 
 # Tab ids in display order; each is a folder under demos/.
-TABS: list[str] = ["sde_ode", "flows", "guidance", "attention", "detr"]
+TABS: list[str] = ["sde_ode", "flows", "guidance", "controlnet", "attention", "detr"]
 
 THEME = gr.themes.Soft(primary_hue="indigo")
 CSS = """

@@ -1,0 +1,1 @@
+"""ControlNet tab: draw an outline, a ControlNet steers the diffusion model to fill it."""

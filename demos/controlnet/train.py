@@ -1,0 +1,209 @@
+"""Train the embedded ControlNet on Shapes World outline sketches, base model frozen, on CPU.
+
+    python -m demos.controlnet.train                        # the recorded run (assets/PROVENANCE.md)
+    python -m demos.controlnet.train --smoke --out /tmp/cn  # a few steps, to check it runs
+
+1. Load the Guidance tab's embedded pipeline (``assets/shapes_ldm``) and freeze all of it.
+2. ``ControlNetModel.from_unet(unet)``: the UNet's encoder and middle block copied, every
+   zero convolution Z at 0, so at step 0 the model is exactly the frozen UNet.
+3. Data: ``n_samples`` Shapes World sketches (``shapes_world.sketch_sample``: outlines with
+   wobble, gaps, stroke widths 1-4 px at 256 px, grey ink on light paper), each turned into the
+   condition c_f by the *same* function the app uses (``compute.sketch_to_condition``), paired
+   with the filled 64 x 64 image (encoded once by the frozen VAE) and its caption.
+4. Loss, only the ControlNet learns:
+   ``|eps - eps_theta(z_t, t, c, ControlNet(z_t, t, c, c_f))|^2`` with
+   ``z_t = sqrt(abar_t) z_0 + sqrt(1 - abar_t) eps``; the caption is replaced by ``""`` with
+   probability ``caption_dropout`` so the control also works in the unconditional branch of
+   classifier-free guidance. Weights averaged by EMA.
+5. Save (EMA weights, safetensors) every ``save_minutes`` and at the end, so a run cut short
+   leaves a usable model; the steps actually run and held-out losses go to
+   ``<out>/training_metrics.json``. Rerunning with ``--steps`` set to the recorded count and
+   ``--minutes 0`` reproduces the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from demos import shapes_world
+from demos.controlnet import compute
+from demos.controlnet.model import build_controlnet
+from demos.guidance.train import add_noise, ema_update, log, run_for, sample_latents, to_tensor, token_ids
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_BASE = ROOT / "assets" / "shapes_ldm"
+DEFAULT_OUT = ROOT / "assets" / "shapes_controlnet"
+N_HELD_OUT = 512
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    seed: int = 0
+    n_samples: int = 32768  # sketches generated and encoded once
+    steps: int = 20000
+    minutes: float = 38.0  # time budget; whichever of steps / minutes comes first
+    batch: int = 64
+    lr: float = 3e-4
+    warmup: int = 100
+    caption_dropout: float = 0.25
+    ema_decay: float = 0.998
+    save_minutes: float = 5.0
+    threads: int = 2
+    log_every: int = 50
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+
+
+def sketch_data(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``n`` sketches: conditions (n, 64, 64) uint8 (strokes 255), images (n, 64, 64, 3), captions."""
+    conditions = np.empty((n, 64, 64), dtype=np.uint8)
+    images = np.empty((n, 64, 64, 3), dtype=np.uint8)
+    captions = []
+    for i in range(n):
+        sample = shapes_world.sketch_sample(rng)
+        conditions[i] = np.round(compute.sketch_to_condition(sample.sketch, 64) * 255)
+        images[i] = sample.image
+        captions.append(sample.shape.caption)
+    return conditions, images, captions
+
+
+@torch.no_grad()
+def encode(base, cfg: TrainConfig) -> dict:
+    """The training set: latents q(z|x) (mean, std, scaled), conditions, caption ids, text table."""
+    rng = np.random.default_rng([cfg.seed, 7])
+    conditions, images, captions = sketch_data(cfg.n_samples, rng)
+    means, stds = [], []
+    for start in range(0, len(images), 512):
+        posterior = base.vae.encode(to_tensor(images[start:start + 512])).latent_dist
+        means.append(posterior.mean)
+        stds.append(posterior.std)
+    scale = base.vae.config.scaling_factor
+    table = sorted(set(captions)) + [""]  # the last entry is the empty prompt
+    text = base.text_encoder(token_ids(base.tokenizer, table)).last_hidden_state  # (19, 8, 64)
+    return {"mean": torch.cat(means) * scale, "std": torch.cat(stds) * scale,
+            "conditions": torch.from_numpy(conditions),
+            "caption_ids": torch.tensor([table.index(c) for c in captions]), "text": text}
+
+
+# ---------------------------------------------------------------------------------------------
+# Loss and training
+
+
+def controlnet_loss(controlnet, unet, data: dict, index: torch.Tensor, dropout: float,
+                    alphas_cumprod: torch.Tensor, use_control: bool = True) -> torch.Tensor:
+    """``mean |eps - eps_theta(z_t, t, c, ControlNet(z_t, t, c, c_f))|^2`` for the samples at index."""
+    z0 = sample_latents(data, index)  # (B, 4, 8, 8)
+    t = torch.randint(0, len(alphas_cumprod), (len(index),))
+    z_t, eps = add_noise(z0, t, alphas_cumprod)
+    ids = data["caption_ids"][index].clone()
+    ids[torch.rand(len(index)) < dropout] = len(data["text"]) - 1  # "" prompt
+    c = data["text"][ids]  # (B, 8, 64)
+    residuals = {}
+    if use_control:
+        c_f = (data["conditions"][index].float() / 255)[:, None].expand(-1, 3, -1, -1)  # (B, 3, 64, 64)
+        down, mid = controlnet(z_t, t, c, controlnet_cond=c_f, return_dict=False)
+        residuals = {"down_block_additional_residuals": down, "mid_block_additional_residual": mid}
+    return (unet(z_t, t, c, **residuals).sample - eps).pow(2).mean()
+
+
+@torch.no_grad()
+def held_out_losses(controlnet, unet, data: dict, seed: int) -> dict:
+    """Held-out eps loss with and without the control (same z_0, t and noise for both)."""
+    alphas_cumprod = unet_scheduler_alphas()
+    index = torch.arange(len(data["caption_ids"]) - N_HELD_OUT, len(data["caption_ids"]))
+    result = {}
+    for name, use in (("with_control", True), ("without_control", False)):
+        torch.manual_seed(seed + 11)
+        result[f"held_out_loss_{name}"] = round(
+            controlnet_loss(controlnet, unet, data, index, 0.0, alphas_cumprod, use).item(), 4)
+    return result
+
+
+def unet_scheduler_alphas() -> torch.Tensor:
+    from demos.guidance import shapes_ldm
+
+    return shapes_ldm.build_scheduler().alphas_cumprod
+
+
+def save(out: Path, controlnet, record: dict) -> None:
+    """``ControlNetModel.save_pretrained`` (safetensors) and the training record."""
+    out.mkdir(parents=True, exist_ok=True)
+    controlnet.save_pretrained(out, safe_serialization=True)
+    (out / "training_metrics.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
+def train_loop(controlnet, unet, data: dict, cfg: TrainConfig, out: Path, record: dict):
+    """AdamW on the ControlNet only, EMA, periodic saves; returns (EMA ControlNet, steps)."""
+    ema = copy.deepcopy(controlnet).eval()
+    params, ema_params = list(controlnet.parameters()), list(ema.parameters())
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / cfg.warmup))
+    alphas_cumprod = unet_scheduler_alphas()
+    n_train, steps, running, last_save = len(data["caption_ids"]) - N_HELD_OUT, 0, 0.0, time.perf_counter()
+    for step in run_for(cfg.steps, cfg.minutes):
+        index = torch.randint(0, n_train, (cfg.batch,))
+        loss = controlnet_loss(controlnet, unet, data, index, cfg.caption_dropout, alphas_cumprod)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        warmup.step()
+        ema_update(ema_params, params, min(cfg.ema_decay, (1 + step) / (10 + step)))
+        steps, running = step + 1, running + loss.item()
+        if steps % cfg.log_every == 0:
+            log(f"step {steps} loss {running / cfg.log_every:.4f}")
+            running = 0.0
+        if cfg.save_minutes > 0 and time.perf_counter() - last_save > 60 * cfg.save_minutes:
+            save(out, ema, {**record, "steps": steps, "complete": False})
+            last_save = time.perf_counter()
+    return ema, steps
+
+
+def train(cfg: TrainConfig, base_dir: Path, out: Path) -> dict:
+    from diffusers import StableDiffusionPipeline
+
+    torch.set_num_threads(cfg.threads)
+    start = time.perf_counter()
+    base = StableDiffusionPipeline.from_pretrained(base_dir, use_safetensors=True, local_files_only=True,
+                                                   safety_checker=None, requires_safety_checker=False)
+    for module in (base.vae, base.text_encoder, base.unet):
+        module.eval().requires_grad_(False)
+    data = encode(base, cfg)
+    log(f"encoded {cfg.n_samples} sketches in {time.perf_counter() - start:.0f} s")
+    torch.manual_seed(cfg.seed)
+    controlnet = build_controlnet(base.unet).train()
+    record = {"config": asdict(cfg), "base": str(base_dir.relative_to(ROOT) if base_dir.is_relative_to(ROOT) else base_dir),
+              "torch": torch.__version__, "n_parameters": sum(p.numel() for p in controlnet.parameters())}
+    ema, steps = train_loop(controlnet, base.unet, data, cfg, out, record)
+    record.update(steps=steps, complete=True, **held_out_losses(ema, base.unet, data, cfg.seed),
+                  wall_minutes=round((time.perf_counter() - start) / 60, 2))
+    save(out, ema, record)
+    log(f"saved to {out}: {json.dumps(record)}")
+    return record
+
+
+def parse_args(argv=None) -> tuple[TrainConfig, Path, Path]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", type=Path, default=DEFAULT_BASE, help="the frozen shapes_ldm pipeline folder")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--smoke", action="store_true", help="a few steps, to check that it runs")
+    for name, default in asdict(TrainConfig()).items():
+        parser.add_argument("--" + name.replace("_", "-"), type=type(default), default=default)
+    args = vars(parser.parse_args(argv))
+    base, out, smoke = args.pop("base"), args.pop("out"), args.pop("smoke")
+    if smoke:
+        args.update(n_samples=1024, steps=5, log_every=1)
+    return TrainConfig(**args), base.resolve(), out
+
+
+if __name__ == "__main__":
+    train(*parse_args())

@@ -1,0 +1,299 @@
+"""ControlNet tab: sketch an outline, and a ControlNet steers the diffusion model to fill it.
+
+Run alone with ``python -m demos.controlnet.ui``. Imports no torch: generation imports
+``demos.controlnet.model`` (torch, diffusers) when it first runs.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from demos.controlnet import compute
+from playground import plots
+from playground.settings import ASSETS_DIR
+from playground.ui_helpers import explanation, model_event, user_errors
+
+TITLE = "ControlNet"
+SUMMARY = "Draw an outline; a ControlNet steers the diffusion model to fill it."
+EXAMPLES_DIR = ASSETS_DIR / "examples" / "controlnet"
+CANVAS, UPLOAD = "Canvas", "Uploaded image"
+MODEL_LABELS = [("Shapes World (embedded, 64x64)", compute.EMBEDDED),
+                ("SD 1.5 + scribble ControlNet (512x512)", compute.SD15_SCRIBBLE)]
+EXAMPLES = [("circle.png", "a red circle"), ("square.png", "a blue square"),
+            ("triangle.png", "a yellow triangle"), ("wobbly_circle.png", "a green circle"),
+            ("open_triangle.png", "a purple triangle")]
+DEFAULT_EXAMPLE = EXAMPLES_DIR / EXAMPLES[0][0]
+
+# Gradio's Sketchpad opens (and returns after "clear") with no tool selected, so the canvas ignores
+# the mouse until the user finds the brush. This keeps the brush selected whenever the canvas is
+# visible and neither brush nor eraser is (browser-side only, no server call).
+BRUSH_READY_JS = """
+() => {
+  setInterval(() => {
+    const root = document.getElementById('controlnet-sketch');
+    if (!root || root.offsetParent === null) return;
+    const brush = root.querySelector('button[aria-label="Brush"]');
+    const tools = root.querySelectorAll('button[aria-label="Brush"], button[aria-label="Erase"]');
+    if (brush && ![...tools].some((b) => b.classList.contains('highlight'))) brush.click();
+  }, 300);
+}
+"""
+
+INTRO = """
+### Draw an outline, and watch a diffusion model fill it
+A **ControlNet** is a trainable copy of a diffusion UNet's encoder that reads your sketch and adds
+its features into the frozen UNet through *zero-initialised* convolutions. Draw one closed outline
+(a circle, square or triangle) on the canvas, pick a colour in the prompt, and press **Generate**.
+Turn the conditioning scale $s$ down to 0 and the model ignores your sketch; turn it up and the
+shape follows your lines.
+"""
+
+EXPLANATION = """
+**ControlNet** (Zhang, Rao & Agrawala 2023). For every skip connection $k$ of the UNet and for
+its middle block, the frozen UNet's feature $F_k(x)$ becomes
+
+$$y_k = F_k(x) + s \\cdot Z_k\\big(F'_k(x + Z_0(E(c_f)))\\big)$$
+
+$F'$ is a trainable copy of the UNet's encoder and middle block (`ControlNetModel.from_unet`),
+$E$ a small convolutional encoder of the condition image $c_f$ (your sketch, 64 x 64 -> the 8 x 8
+latent grid), $Z$ are 1x1 convolutions **initialised to zero**, and $s$ is the conditioning
+scale. At the start of training every $Z$ is 0, so the network *is* the frozen model and training
+cannot damage it; only the copy learns, with the usual loss
+$\\lVert \\epsilon - \\epsilon_\\theta(z_t, t, c, c_f) \\rVert^2$.
+
+**Control window.** The residuals are added only on denoising steps $i$ with
+$\\text{start} \\le i/N$ and $(i+1)/N \\le \\text{end}$. Early steps decide the layout, late
+steps the details: a control that ends at 0.3 still fixes the shape.
+
+**Classifier-free guidance** works as usual on top:
+$\\hat\\epsilon = \\epsilon(z_t, \\varnothing) + w\\,(\\epsilon(z_t, c) - \\epsilon(z_t, \\varnothing))$, the
+ControlNet feeding both branches.
+
+**What the model receives.** Your dark strokes on light paper become the *ink map*
+$c_f = (\\text{paper} - \\text{grey}) / 255$, area-averaged to 64 x 64 (512 x 512 for SD 1.5)
+and stretched so the darkest stroke is 1: white strokes on black, the convention scribble
+ControlNets use. Transparent pixels count as paper, non-square images are padded with paper.
+
+**The residual map** shows $\\lVert s\\, Z_k(\\cdot) \\rVert_{\\text{RMS}}$ for each block $k$ and
+step: what the zero convolutions learned to add. Outside the control window it is exactly 0.
+
+The embedded model is trained by this project on Shapes World sketches (`demos/controlnet/train.py`)
+on top of the Guidance tab's 3M-parameter latent diffusion model; it knows the words
+*a, red, green, blue, yellow, purple, orange, circle, square, triangle*.
+"""
+
+
+# ---------------------------------------------------------------------------------------------
+# Formatting
+
+
+def residual_figure(rms: np.ndarray, block_names: list[str]):
+    """Heatmap of the residual RMS (N steps, K blocks): blocks as rows, denoising steps as columns."""
+    rms = np.asarray(rms, dtype=float)
+    fig = plots.figure("What the ControlNet adds: RMS of s·Z_k(·) per UNet block and step",
+                       "denoising step i", "", height=330)
+    fig.add_trace(plots.heatmap_trace(np.arange(1, rms.shape[0] + 1), block_names, rms.T,
+                                      name="RMS", colorscale="Magma"))
+    fig.update_layout(margin={"l": 150, "r": 20, "t": 50, "b": 45})
+    return fig
+
+
+def empty_residual_figure():
+    fig = plots.figure("What the ControlNet adds (press Generate)", "denoising step i", "", height=330)
+    fig.add_annotation(text="no generation yet", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    return fig
+
+
+def result_picture(image: np.ndarray, condition: np.ndarray, show_overlay: bool) -> np.ndarray:
+    """The generated image, with the sketch drawn over it if asked."""
+    return compute.overlay(image, condition, size=max(256, image.shape[0])) if show_overlay else image
+
+
+def summary_file(summary: dict) -> str:
+    """The JSON summary written to a temporary file for download."""
+    path = Path(tempfile.mkdtemp(prefix="controlnet_")) / "controlnet.json"
+    path.write_text(json.dumps(summary, indent=2))
+    return str(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Events
+
+
+def make_params(prompt, scale, start, end, guidance, steps, seed, model) -> compute.ControlParams:
+    return compute.ControlParams(prompt=prompt, conditioning_scale=scale, control_start=start,
+                                 control_end=end, guidance_scale=guidance, steps=steps, seed=seed, model=model)
+
+
+def pick_sketch(source, sketch, upload):
+    """The canvas drawing or the uploaded image, as the radio says."""
+    return upload if source == UPLOAD else sketch
+
+
+@user_errors
+def run_generate(source, sketch, upload, prompt, scale, start, end, guidance, steps, seed, model,
+                 show_overlay, progress=gr.Progress()):
+    progress(0, desc="loading the model")
+    params = make_params(prompt, scale, start, end, guidance, steps, seed, model)
+    result = compute.generate(pick_sketch(source, sketch, upload), params,
+                              on_step=lambda i, n: progress(i / n, desc=f"denoising step {i}/{n}"))
+    summary = result.summary()
+    return (compute.condition_picture(result.condition, max(256, result.condition.shape[0])), result_picture(result.image, result.condition, show_overlay),
+            residual_figure(result.residual_rms, result.block_names), summary, summary_file(summary), result.image)
+
+
+@user_errors
+def run_sweep(source, sketch, upload, prompt, scale, start, end, guidance, steps, seed, model,
+              progress=gr.Progress()):
+    params = make_params(prompt, scale, start, end, guidance, steps, seed, model)
+    results = compute.sweep(pick_sketch(source, sketch, upload), params,
+                            on_step=lambda i, n: progress(i / n, desc="conditioning-scale sweep"))
+    return [(image, f"s = {s:g}") for s, image in results]
+
+
+@user_errors
+def redraw_overlay(raw, condition_picture, show_overlay):
+    """Overlay on or off without running the model again (raw image and c_f from the page)."""
+    if raw is None or condition_picture is None:
+        return gr.skip()
+    condition = np.asarray(condition_picture, dtype=np.float32)[..., 0] / 255  # (256, 256) strokes = 1
+    return result_picture(np.asarray(raw, dtype=np.uint8)[..., :3], condition, show_overlay)
+
+
+@user_errors
+def controlnet_api(sketch, prompt, conditioning_scale, guidance_scale, steps, seed):
+    """The embedded model on one sketch file: (image 64x64, JSON with settings and timings)."""
+    params = compute.ControlParams(prompt=prompt, conditioning_scale=conditioning_scale,
+                                   guidance_scale=guidance_scale, steps=steps, seed=seed)
+    result = compute.generate(sketch, params)
+    return result.image, result.summary()
+
+
+# ---------------------------------------------------------------------------------------------
+# Layout
+
+
+def build_inputs() -> dict:
+    """The left column: canvas / upload, prompt and the sliders."""
+    c = {}
+    with gr.Tabs():
+        with gr.Tab("Draw"):
+            c["sketch"] = gr.Sketchpad(
+                label="Sketch an outline (brush ready: just draw)", canvas_size=(256, 256), fixed_canvas=True,
+                type="numpy", image_mode="RGBA", layers=False, height=340, elem_id="controlnet-sketch",
+                brush=gr.Brush(default_size=2, colors=["#000000"], color_mode="fixed"))
+        with gr.Tab("Upload"):
+            c["upload"] = gr.Image(label="Upload an outline (dark strokes on light paper, any size)",
+                                   type="filepath", image_mode=None, sources=["upload", "clipboard"],
+                                   value=str(DEFAULT_EXAMPLE) if DEFAULT_EXAMPLE.exists() else None, height=300)
+    c["source"] = gr.Radio([CANVAS, UPLOAD], value=UPLOAD if DEFAULT_EXAMPLE.exists() else CANVAS,
+                           label="Condition from", info="c_f: the canvas drawing or the uploaded image "
+                           "(switches by itself when you draw or upload)")
+    c["prompt"] = gr.Textbox(value="a red circle", label="Prompt",
+                             info="c: the text; the embedded model knows a, red, green, blue, yellow, purple, "
+                                  "orange, circle, square, triangle")
+    c["scale"] = gr.Slider(0, compute.MAX_CONDITIONING, value=1.0, step=0.05, label="Conditioning scale",
+                           info="s in F(x) + s·Z(F'(x + Z(c_f))): 0 ignores the sketch")
+    with gr.Row():
+        c["start"] = gr.Slider(0, 1, value=0.0, step=0.05, label="Control start",
+                               info="first fraction i/N of the steps with control")
+        c["end"] = gr.Slider(0, 1, value=1.0, step=0.05, label="Control end",
+                             info="last fraction (i+1)/N of the steps with control")
+    c["guidance"] = gr.Slider(0, compute.MAX_GUIDANCE, value=5.0, step=0.5, label="Guidance scale",
+                              info="w in eps(z,∅) + w·(eps(z,c) − eps(z,∅)); 1 = no guidance")
+    with gr.Row():
+        c["steps"] = gr.Slider(1, compute.MAX_STEPS, value=25, step=1, label="Steps", info="N DDIM steps")
+        c["seed"] = gr.Number(value=0, minimum=0, maximum=compute.MAX_SEED, step=1, label="Seed",
+                              info="fixes the initial noise z_T")
+    c["model"] = gr.Dropdown(MODEL_LABELS, value=compute.EMBEDDED, label="Model",
+                             info="SD 1.5 needs its weights in the Hugging Face cache (see the Home tab)")
+    return c
+
+
+def default_values() -> dict:
+    """What the outputs show when the tab opens: the saved default view, or placeholders."""
+    view = compute.load_default_view()
+    if view is None:
+        return {"condition": None, "result": None, "sweep": None, "residuals": empty_residual_figure(),
+                "details": None, "raw": None}
+    summary = {k: view[k] for k in ("model", "settings", "timings_s", "residual_rms_mean")}
+    return {"condition": compute.condition_picture(view["condition"]),
+            "result": result_picture(view["image"], view["condition"], True),
+            "sweep": [(image, f"s = {s:g}") for s, image in view["sweep"]],
+            "residuals": residual_figure(view["residual_rms"], view["block_names"]),
+            "details": summary, "raw": view["image"]}
+
+
+def build_outputs() -> dict:
+    d, o = default_values(), {}
+    with gr.Row():
+        o["condition"] = gr.Image(d["condition"], label="c_f: what the ControlNet receives",
+                                  height=256, interactive=False, format="png", elem_id="controlnet-condition")
+        o["result"] = gr.Image(d["result"], label="Generated image", height=256, interactive=False, format="png",
+                               elem_id="controlnet-result")
+    o["overlay"] = gr.Checkbox(value=True, label="Overlay the sketch", info="draw c_f's strokes over the result")
+    o["sweep"] = gr.Gallery(d["sweep"], label="Same seed, conditioning scale s = 0, 0.5, 1, 1.5, 2", columns=5,
+                            rows=1, height=200, object_fit="contain", format="png")
+    o["residuals"] = gr.Plot(value=d["residuals"], label="ControlNet residuals")
+    with gr.Accordion("Settings and timings (JSON)", open=False):
+        o["details"] = gr.JSON(d["details"], label="settings and timings", elem_id="controlnet-details")
+    o["download"] = gr.File(label="Download settings, timings and residuals (JSON)", interactive=False)
+    # the result without overlay; a gr.State would keep a heartbeat open on every page
+    o["raw"] = gr.Image(d["raw"], visible=False, format="png", type="numpy")
+    return o
+
+
+def build(demo: gr.Blocks) -> None:
+    gr.Markdown(INTRO, latex_delimiters=[{"left": "$", "right": "$", "display": False}])
+    with gr.Row():
+        with gr.Column(scale=1):
+            c = build_inputs()
+            generate = gr.Button("Generate", variant="primary")
+        with gr.Column(scale=1):
+            o = build_outputs()
+    existing = [[str(EXAMPLES_DIR / name), prompt] for name, prompt in EXAMPLES if (EXAMPLES_DIR / name).exists()]
+    if existing:
+        gr.Examples(existing, inputs=[c["upload"], c["prompt"]], label="Example outlines (click one)")
+    explanation(EXPLANATION)
+    wire(demo, c, o, generate)
+
+
+def wire(demo: gr.Blocks, c: dict, o: dict, generate: gr.Button) -> None:
+    inputs = [c[k] for k in ("source", "sketch", "upload", "prompt", "scale", "start", "end", "guidance",
+                             "steps", "seed", "model")]
+    outputs = [o["condition"], o["result"], o["residuals"], o["details"], o["download"], o["raw"]]
+    generate.click(run_generate, inputs=inputs + [o["overlay"]], outputs=outputs, api_visibility="private",
+                   **model_event()).success(run_sweep, inputs=inputs, outputs=o["sweep"],
+                                            api_visibility="private", **model_event())
+    o["overlay"].change(redraw_overlay, inputs=[o["raw"], o["condition"], o["overlay"]], outputs=o["result"],
+                        api_visibility="private")
+    demo.load(None, js=BRUSH_READY_JS)
+    c["sketch"].input(None, js=f"() => '{CANVAS}'", outputs=c["source"])
+    c["upload"].change(None, js=f"(x) => x ? '{UPLOAD}' : '{CANVAS}'", inputs=c["upload"], outputs=c["source"])
+    build_api()
+
+
+def build_api() -> None:
+    """The public endpoint: a sketch file and five numbers in, the 64x64 image and JSON out."""
+    with gr.Row(visible=False):
+        sketch = gr.File(label="sketch", type="filepath")
+        prompt = gr.Textbox(label="prompt")
+        scale, guidance = gr.Number(label="conditioning_scale"), gr.Number(label="guidance_scale")
+        steps, seed = gr.Number(label="steps"), gr.Number(label="seed")
+        image, summary = gr.Image(label="image", format="png"), gr.JSON(label="summary")
+        button = gr.Button("api")
+    button.click(controlnet_api, inputs=[sketch, prompt, scale, guidance, steps, seed], outputs=[image, summary],
+                 api_name="controlnet", **model_event())
+
+
+if __name__ == "__main__":
+    from playground.app import CSS, THEME
+
+    with gr.Blocks(title=TITLE) as demo:
+        build(demo)
+    demo.queue().launch(theme=THEME, css=CSS)
