@@ -373,7 +373,7 @@ class RunParams:
     prompt_len: int = 16        # tokens prefilled before step-by-step decoding
     decode_steps: int = 48      # tokens decoded one at a time (cache grows by one each step)
     max_context: int = 8192     # the decode-time curve runs over RUN_CONTEXTS up to this
-    repeats: int = 5            # timed decode steps per context (fastest reported)
+    repeats: int = 10           # timed decode steps per context (fastest reported)
     seed: int = 0
 
 

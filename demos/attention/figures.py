@@ -188,6 +188,6 @@ def timing_figure(timing: dict) -> go.Figure:
     for variant, seconds in timing["seconds"].items():
         fig.add_trace(go.Scatter(x=timing["contexts"], y=np.asarray(seconds) * 1e3, mode="lines+markers",
                                  name=variant, line={"color": VARIANT_COLOR[variant]}))
-    fig.update_xaxes(type="log")
+    fig.update_xaxes(type="log", tickvals=timing["contexts"], ticktext=[f"{t:,}" for t in timing["contexts"]])
     fig.update_yaxes(type="log")
     return fig

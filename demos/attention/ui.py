@@ -291,7 +291,10 @@ def run_section() -> tuple:
                 "Small modules (2 layers, 8 heads of 32 dims) decode token by token on this machine's "
                 "CPU. The table compares the cache tensors' measured bytes with the formula and "
                 "checks cached decoding against full recomputation; the plot times one decode step "
-                "against the context length, MLA with and without the absorbed up-projections.")
+                "against the context length, MLA with and without the absorbed up-projections. Each "
+                "step reads the whole cache (and here also copies it: the cache grows by `torch.cat`), "
+                "so time follows the cache's bytes; MLA without absorption also rebuilds every head's "
+                "keys and values from the latents at every step.")
     with gr.Row():
         max_context = gr.Dropdown(list(compute.RUN_CONTEXTS), value=compute.RunParams.max_context,
                                   label="longest context timed (max_context)",
@@ -302,6 +305,7 @@ def run_section() -> tuple:
     note = gr.Markdown()
     table = gr.Dataframe(headers=RUN_HEADERS, visible=False, interactive=False, wrap=True,
                          elem_id="attention-run-table",
+                         column_widths=["11%", "26%", "7%", "12%", "12%", "11%", "7%", "14%"],
                          label="cache after step-by-step decoding: measured vs formula")
     plot = gr.Plot(visible=False, label="decode time per token", elem_id="attention-run-plot")
     last_run = gr.JSON(visible=False)  # not gr.State: a State makes every page hold a heartbeat open
