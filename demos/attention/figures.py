@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 
 import numpy as np
 import plotly.graph_objects as go
@@ -105,13 +106,19 @@ class Sketch:
         return [*lines, marks, labels]
 
 
-@functools.lru_cache(maxsize=64)
 def heads_figure(cfg: compute.AttentionConfig) -> go.Figure:
     """Which query heads read which cached key/value heads, one band per variant.
 
-    Depends only on the (frozen, hashable) config, so it is cached: a bounded LRU whose
-    bookkeeping is thread-safe. The figure is shared: read it, never modify it.
+    The diagram is per layer: it ignores the name, l and N, so those are dropped from the key
+    of the cache below (a custom l or N then re-renders without redrawing it).
     """
+    return _heads_figure(replace(cfg, name="", n_layers=1, n_params=0.0))
+
+
+@functools.lru_cache(maxsize=64)
+def _heads_figure(cfg: compute.AttentionConfig) -> go.Figure:
+    """Cached on the (frozen, hashable) config: a bounded LRU whose bookkeeping is thread-safe.
+    The figure is shared between requests: read it, never modify it."""
     sketch, annotations = Sketch(), []
     for band, attention in enumerate(reversed(compute.ATTENTIONS)):
         variant = compute.same_shape(cfg, attention)
