@@ -7,6 +7,8 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+FONT_COLOR = "#8b93a1"
+GRID_COLOR = "rgba(139,147,161,0.25)"
 COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777"]
 
 
@@ -18,8 +20,11 @@ def figure(title: str = "", x_title: str = "", y_title: str = "", height: int = 
         margin={"l": 50, "r": 20, "t": 50 if title else 20, "b": 45},
         paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(127,127,127,0.06)",
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 1, "xanchor": "right"},
-        xaxis_title=x_title, yaxis_title=y_title, font={"size": 12},
+        xaxis_title=x_title, yaxis_title=y_title,
+        font={"size": 12, "color": FONT_COLOR},  # mid-grey: readable in light and dark themes
     )
+    fig.update_xaxes(gridcolor=GRID_COLOR, zerolinecolor=GRID_COLOR)
+    fig.update_yaxes(gridcolor=GRID_COLOR, zerolinecolor=GRID_COLOR)
     return fig
 
 

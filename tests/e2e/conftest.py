@@ -33,8 +33,10 @@ def page(browser, app_url):
     page.on("console", lambda msg: errors.append(f"console.{msg.type}: {msg.text}")
             if msg.type == "error" else None)
     page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
-    page.goto(app_url, wait_until="networkidle")
+    # Not "networkidle": tabs holding gr.State keep a heartbeat connection open for good.
+    page.goto(app_url, wait_until="load")
     page.wait_for_selector("button[role=tab]", timeout=30_000)
+    page.wait_for_timeout(500)
     yield page
     context.close()
     assert not errors, "browser console errors:\n" + "\n".join(errors)
