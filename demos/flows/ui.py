@@ -1,0 +1,229 @@
+"""Flows tab: watch a Gaussian's grid and density bend, layer by layer, into a target.
+
+Run alone with ``python -m demos.flows.ui``. Imports no torch: training imports
+``demos.flows.fit`` on first use.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+
+import gradio as gr
+import numpy as np
+
+from demos.flows import compute, figures
+from playground.ui_helpers import explanation, model_event, user_errors
+
+TITLE = "Flows"
+SUMMARY = "Normalizing and continuous flows bend a Gaussian into a target density, layer by layer."
+CUSTOM = "custom points"
+FLOW_LABELS = [("RealNVP (affine coupling)", "realnvp"), ("planar", "planar"),
+               ("flow matching (continuous, straight paths)", "flow_matching")]
+
+INTRO = """
+### Flows: warping a Gaussian into a density
+A normalizing flow is a chain of invertible maps $x = f_K \\circ \\dots \\circ f_1(z)$ from a Gaussian $z$;
+the change of variables gives its **exact** density. Pick a target, train a flow live on the CPU,
+then drag **Layer k** to watch the base grid and density bend into the data, layer by layer
+(for the continuous flow, instant by instant).
+Flow matching's ODE is a probability-flow ODE: the same kind of deterministic path from noise to
+data that the **SDE vs ODE** tab integrates from an exact score.
+"""
+
+EXPLANATION = """
+**Change of variables.** With $z = f^{-1}(x)$ and $z_k = f_k(z_{k-1})$,
+$$\\log p(x) = \\log \\mathcal N(z; 0, I) + \\log\\left|\\det \\frac{\\partial z}{\\partial x}\\right|
+= \\log \\mathcal N(z; 0, I) - \\sum_{k=1}^K \\log\\left|\\det \\frac{\\partial z_k}{\\partial z_{k-1}}\\right|.$$
+The heatmaps show $p_k$, the density after the first $k$ layers, and its $\\log|\\det \\partial z/\\partial x|$
+(red: the flow squeezes volume there, so density piles up; blue: it stretches).
+Every flow starts from a Gaussian matched to the data's mean $\\mu$ and spread $\\sigma$ (layer 0).
+
+**Planar** (Rezende & Mohamed 2015): $g(x) = x + \\hat u\\, \\tanh(w^\\top x + b)$, one ridge per layer,
+$\\log|\\det| = \\log|1 + \\hat u^\\top w \\tanh'(w^\\top x + b)|$; used here in the normalising direction
+$z = g(x)$, and inverted by bisection to draw samples.
+
+**RealNVP** (Dinh et al. 2017): an affine coupling keeps one coordinate and moves the other,
+$x_b = z_b\\, e^{s(z_a)} + t(z_a)$, $\\log|\\det| = s(z_a)$; layers alternate $a$ and $b$. Trained by maximum
+likelihood, $\\min_\\theta -\\frac1N \\sum_i \\log p_\\theta(x_i)$.
+
+**Flow matching** (Lipman et al. 2023; rectified flow, Liu et al. 2023): learn a velocity $v_\\theta(x, t)$ on
+straight paths $x_t = (1-t) z + t x$ by $\\min_\\theta \\mathbb E\\, |v_\\theta(x_t, t) - (x - z)|^2$, then integrate
+$dx/dt = v_\\theta(x, t)$ from $t = 0$ to $1$ (RK4). Its density follows
+$\\frac{d}{dt} \\log p_t(x_t) = -\\nabla\\cdot v_\\theta(x_t, t)$ (exact divergence: two backward passes in 2-D).
+*Layers* are $K$ time slices $[\\frac{k-1}{K}, \\frac kK]$ of one ODE.
+
+**Training keeps the best model**: 20% of the points are held out; every 100 steps the held-out mean
+log-likelihood is measured and the best weights are kept, so more steps never give a worse held-out
+likelihood. Built-in and analytic sets draw 1,500 points from the seed; for an analytic target the
+true density is shown next to the learned one and $\\mathrm{KL}(p\\,\\|\\,p_\\theta)$ is reported.
+"""
+
+EXAMPLE_POINTS = json.dumps(np.round(np.concatenate([
+    np.random.default_rng(0).normal([-1.5, 0.0], 0.3, (60, 2)),
+    np.random.default_rng(1).normal([1.5, 0.0], [0.3, 1.0], (60, 2))]), 2).tolist())
+
+EXAMPLES = [["2_gaussians", "realnvp", 8, 2000, 0], ["two_moons", "flow_matching", 8, 2000, 0],
+            ["banana", "planar", 16, 2000, 0], ["8_gaussians", "realnvp", 16, 3000, 0],
+            ["ring", "flow_matching", 8, 2000, 0]]
+
+
+# ----------------------------------------------------------------------------- inputs -> params
+def params_of(data, points, flow, n_layers, train_steps, seed) -> compute.FlowParams:
+    return compute.check_params(compute.FlowParams(points if data == CUSTOM else data, flow,
+                                                   n_layers, train_steps, seed))
+
+
+# ----------------------------------------------------------------------------- formatting
+def layer_figures(result: compute.FlowResult, k: int) -> tuple:
+    """What moving the layer slider re-renders."""
+    return figures.grid_figure(result, k), figures.density_figure(result, k), figures.log_det_figure(result, k)
+
+
+def all_figures(result: compute.FlowResult, k: int) -> tuple:
+    return (*layer_figures(result, k), figures.target_figure(result), figures.samples_figure(result),
+            figures.loss_figure(result.history, result.params.flow))
+
+
+def summary(result: compute.FlowResult, cached: bool) -> str:
+    p, h = result.params, result.history
+    kl = "" if result.kl_true_learned is None else f" · KL(true ‖ learned) ≈ **{result.kl_true_learned:.3f}** nats"
+    stopped = f" · ⚠ {h.stopped}" if h.stopped else ""
+    return (f"**{figures.FLOW_NAMES[p.flow]}, {p.n_layers} layers, {p.train_steps} steps** trained in "
+            f"{result.seconds:.1f} s{' (from cache)' if cached else ''} · mean log-likelihood: train "
+            f"**{result.train_ll:.3f}**, held-out **{result.heldout_ll:.3f}** (best step {h.best_step}){kl}{stopped}")
+
+
+def layer_slider(result: compute.FlowResult) -> dict:
+    n_layers = result.n_stages - 1
+    label = "Time slice k (t = k/K)" if result.params.flow == "flow_matching" else "Layer k"
+    return gr.update(maximum=max(n_layers, 1), value=n_layers, label=label, interactive=result.trained)
+
+
+def download_file(result: compute.FlowResult) -> str:
+    """The API's JSON for what is shown, as a file."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="flow_", delete=False) as f:
+        json.dump(compute.api_output(result), f)
+    return f.name
+
+
+# ----------------------------------------------------------------------------- callbacks
+@user_errors
+def on_preview(data, points, flow, n_layers, train_steps, seed):
+    """Data changed: show it and the base Gaussian (no training, no torch)."""
+    if data == CUSTOM and not (points or "").strip():
+        return (gr.update(visible=True), *[gr.skip()] * 10)
+    result = compute.untrained(params_of(data, points, flow, n_layers, train_steps, seed))
+    return (gr.update(visible=data == CUSTOM), *all_figures(result, 0),
+            gr.update(maximum=1, value=0, interactive=False, label="Layer k"), None,
+            "Press **Train** to fit a flow to these points.", gr.update(visible=False))
+
+
+@user_errors
+def on_train(data, points, flow, n_layers, train_steps, seed, progress=gr.Progress()):
+    """Train (streaming the loss curve), then draw every view at the last layer."""
+    params = params_of(data, points, flow, n_layers, train_steps, seed)
+    cached = compute.CACHE.get(compute.cache_key(params, compute.load_points(params.data, params.seed)[0]))
+    for item in compute.fit_iter(params):
+        if isinstance(item, compute.TrainingUpdate):
+            progress((item.step, item.total), desc=item.message, unit="steps")
+            yield (*[gr.skip()] * 5, figures.loss_figure(item.history, params.flow), gr.skip(), gr.skip(),
+                   f"Training… step {item.step} of {item.total}", gr.skip())
+    result = item
+    yield (*all_figures(result, result.n_stages - 1), layer_slider(result), params,
+           summary(result, cached is not None), gr.update(value=download_file(result), visible=True))
+
+
+@user_errors
+def on_layer(k, params, progress=gr.Progress()):
+    """Re-render one layer from the cache (retrains, deterministically, if it was evicted)."""
+    if params is None:
+        return gr.skip(), gr.skip(), gr.skip()
+    for result in compute.fit_iter(params):
+        if isinstance(result, compute.TrainingUpdate):
+            progress((result.step, result.total), desc="the model left the cache: retraining")
+    k = int(min(max(k, 0), result.n_stages - 1))
+    return layer_figures(result, k)
+
+
+@user_errors
+def flow_api(data: str, flow: str, n_layers: int, train_steps: int, seed: int) -> dict:
+    """Train a flow (or reuse a cached one) and return its log-density on a grid.
+
+    data: a built-in set or analytic target name, or a JSON list of [x, y] points;
+    flow: realnvp | planar | flow_matching. Returns x, y (grid axes), log_density
+    (len(y) rows x len(x) columns, natural log, data coordinates), train_log_likelihood,
+    heldout_log_likelihood and more (see demos/flows/README.md)."""
+    return compute.api_output(compute.fit(compute.FlowParams(data, flow, n_layers, train_steps, seed)))
+
+
+def on_flow(flow, n_layers):
+    """The continuous flow allows fewer time slices (each one costs an ODE solve per view)."""
+    maximum = compute.MAX_LAYERS[flow]
+    return gr.update(maximum=maximum, value=min(int(n_layers), maximum))
+
+
+# ----------------------------------------------------------------------------- layout
+def controls():
+    names = compute.dataset_names() + [CUSTOM]
+    data = gr.Dropdown(names, value=compute.FlowParams.data, label="Target data p(x)", elem_id="flows-data",
+                       info="built-in samples, an analytic density (2_gaussians, banana, ring: true log p known), "
+                            "or your own points")
+    points = gr.Textbox(EXAMPLE_POINTS, label="Your points x", lines=3, max_lines=6, visible=False,
+                        info=f"JSON [[x, y], ...] or CSV x,y lines; {compute.MIN_POINTS} to 10,000 points")
+    flow = gr.Radio(FLOW_LABELS, value=compute.FlowParams.flow, label="Flow f",
+                    info="planar and RealNVP: discrete layers f_k; flow matching: an ODE dx/dt = v(x, t)")
+    n_layers = gr.Slider(1, compute.MAX_LAYERS["realnvp"], compute.FlowParams.n_layers, step=1,
+                         label="Layers K", elem_id="flows-layers", info="x = f_K ∘ … ∘ f_1(z); time slices for flow matching (≤ 16)")
+    train_steps = gr.Slider(50, compute.MAX_TRAIN_STEPS, compute.FlowParams.train_steps, step=50,
+                            label="Training steps", elem_id="flows-steps", info="Adam steps (batch 256) on −log p_θ(x), or on |v_θ − (x − z)|²")
+    seed = gr.Number(compute.FlowParams.seed, precision=0, minimum=0, maximum=compute.MAX_SEED,
+                     label="Seed", info="seeds the data, the held-out split, θ's init and the samples z")
+    return data, points, flow, n_layers, train_steps, seed
+
+
+def build(demo: gr.Blocks) -> None:
+    gr.Markdown(INTRO, latex_delimiters=[{"left": "$", "right": "$", "display": False}])
+    start = compute.untrained(compute.FlowParams())
+    with gr.Row():
+        with gr.Column(scale=1, min_width=280):
+            inputs = controls()
+            with gr.Row():
+                train = gr.Button("Train", variant="primary")
+                stop = gr.Button("Stop", variant="stop")
+            status = gr.Markdown("Press **Train** to fit a flow (8 RealNVP layers × 2,000 steps: about "
+                                 "10 s on a quiet 2-core CPU).", elem_id="flows-status")
+            download = gr.DownloadButton("Download JSON (grid, log p, likelihoods)", visible=False, size="sm")
+        with gr.Column(scale=3):
+            layer = gr.Slider(0, 1, 0, step=1, label="Layer k", interactive=False, elem_id="flows-layer",
+                              info="x_k = f_k ∘ … ∘ f_1(z): 0 is the base Gaussian z, K is the data x")
+            plots = []
+            for pair in zip(*[iter(all_figures(start, 0))] * 2):  # grid, density | log-det, target | ...
+                with gr.Row():
+                    plots += [gr.Plot(fig, show_label=False, elem_id=f"flows-plot-{len(plots) + i}")
+                              for i, fig in enumerate(pair)]
+    state = gr.State(None)  # the trained run's FlowParams (its key in compute.CACHE)
+    gr.Examples(EXAMPLES, inputs=[inputs[0], *inputs[2:]], label="Examples (click, then Train)")
+    explanation(EXPLANATION)
+    wire(demo, inputs, train, stop, layer, plots, state, status, download)
+
+
+def wire(demo, inputs, train, stop, layer, plots, state, status, download) -> None:
+    data, points, flow, n_layers, *_ = inputs
+    preview_out = [points, *plots, layer, state, status, download]
+    data.change(on_preview, inputs, preview_out, api_visibility="private")
+    points.blur(on_preview, inputs, preview_out, api_visibility="private")
+    flow.change(on_flow, [flow, n_layers], n_layers, api_visibility="private")
+    run = train.click(on_train, inputs, [*plots, layer, state, status, download],
+                      api_visibility="private", **model_event())
+    stop.click(None, cancels=[run])
+    layer.input(on_layer, [layer, state], plots[:3], api_visibility="private",
+                trigger_mode="always_last", show_progress="hidden")
+    gr.api(flow_api, api_name="flow", **model_event())
+
+
+if __name__ == "__main__":
+    with gr.Blocks(title=TITLE) as app:
+        with gr.Tab(TITLE, id="flows"):
+            build(app)
+    app.queue().launch()
