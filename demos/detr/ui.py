@@ -1,0 +1,263 @@
+"""DETR tab: object queries and Hungarian matching, made visible.
+
+Run alone with ``python -m demos.detr.ui``. Imports no torch: the model runs in ``compute``'s
+functions, which import ``demos.detr.model`` (torch, transformers) on first use.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from demos.detr import compute, figures
+from playground import settings
+from playground.ui_helpers import explanation, model_event, user_errors
+
+TITLE = "DETR"
+SUMMARY = "Object queries and Hungarian matching: detection as set prediction, made visible."
+EXAMPLES_DIR = settings.ASSETS_DIR / "detr_examples"
+DEFAULT_OUTPUTS = EXAMPLES_DIR / "default_outputs.json"  # written by demos/detr/make_examples.py
+P = compute.DetrParams()
+
+INTRO = """
+### DETR: detection as set prediction
+A fixed set of **object queries** each predicts a class (or **∅ no object**) and a box; there is no
+anchor and no NMS. Make a **new random scene** (its ground truth is known, so the Hungarian matching
+used in training is shown below) or upload an image. The embedded model was trained by this project
+on Shapes World (circles, squares, triangles); `detr-resnet-50` (COCO) works when its weights are present.
+"""
+
+EXPLANATION = r"""
+**Prediction.** $N$ queries $\to$ $N$ pairs $(\hat p_j, \hat b_j)$: $\hat p_j$ a softmax over the $K$
+classes and $\varnothing$, $\hat b_j = (c_x, c_y, w, h)$ as fractions of the image. Query $j$ is shown when
+$\max_{c \ne \varnothing} \hat p_j(c) \ge \tau$. The attention map is the last decoder layer's
+cross-attention of query $j$ over the backbone's feature map (mean over heads).
+
+**Matching (training).** Ground truth $y = \{(c_i, b_i)\}_{i=1}^M$, $M \le N$. The optimal one-to-one
+assignment is
+$$\hat\sigma = \arg\min_{\sigma} \sum_{i=1}^{M} C_{i\,\sigma(i)}, \quad
+C_{ij} = -w_{class}\,\hat p_j(c_i) + w_{L1}\,\lVert b_i - \hat b_j \rVert_1 - w_{GIoU}\,\mathrm{GIoU}(b_i, \hat b_j)$$
+with $(w_{class}, w_{L1}, w_{GIoU}) = (1, 5, 2)$ in the paper, found exactly by the Hungarian algorithm
+(`scipy.optimize.linear_sum_assignment`). $\mathrm{GIoU} = \mathrm{IoU} - |E \setminus (A \cup B)|/|E|$,
+$E$ the smallest box enclosing both.
+
+**Loss.** Matched queries learn their object; the other $N - M$ learn $\varnothing$ (weighted by
+`eos_coef`):
+$$\mathcal L = \underbrace{\tfrac{\sum_j -w_j \log \hat p_j(c_{\sigma^{-1}(j)})}{\sum_j w_j}}_{\text{class}}
++ \underbrace{\tfrac{w_{L1}}{M}\sum_i \lVert b_i - \hat b_{\hat\sigma(i)} \rVert_1}_{L1}
++ \underbrace{\tfrac{w_{GIoU}}{M}\sum_i \big(1 - \mathrm{GIoU}(b_i, \hat b_{\hat\sigma(i)})\big)}_{GIoU}$$
+Because each object is matched to exactly one query, a second query on the same object is pushed to
+$\varnothing$: that is how DETR learns not to predict duplicates, without NMS.
+Changing the weights here changes the cost, possibly the assignment, and the loss terms.
+"""
+
+
+# ----------------------------------------------------------------------------- formatting
+def detection_views(result: compute.DetrResult, threshold: float, query: int) -> tuple:
+    """Annotated image, JSON, queries plot, queries table, attention map."""
+    found = compute.detections_json(result, threshold)
+    header, rows = compute.query_rows(result, threshold)
+    query = min(int(query), len(rows) - 1)
+    return (compute.draw_detections(result.image, found), found,
+            figures.queries_figure(result, threshold, query),
+            pd.DataFrame(rows, columns=header), compute.attention_overlay(result, query))
+
+
+def matching_views(result: compute.DetrResult, truth, weights) -> tuple:
+    """Cost heatmap, matching image, loss plot; or a message when there is no ground truth."""
+    if truth is None:
+        message = "Ground truth is known only for generated scenes: press “New random scene”."
+        return figures.empty_figure(message, 420), None, figures.empty_figure(message)
+    if result.model != "shapes-detr":
+        message = "The matching needs the Shapes World model (its classes are the scene's)."
+        return figures.empty_figure(message, 420), None, figures.empty_figure(message)
+    matching = compute.match_scene(result, truth, weights)
+    return (figures.cost_figure(matching, truth.labels), compute.draw_matching(result, truth, matching),
+            figures.loss_figure(matching.loss))
+
+
+def download(result: compute.DetrResult, truth, p: compute.DetrParams) -> str:
+    """Write what the tab shows to a JSON file and return its path."""
+    matching = None
+    if truth is not None and result.model == "shapes-detr":
+        matching = compute.match_scene(result, truth, p.weights)
+    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="detr_", delete=False) as f:
+        f.write(compute.report_json(result, p.threshold, matching))
+    return f.name
+
+
+def params_of(model, threshold, query, w_class, w_l1, w_giou, seed=0) -> compute.DetrParams:
+    return compute.DetrParams(model, threshold, seed, query, w_class, w_l1, w_giou).checked()
+
+
+def all_views(result, truth, p: compute.DetrParams) -> tuple:
+    """Every output of a new run, in ``build``'s ``everything`` order."""
+    query_max = len(result.logits) - 1
+    return (*detection_views(result, p.threshold, min(p.query, query_max)),
+            *matching_views(result, truth, p.weights), download(result, truth, p),
+            gr.update(maximum=query_max, value=min(p.query, query_max)), {"result": result, "truth": truth})
+
+
+def default_views() -> tuple:
+    """The tab's opening state from the stored outputs of the default scene (no torch at start-up),
+    or placeholders when they are missing."""
+    try:
+        result, truth = compute.result_from_json(DEFAULT_OUTPUTS.read_text())
+    except (OSError, ValueError, KeyError):
+        message = "Press “New random scene” to run DETR."
+        image, _ = compute.random_scene(P.seed)
+        return (image, None, None, figures.empty_figure(message), None, None,
+                figures.empty_figure(message, 420), None, figures.empty_figure(message), None, P.query, {})
+    views = all_views(result, truth, P)
+    return (result.image, *views[:-2], P.query, views[-1])
+
+
+# ----------------------------------------------------------------------------- callbacks
+@user_errors
+def on_new_scene(seed, model, threshold, query, w_class, w_l1, w_giou, progress=gr.Progress()):
+    p = params_of(model, threshold, query, w_class, w_l1, w_giou, seed)
+    progress(0.1, desc="Loading the model (first time only)")
+    image, truth = compute.random_scene(p.seed)
+    result = compute.run_detr(image, p.model)
+    return (image, *all_views(result, truth, p))
+
+
+@user_errors
+def on_detect(image, state, model, threshold, query, w_class, w_l1, w_giou, progress=gr.Progress()):
+    """Detect on the image shown; keep the ground truth if it is still the generated scene."""
+    p = params_of(model, threshold, query, w_class, w_l1, w_giou)
+    progress(0.1, desc="Running DETR")
+    array = compute.load_image(image)
+    truth = (state or {}).get("truth")
+    previous = (state or {}).get("result")
+    if truth is not None and (previous is None or previous.image.shape != array.shape
+                              or not (previous.image == array).all()):
+        truth = None
+    return all_views(compute.run_detr(array, p.model), truth, p)
+
+
+@user_errors
+def on_upload(image, model, threshold, query, w_class, w_l1, w_giou, progress=gr.Progress()):
+    return on_detect(image, None, model, threshold, query, w_class, w_l1, w_giou, progress)
+
+
+def _state_result(state):
+    if not state or state.get("result") is None:
+        raise ValueError("Nothing detected yet: make a new random scene or upload an image.")
+    return state["result"], state.get("truth")
+
+
+@user_errors
+def on_threshold(state, model, threshold, query, w_class, w_l1, w_giou):
+    p = params_of(model, threshold, query, w_class, w_l1, w_giou)
+    result, truth = _state_result(state)
+    return (*detection_views(result, p.threshold, min(p.query, len(result.logits) - 1)), download(result, truth, p))
+
+
+@user_errors
+def on_query(state, query, threshold):
+    result, _ = _state_result(state)
+    query = compute.check_int("query", query, 0, len(result.logits) - 1)
+    threshold = compute.check_float("threshold", threshold, 0.0, 1.0)
+    return compute.attention_overlay(result, query), figures.queries_figure(result, threshold, query)
+
+
+@user_errors
+def on_weights(state, model, threshold, query, w_class, w_l1, w_giou):
+    p = params_of(model, threshold, query, w_class, w_l1, w_giou)
+    result, truth = _state_result(state)
+    return (*matching_views(result, truth, p.weights), download(result, truth, p))
+
+
+@user_errors
+def api_detect(image, threshold):
+    """The public ``detect`` endpoint: (image file, threshold) -> (annotated image, detections)."""
+    return compute.detect(image, threshold)
+
+
+# ----------------------------------------------------------------------------- layout
+def examples() -> list[list[str]]:
+    return [[str(p)] for p in sorted(EXAMPLES_DIR.glob("*.png"))]
+
+
+def build(demo: gr.Blocks) -> None:
+    (v_image, v_annotated, v_json, v_queries, v_table, v_attention, v_cost, v_matching, v_loss, v_file, v_query,
+     v_state) = default_views()
+    gr.Markdown(INTRO)
+    state = gr.State(v_state)
+    with gr.Row():
+        with gr.Column(scale=1):
+            image_in = gr.Image(v_image, label="Image", elem_id="detr-image", type="filepath", sources=["upload", "clipboard"], height=320)
+            with gr.Row():
+                seed = gr.Number(value=P.seed, elem_id="detr-seed", precision=0, minimum=0, maximum=compute.MAX_SEED, label="Seed",
+                                 info="seed of the random Shapes World scene")
+                new_scene = gr.Button("New random scene", variant="primary", elem_id="detr-new-scene")
+            model = gr.Dropdown(list(compute.MODEL_CHOICES), value=P.model, label="Model",
+                                info="shapes-detr: embedded, 12 queries N; detr-resnet-50: COCO, 100 queries")
+            threshold = gr.Slider(0, 1, value=P.threshold, step=0.01, label="Score threshold τ", elem_id="detr-threshold",
+                                  info="show query j when max_c p̂_j(c) ≥ τ (c ≠ ∅)")
+            detect_btn = gr.Button("Detect on this image")
+        with gr.Column(scale=1):
+            annotated = gr.Image(v_annotated, label="Detections (label, score)", elem_id="detr-annotated", type="pil", height=420, interactive=False)
+    with gr.Row():
+        with gr.Column(scale=3):
+            queries_plot = gr.Plot(v_queries, label="Every query", elem_id="detr-queries")
+        with gr.Column(scale=2):
+            query = gr.Slider(0, 11, value=v_query, step=1, label="Query j", elem_id="detr-query",
+                              info="the query whose decoder cross-attention is shown")
+            attention = gr.Image(v_attention, label="Cross-attention of query j (last decoder layer)", elem_id="detr-attention", type="pil",
+                                 height=300, interactive=False)
+    query_table = gr.Dataframe(v_table, label="Every query's prediction (boxes in the image's pixels)", elem_id="detr-table", interactive=False,
+                               max_height=260)
+    gr.Markdown("### Hungarian matching (generated scenes: the ground truth is known)")
+    with gr.Row():
+        w_class = gr.Slider(0, 10, value=P.w_class, step=0.1, label="w_class",
+                            info="weight of -p̂_j(c_i) in the cost C_ij")
+        w_l1 = gr.Slider(0, 10, value=P.w_l1, step=0.1, label="w_L1", info="weight of ‖b_i − b̂_j‖₁")
+        w_giou = gr.Slider(0, 10, value=P.w_giou, step=0.1, label="w_GIoU", info="weight of −GIoU(b_i, b̂_j)")
+    with gr.Row():
+        cost_plot = gr.Plot(v_cost, label="Cost matrix and assignment", elem_id="detr-cost")
+        matching_img = gr.Image(v_matching, label="Optimal assignment σ*: ground truth (GT) ↔ query", type="pil", height=420,
+                                interactive=False)
+    with gr.Row():
+        loss_plot = gr.Plot(v_loss, label="Loss terms")
+        with gr.Column():
+            found_json = gr.JSON(v_json, label="Detections (JSON, as the API returns them)")
+            download_file = gr.File(v_file, label="Download everything shown (JSON)", interactive=False)
+    explanation(EXPLANATION)
+    if examples():
+        gr.Examples(examples(), inputs=[image_in], label="Example images (no ground truth)")
+
+    # ------------------------------------------------------------------ events
+    controls = [model, threshold, query, w_class, w_l1, w_giou]
+    detection_out = [annotated, found_json, queries_plot, query_table, attention]
+    matching_out = [cost_plot, matching_img, loss_plot]
+    everything = [*detection_out, *matching_out, download_file, query, state]
+    new_scene.click(on_new_scene, [seed, *controls], [image_in, *everything], api_visibility="private",
+                    **model_event())
+    detect_btn.click(on_detect, [image_in, state, *controls], everything, api_visibility="private", **model_event())
+    image_in.upload(on_upload, [image_in, *controls], everything, api_visibility="private", **model_event())
+    model.change(on_detect, [image_in, state, *controls], everything, api_visibility="private", **model_event())
+    threshold.release(on_threshold, [state, *controls], [*detection_out, download_file], api_visibility="private")
+    query.release(on_query, [state, query, threshold], [attention, queries_plot], api_visibility="private")
+    for weight in (w_class, w_l1, w_giou):
+        weight.release(on_weights, [state, *controls], [*matching_out, download_file], api_visibility="private")
+
+    # The public endpoint: an image file (not decoded by Gradio, so bad files get our message).
+    with gr.Row(visible=False):
+        api_image = gr.File(label="image", type="filepath")
+        api_threshold = gr.Number(label="threshold", value=P.threshold)
+        api_annotated = gr.Image(label="annotated", type="pil")
+        api_json = gr.JSON(label="detections")
+        api_button = gr.Button("detect")
+    api_button.click(api_detect, [api_image, api_threshold], [api_annotated, api_json], api_name="detect",
+                     **model_event())
+
+
+if __name__ == "__main__":
+    with gr.Blocks(title=TITLE) as _demo:
+        build(_demo)
+    _demo.launch()
