@@ -32,7 +32,7 @@ MAX_SAMPLES = 10_000
 MAX_STEPS = 2000
 MAX_SHOWN = 1500  # particles sent to the browser per cloud
 N_PATHS = 8  # particles whose whole paths are drawn
-N_FRAMES = 41  # animation frames
+N_FRAMES = 31  # animation frames
 
 
 @dataclass(frozen=True)
@@ -242,7 +242,7 @@ def encode_decode(run: Run, n_points: int = 500) -> dict:
     """
     params = run.params
     score = build_score(params, run.data, run.sde)
-    x0 = run.data[:n_points]
+    x0 = run.data[:: max(1, len(run.data) // n_points)][:n_points]  # spread over the whole set
     solver = samplers.ode_heun if params.ode_solver == "heun" else samplers.ode_euler
     forward = samplers.time_grid(params.n_steps)[::-1]
     z, _, nfe_enc = solver(run.sde, score.fresh(), x0, params.n_steps, ts=forward)

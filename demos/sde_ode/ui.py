@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import json
 import tempfile
+import threading
+from collections import OrderedDict
 
 import gradio as gr
 import numpy as np
@@ -18,7 +20,10 @@ SUMMARY = "Reverse-time SDE and probability-flow ODE run from the same noise: sa
 
 CUSTOM = "custom points"
 CANVAS_SIZE, CANVAS_EXTENT = 360, 3.0
-DEFAULT = compute.SDEParams(n_samples=1000, n_steps=250)
+DEFAULT = compute.SDEParams(n_samples=1000, n_steps=150)  # drawn at build time: cheap
+RUN_CACHE_SIZE = 8
+_runs: "OrderedDict[compute.SDEParams, compute.Run]" = OrderedDict()  # bounded, under _runs_lock
+_runs_lock = threading.Lock()
 
 EXPLANATION = r"""
 **Forward SDE** $dx = f(x,t)\,dt + g(t)\,dw$ turns data into noise on $t\in[0,1]$. Song et al. (2021) show it has
@@ -62,6 +67,28 @@ def _params(data_choice, custom, n_data, sde, score, n_samples, n_steps, seed, s
                              sigma_max=sigma_max)
 
 
+def _run(params: compute.SDEParams, progress=None) -> compute.Run:
+    """The run for these parameters, from a small cache: the slider views after a run reuse it
+    (the page keeps only the parameters, as JSON, not the arrays)."""
+    params = params.checked()
+    with _runs_lock:
+        if params in _runs:
+            _runs.move_to_end(params)
+            return _runs[params]
+    run = compute.simulate(params, progress=progress)
+    with _runs_lock:
+        _runs[params] = run
+        while len(_runs) > RUN_CACHE_SIZE:
+            _runs.popitem(last=False)
+    return run
+
+
+def _run_of(key: dict | None) -> compute.Run:
+    if not key:
+        raise ValueError("run the samplers first")
+    return _run(compute.SDEParams(**key))
+
+
 def _views(run: compute.Run, t_compare: float, lam: float):
     """Everything drawn after a run: animation, stats, paths, comparison, lambda, download."""
     frame = _frame(run, t_compare)
@@ -69,8 +96,8 @@ def _views(run: compute.Run, t_compare: float, lam: float):
     lam_result = compute.lambda_family(run, lam)
     stats = compute.stats_rows(run, [(f"λ = {lam:g} family (Euler-Maruyama)", lam_result["nfe"],
                                       round(lam_result["seconds"], 3), round(lam_result["sw_to_data"], 4))])
-    return (run, figures.animation(run), stats, figures.paths(run), figures.compare(run, frame, numbers),
-            _compare_text(numbers), figures.lambda_cloud(run, lam_result), _download(run))
+    return (dict(run.params.__dict__), figures.animation(run), stats, figures.paths(run), figures.compare(run, frame, numbers),
+            _compare_text(numbers), figures.lambda_cloud(run, lam_result), _download(run), *_encode_views(run))
 
 
 def _frame(run: compute.Run, t: float) -> int:
@@ -90,44 +117,36 @@ def _download(run: compute.Run) -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def _default_run() -> compute.Run:
-    return compute.simulate(DEFAULT)
-
-
-@user_errors
-def on_load():
-    return _views(_default_run(), 0.5, 0.5)
+def _default_views() -> tuple:
+    """The default run's views, computed once per process (the tab opens with them drawn)."""
+    run = _run(DEFAULT)
+    return _views(run, 0.5, 0.5)
 
 
 @user_errors
 def on_run(*values, progress=gr.Progress()):
     *inputs, t_compare, lam = values
-    run = compute.simulate(_params(*inputs), progress=progress)
+    run = _run(_params(*inputs), progress=progress)
     progress(0.95, desc="λ family and figures")
     return _views(run, t_compare, lam)
 
 
 @user_errors
-def on_compare(run, t):
-    if run is None:
-        raise ValueError("run the samplers first")
+def on_compare(key, t):
+    run = _run_of(key)
     frame = _frame(run, t)
     numbers = compute.compare_at(run, frame)
     return figures.compare(run, frame, numbers), _compare_text(numbers)
 
 
 @user_errors
-def on_lambda(run, lam, progress=gr.Progress()):
-    if run is None:
-        raise ValueError("run the samplers first")
+def on_lambda(key, lam, progress=gr.Progress()):
+    run = _run_of(key)
     return figures.lambda_cloud(run, compute.lambda_family(run, lam, progress))
 
 
-@user_errors
-def on_encode(run):
-    if run is None:
-        raise ValueError("run the samplers first")
-    result = compute.encode_decode(run)
+def _encode_views(run: compute.Run):
+    result = compute.encode_decode(run, n_points=300)
     text = (f"Encoded {len(result['data'])} data points to t = 1 and decoded them back with the ODE "
             f"({run.params.ode_solver}, {run.params.n_steps} steps each way, {result['nfe']} NFE): "
             f"mean reconstruction error **{result['mean_error']:.2e}**, max {result['max_error']:.2e}.")
@@ -135,9 +154,8 @@ def on_encode(run):
 
 
 @user_errors
-def on_adaptive(run, stats):
-    if run is None:
-        raise ValueError("run the samplers first")
+def on_adaptive(key, stats):
+    run = _run_of(key)
     result = compute.adaptive_ode(run)
     row = ["Probability-flow ODE, adaptive RK45 (rtol 1e-3)", result["nfe"], round(result["seconds"], 3),
            round(compute.sliced_wasserstein(result["final"], run.data), 4)]
@@ -178,37 +196,40 @@ def build(demo: gr.Blocks) -> None:
                 "(right) start from the same $x_T$. Press ▶ or drag the time slider: the clouds agree, the "
                 "paths below do not.", latex_delimiters=[{"left": "$", "right": "$", "display": False}])
     explanation(EXPLANATION)
+    run0, anim0, stats0, paths0, compare0, compare_md0, lam0, download0, enc0, enc_md0 = _default_views()
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
             controls = _controls()
-            run_btn = gr.Button("Run both samplers", variant="primary")
+            run_btn = gr.Button("Run both samplers", variant="primary", elem_id="sde-ode-run")
         with gr.Column(scale=2):
-            anim = gr.Plot(label="Particles over time, over the exact density p_t")
-            stats = gr.Dataframe(headers=["sampler", "NFE", "seconds", "sliced W1 to data"], interactive=False,
-                                 label="Cost per sampler (NFE = score evaluations)")
-            download = gr.DownloadButton("Download samples (JSON)", size="sm")
+            anim = gr.Plot(anim0, label="Particles over time, over the exact density p_t", elem_id="sde-ode-anim")
+            play = gr.Button("▶ Play: t from 1 to ε (or drag the slider under the plot)", size="sm")
+            stats = gr.Dataframe(stats0, headers=["sampler", "NFE", "seconds", "sliced W1 to data"], interactive=False,
+                                 label="Cost per sampler (NFE = score evaluations)", elem_id="sde-ode-stats")
+            with gr.Row():
+                adaptive_btn = gr.Button("Add the adaptive ODE (RK45) to the table", size="sm")
+                download = gr.DownloadButton("Download samples (JSON)", value=download0, size="sm")
     with gr.Row():
-        paths_plot = gr.Plot(label="Single paths: SDE jagged, ODE smooth")
+        paths_plot = gr.Plot(paths0, label="Single paths: SDE jagged, ODE smooth", elem_id="sde-ode-paths")
         with gr.Column():
             t_slider = gr.Slider(0.0, 1.0, 0.5, step=0.005, label="Compare the marginals at t",
-                                 info="t in [ε, 1]: SDE cloud vs ODE cloud vs exact p_t at that time")
-            compare_plot = gr.Plot(label="SDE vs ODE marginals")
-            compare_md = gr.Markdown()
+                                 info="t in [ε, 1]: SDE cloud vs ODE cloud vs exact p_t at that time",
+                                 elem_id="sde-ode-t")
+            compare_plot = gr.Plot(compare0, label="SDE vs ODE marginals", elem_id="sde-ode-compare")
+            compare_md = gr.Markdown(compare_md0, elem_id="sde-ode-compare-text")
     with gr.Row():
         with gr.Column():
             lam = gr.Slider(0.0, 2.0, 0.5, step=0.05, label="λ (lambda): the SDE/ODE family",
                             info="dx = [f − (1+λ²)/2 g² ∇log p_t] dt + λ g dw̄; λ=0 ODE, λ=1 reverse SDE")
-            lam_plot = gr.Plot(label="A member of the family, same x_T")
+            lam_plot = gr.Plot(lam0, label="A member of the family, same x_T")
         with gr.Column():
-            with gr.Row():
-                encode_btn = gr.Button("Encode data → noise → decode (ODE)")
-                adaptive_btn = gr.Button("Add the adaptive ODE (RK45) to the table")
-            enc_plot = gr.Plot(label="ODE encoding and reconstruction")
-            enc_md = gr.Markdown("The ODE is invertible: encode data to noise, decode it back, and measure the error.")
-    run_state = gr.State()
+            enc_plot = gr.Plot(enc0, label="Encode data to noise with the ODE, decode it back")
+            enc_md = gr.Markdown(enc_md0)
+    run_state = gr.JSON(run0, visible=False)  # the run's parameters (no gr.State: no heartbeat)
     _wire(demo, controls, run_btn, run_state, t_slider, lam, stats,
-          [run_state, anim, stats, paths_plot, compare_plot, compare_md, lam_plot, download],
-          compare_plot, compare_md, lam_plot, encode_btn, adaptive_btn, enc_plot, enc_md)
+          [run_state, anim, stats, paths_plot, compare_plot, compare_md, lam_plot, download, enc_plot, enc_md],
+          compare_plot, compare_md, lam_plot, adaptive_btn)
+    play.click(None, js=figures.PLAY_JS)
     gr.api(api_sde_ode, api_name="sde_ode")
 
 
@@ -255,14 +276,12 @@ INPUT_KEYS = ["data_choice", "custom", "n_data", "sde", "score", "n_samples", "n
 
 
 def _wire(demo, c, run_btn, run_state, t_slider, lam, stats, outputs, compare_plot, compare_md, lam_plot,
-          encode_btn, adaptive_btn, enc_plot, enc_md) -> None:
+          adaptive_btn) -> None:
     private = {"api_visibility": "private"}
     inputs = [c[k] for k in INPUT_KEYS] + [t_slider, lam]
     run_btn.click(on_run, inputs, outputs, **private, **model_event())
-    demo.load(on_load, None, outputs, **private)
     t_slider.release(on_compare, [run_state, t_slider], [compare_plot, compare_md], **private)
     lam.release(on_lambda, [run_state, lam], lam_plot, **private, **model_event())
-    encode_btn.click(on_encode, run_state, [enc_plot, enc_md], **private, **model_event())
     adaptive_btn.click(on_adaptive, [run_state, stats], stats, **private, **model_event())
     c["canvas"].select(on_click, c["custom"], [c["custom"], c["canvas"], c["data_choice"]], **private)
     c["upload"].upload(on_upload, c["upload"], [c["custom"], c["canvas"], c["data_choice"]], **private)
