@@ -6,7 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from demos.flows.compute import FlowResult
-from playground.plots import COLORS, equal_axes, figure, heatmap_trace, paths_traces, points_trace
+from playground.plots import COLORS, equal_axes, figure, heatmap_trace
 
 HEIGHT = 380
 FLOW_NAMES = {"realnvp": "RealNVP", "planar": "planar", "flow_matching": "flow matching"}
@@ -34,12 +34,19 @@ def framed(fig: go.Figure, result: FlowResult) -> go.Figure:
     return equal_axes(fig)
 
 
-def lines_trace(lines: np.ndarray, name: str, color: str) -> go.Scattergl:
+# SVG traces, not WebGL: scrubbing re-creates every plot, and a page that has made too many
+# WebGL contexts starts dropping the oldest (blank plots). A few thousand points draw fast in SVG.
+def points_trace(points: np.ndarray, name: str, color: str, size: int = 3, opacity: float = 0.6) -> go.Scatter:
+    return go.Scatter(x=points[:, 0], y=points[:, 1], mode="markers", name=name, hoverinfo="skip",
+                      marker={"size": size, "color": color, "opacity": opacity})
+
+
+def lines_trace(lines: np.ndarray, name: str, color: str, width: float = 1) -> go.Scatter:
     """Many polylines (L, P, 2) as one trace, NaN-separated (fast to draw and to send)."""
-    gap = np.full((len(lines), 1, 2), np.nan)
+    gap = np.full((lines.shape[0], 1, 2), np.nan)
     flat = np.concatenate([lines, gap], 1).reshape(-1, 2)
-    return go.Scattergl(x=flat[:, 0], y=flat[:, 1], mode="lines", name=name, hoverinfo="skip",
-                        line={"color": color, "width": 1}, connectgaps=False)
+    return go.Scatter(x=flat[:, 0], y=flat[:, 1], mode="lines", name=name, hoverinfo="skip",
+                      line={"color": color, "width": width}, connectgaps=False)
 
 
 def grid_figure(result: FlowResult, k: int) -> go.Figure:
@@ -102,8 +109,7 @@ def samples_figure(result: FlowResult) -> go.Figure:
     if result.trained:
         fig.add_trace(points_trace(result.stage_samples[-1], "flow samples", COLORS[1], size=3, opacity=0.6))
     if result.paths is not None:
-        for trace in paths_traces(result.paths, "ODE paths z → x", COLORS[2]):
-            fig.add_trace(trace)
+        fig.add_trace(lines_trace(result.paths.transpose(1, 0, 2), "ODE paths z → x", COLORS[2], 1.5))
     return legend_below(framed(fig, result))
 
 
