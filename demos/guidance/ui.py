@@ -15,7 +15,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from demos.guidance import compute, figures
+from demos.guidance import compute, defaults, figures
 from playground.ui_helpers import explanation, model_event, user_errors
 
 TITLE = "Guidance"
@@ -123,7 +123,7 @@ def status_text(result: compute.Generation, what: str) -> str:
     stopped = (f" **Stopped at step {result.stopped_at}**: showing the prediction x̂₀ at that step."
                if result.stopped_at is not None else "")
     nsfw = " Some images were blanked by the safety checker." if result.nsfw and any(result.nsfw) else ""
-    return (f"{what}: {len(result.images)} image(s) in {t['total_s']:.2f} s "
+    return (f"{what}: {len(result.images)} images in {t['total_s']:.2f} s "
             f"({t['seconds_per_step'] * 1000:.0f} ms per step).{stopped}{nsfw}")
 
 
@@ -173,12 +173,17 @@ def on_model_change(model: str) -> str:
     return compute.model_status(model)
 
 
-def on_load(*inputs, request: gr.Request = None):
-    """The default picture when the tab opens (a model error is shown, never raised)."""
-    try:
-        return on_generate.__wrapped__(*inputs, request=request, progress=lambda *a, **k: None)
-    except Exception as err:  # noqa: BLE001 - the tab must still open
-        return [], {}, figures.step_view([], "cfg"), f"**The model could not run:** {err}", None
+def initial_values() -> dict:
+    """What the tab shows before anyone clicks: precomputed by ``python -m demos.guidance.defaults``."""
+    stored = defaults.load()
+    if stored is None:
+        return {"gallery": [], "sweep": [], "info": {}, "steps": figures.step_view([], "cfg"),
+                "status": "Press **Generate** to draw the first images."}
+    generation, sweep = stored
+    return {"gallery": gallery_items(generation), "sweep": gallery_items(sweep, sweep=True),
+            "info": {"settings": generation.settings, "timings": generation.timings},
+            "steps": figures.step_view(generation.records, generation.settings["mode"]),
+            "status": "Showing the default settings (precomputed). Change anything and press **Generate**."}
 
 
 def api_guidance(prompt: str, mode: str, guidance_scale: float, n_images: int, steps: int, seed: int):
@@ -193,27 +198,29 @@ def api_guidance(prompt: str, mode: str, guidance_scale: float, n_images: int, s
 # ----------------------------------------------------------------------------- layout
 def build(demo: gr.Blocks) -> None:
     gr.Markdown(INTRO)
-    defaults = compute.GuidanceParams()
+    default, initial = compute.GuidanceParams(), initial_values()
     with gr.Row():
         with gr.Column(scale=2, min_width=300):
             model = gr.Dropdown(MODEL_CHOICES, value=compute.EMBEDDED, label="Model",
                                 info="the same diffusers pipeline loads both")
             model_note = gr.Markdown(compute.model_status(compute.EMBEDDED))
-            prompt = gr.Textbox(defaults.prompt, label="Prompt c", info="empty = unconditional ε(z_t, ∅)")
+            prompt = gr.Textbox(default.prompt, label="Prompt c", info="empty = unconditional ε(z_t, ∅)",
+                                elem_id="guidance-prompt")
             negative = gr.Textbox("", label="Negative prompt", info="replaces ∅ in classifier-free guidance")
-            mode = gr.Radio([(compute.MODE_LABELS[m], m) for m in compute.MODES], value=defaults.mode,
+            mode = gr.Radio([(compute.MODE_LABELS[m], m) for m in compute.MODES], value=default.mode,
                             label="Guidance mode", info="classifier-free: ε_u + s(ε_c − ε_u); classifier: "
                             "ε_u − s√(1−ᾱ_t)∇log p(y|z_t); none: ε_c")
-            scale = gr.Slider(0, compute.MAX_SCALE, value=defaults.guidance_scale, step=0.5,
-                              label="Guidance scale s", info="0 = unconditional, 1 = no guidance, >1 = guided")
+            scale = gr.Slider(0, compute.MAX_SCALE, value=default.guidance_scale, step=0.5,
+                              label="Guidance scale s", info="0 = unconditional, 1 = no guidance, >1 = guided",
+                              elem_id="guidance-scale")
             with gr.Row():
-                steps = gr.Slider(1, compute.MAX_STEPS, value=defaults.steps, step=1, label="Steps",
-                                  info="number of denoising steps t_N → t_0")
-                n_images = gr.Slider(1, compute.MAX_IMAGES, value=defaults.n_images, step=1,
-                                     label="Images", info="B images, one noise z_T each")
+                steps = gr.Slider(1, compute.MAX_STEPS, value=default.steps, step=1, label="Steps",
+                                  info="number of denoising steps t_N → t_0", elem_id="guidance-n-steps")
+                n_images = gr.Slider(1, compute.MAX_IMAGES, value=default.n_images, step=1,
+                                     label="Images", info="B images, one noise z_T each", elem_id="guidance-n-images")
             scheduler = gr.Radio([(compute.SCHEDULER_LABELS[n], n) for n in compute.SCHEDULER_NAMES],
-                                 value=defaults.scheduler, label="Scheduler", info="ODE solver for the reverse process")
-            seed = gr.Number(defaults.seed, label="Seed", info="fixes z_T: same seed, same images", precision=0,
+                                 value=default.scheduler, label="Scheduler", info="ODE solver for the reverse process")
+            seed = gr.Number(default.seed, label="Seed", info="fixes z_T: same seed, same images", precision=0,
                              minimum=0, maximum=compute.MAX_SEED)
             view_steps = gr.Textbox("", label="Steps to show in the step view",
                                     info="e.g. 1, 8, 15, 25 (empty: four spread over the run)")
@@ -221,14 +228,20 @@ def build(demo: gr.Blocks) -> None:
                 generate = gr.Button("Generate", variant="primary")
                 stop = gr.Button("Stop", variant="stop")
         with gr.Column(scale=3, min_width=320):
-            status = gr.Markdown("Generating the default images…")
-            gallery = gr.Gallery(label="Images", columns=4, height=340, object_fit="contain", format="png")
-            sweep_button = gr.Button("Sweep s = 0, 1, 3, 5, 7.5, 10, 15 (same seed, one batch)")
-            sweep_gallery = gr.Gallery(label="Sweep over s", columns=7, height=200, object_fit="contain", format="png")
+            status = gr.Markdown(initial["status"], elem_id="guidance-status")
+            gallery = gr.Gallery(initial["gallery"], label="Images", columns=4, height=300, object_fit="contain",
+                                 format="png", elem_id="guidance-gallery")
             with gr.Accordion("Settings and timings (JSON)", open=False):
-                info = gr.JSON(label="settings and timings")
+                info = gr.JSON(initial["info"], label="settings and timings")
             files = gr.File(label="Download images (PNG) and settings (JSON)", file_count="multiple")
-    step_plot = gr.Plot(label="Step view: what guidance adds at each step (first image)")
+    with gr.Row(equal_height=True):
+        sweep_button = gr.Button("Sweep s = 0, 1, 3, 5, 7.5, 10, 15 (same seed, one batch)", scale=1)
+        gr.Markdown("The **sweep** runs the first image's seed at seven scales in one batched call: "
+                    "read it left to right to see what *s* does to one picture.", scale=3)
+    sweep_gallery = gr.Gallery(initial["sweep"], label="Sweep over s", columns=7, rows=1, height=230,
+                               object_fit="contain", format="png", elem_id="guidance-sweep")
+    step_plot = gr.Plot(initial["steps"], label="Step view: what guidance adds at each step (first image)",
+                        elem_id="guidance-steps")
     gr.Markdown("#### Measured on the embedded model: prompt adherence and diversity against s")
     gr.Plot(figures.curve(compute.load_curve()), label="Adherence and diversity vs s")
     explanation(EXPLANATION)
@@ -242,7 +255,6 @@ def build(demo: gr.Blocks) -> None:
     sweep_button.click(on_sweep, inputs, [sweep_gallery, status], api_visibility="private", **model_event())
     stop.click(on_stop, None, None, api_visibility="private", concurrency_limit=None)
     model.change(on_model_change, model, model_note, api_visibility="private")
-    demo.load(on_load, inputs + [view_steps], outputs, api_visibility="private", **model_event())
     build_api()
 
 
