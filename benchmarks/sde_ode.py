@@ -1,0 +1,77 @@
+"""SDE vs ODE speed: 2,000 samples x 500 steps with the exact score of 600 data points.
+
+Target (issue 4): the reverse SDE (Euler-Maruyama) and the probability-flow ODE (Heun), both,
+within 1.5 s on a 2-core CPU. Prints wall and CPU seconds per SDE (VP is the tab's default), which
+evaluation path the fast exact score took, and a dense all-pairs estimate for comparison.
+
+    python benchmarks/sde_ode.py [--repeats 3] [--dataset two_moons]
+
+Wall time is the figure; CPU time (this process, all threads) shows what the run costs when other
+jobs share the machine (compare ``load average`` printed at the top).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+
+from demos.sde_ode import compute, samplers  # noqa: E402
+from demos.sde_ode.scores import ExactScore, dense_score  # noqa: E402
+
+TARGET_S = 1.5
+N_SAMPLES, N_STEPS, N_DATA = 2000, 500, 600
+
+
+def one_run(name: str, dataset: str) -> dict:
+    params = compute.SDEParams(data=dataset, n_data=N_DATA, sde=name, n_samples=N_SAMPLES, n_steps=N_STEPS)
+    data = compute.load_points(params)
+    sde = compute.build_sde(params, data)
+    wall, cpu = time.perf_counter(), time.process_time()
+    score = ExactScore(data, sde)
+    x_T = compute.prior_noise(sde, N_SAMPLES, 0)
+    s_sde, s_ode = score.fresh(), score.fresh()
+    samplers.euler_maruyama(sde, s_sde, x_T, N_STEPS, np.random.default_rng(0))
+    samplers.ode_heun(sde, s_ode, x_T, N_STEPS)
+    paths = {k: s_sde.counts[k] + s_ode.counts[k] for k in s_sde.counts}
+    return {"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu, "paths": paths,
+            "data": data, "sde": sde}
+
+
+def dense_estimate(data, sde, n_calls: int = 5) -> float:
+    """Seconds for 1,500 float64 all-pairs score calls (EM 500 + Heun 1,000), from a few."""
+    x = np.random.default_rng(0).standard_normal((N_SAMPLES, 2))
+    start = time.perf_counter()
+    for t in np.linspace(0.9, 0.1, n_calls):
+        dense_score(x, data, sde.mean_coeff(t), sde.var(t))
+    return (time.perf_counter() - start) / n_calls * 1500
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--dataset", default="two_moons")
+    args = parser.parse_args()
+    print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} on {os.cpu_count()} CPUs; "
+          f"{N_SAMPLES} samples x {N_STEPS} steps, exact score of {N_DATA} '{args.dataset}' points, "
+          "Euler-Maruyama (500 NFE) + Heun (1000 NFE)")
+    print(f"{'SDE':6} {'best wall s':>11} {'median wall s':>13} {'CPU s':>7} {'target s':>8}  "
+          f"{'score calls: taylor / neighbours / dense':40} {'dense all-pairs est. s':>22}")
+    for name in ("VP", "subVP", "VE"):
+        runs = [one_run(name, args.dataset) for _ in range(args.repeats)]
+        walls = sorted(r["wall"] for r in runs)
+        p = runs[0]["paths"]
+        dense = dense_estimate(runs[0]["data"], runs[0]["sde"])
+        ok = "ok" if walls[0] <= TARGET_S else "OVER"
+        print(f"{name:6} {walls[0]:11.2f} {np.median(walls):13.2f} {min(r['cpu'] for r in runs):7.2f} "
+              f"{TARGET_S:8.1f}  {p['taylor']:>12} / {p['neighbours']:>10} / {p['dense']:<14} {dense:22.1f}  {ok}")
+
+
+if __name__ == "__main__":
+    main()
