@@ -192,7 +192,7 @@ def build(demo: gr.Blocks) -> None:
                 train = gr.Button("Train", variant="primary")
                 stop = gr.Button("Stop", variant="stop")
             status = gr.Markdown("Press **Train** to fit a flow (8 RealNVP layers × 2,000 steps: about "
-                                 "10 s on a quiet 2-core CPU).", elem_id="flows-status")
+                                 "10 to 15 s on a quiet 2-core CPU).", elem_id="flows-status")
             download = gr.DownloadButton("Download JSON (grid, log p, likelihoods)", visible=False, size="sm")
         with gr.Column(scale=3):
             layer = gr.Slider(0, 1, 0, step=1, label="Layer k", interactive=False, elem_id="flows-layer",
