@@ -21,7 +21,7 @@ import numpy as np
 
 from demos import toy_data
 from demos.sde_ode import samplers
-from demos.sde_ode.scores import ExactScore
+from demos.sde_ode.scores import ExactScore, serial_matmul
 from demos.sde_ode.sdes import SDE_NAMES, make_sde
 from playground.validate import check_choice, check_float, check_int
 
@@ -182,7 +182,7 @@ def marginal_density(data: np.ndarray, sde, t: float, xs: np.ndarray, ys: np.nda
     m, v = sde.mean_coeff(t), sde.var(t)
     gx = np.exp(-(xs[None, :] - m * data[:, 0:1]) ** 2 / (2 * v))  # (M, X)
     gy = np.exp(-(ys[None, :] - m * data[:, 1:2]) ** 2 / (2 * v))  # (M, Y)
-    return (gy.T @ gx) / (len(data) * 2 * np.pi * v)  # separable Gaussians, (Y, X)
+    return serial_matmul(gy.T, gx) / (len(data) * 2 * np.pi * v)  # separable Gaussians, (Y, X)
 
 
 def sample_marginal(data: np.ndarray, sde, t: float, n: int, seed: int) -> np.ndarray:

@@ -172,7 +172,7 @@ class ExactScore:
         coef = self._taylor_coefficients(m, s, p)  # (3 (p+1), p+1)
         zeta = (x - m * self.center) / s  # (N, 2)
         z1, z2 = _powers(zeta[:, 0], p).T.copy(), _powers(zeta[:, 1], p).T  # (N, p+1) each
-        partial = _matmul(z1, coef.T)  # sum_j zeta1^j coef[., k, j], (N, 3 (p+1))
+        partial = serial_matmul(z1, coef.T)  # sum_j zeta1^j coef[., k, j], (N, 3 (p+1))
         z, g1, g2 = (partial.reshape(-1, 3, p + 1) * z2[:, None, :]).sum(2).T  # (N,) each
         mean_a = np.stack([g1, g2], 1) / z[:, None]  # E[a | x], (N, 2)
         return (s * mean_a - (x - m * self.center)) / v
@@ -186,7 +186,7 @@ class ExactScore:
             return self._coef_cache[1][p]
         a = m * (self.data - self.center) / s  # (M, 2)
         c = np.exp(-0.5 * (a ** 2).sum(1))  # (M,)
-        moments = _matmul(_powers(a[:, 0], p) * c, _powers(a[:, 1], p).T)  # M_jk, (p+1, p+1)
+        moments = serial_matmul(_powers(a[:, 0], p) * c, _powers(a[:, 1], p).T)  # M_jk, (p+1, p+1)
         j = np.arange(p + 1)
         log_fact = np.array([math.lgamma(k + 1) for k in j])
         fact2 = np.exp(-log_fact[:, None] - log_fact[None, :])  # 1 / (j! k!)
@@ -267,7 +267,7 @@ class ExactScore:
         return (mean_mu - xc) / v
 
 
-def _matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def serial_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a @ b`` in row blocks of ``a`` below OpenBLAS's threading threshold (``BLAS_SERIAL_MNK``)."""
     rows = max(1, BLAS_SERIAL_MNK // (a.shape[1] * b.shape[1]))
     if a.shape[0] <= rows:
