@@ -78,11 +78,14 @@ def log_det_figure(result: FlowResult, k: int) -> go.Figure:
     """log|det dz/dx_k|: red where the flow squeezes volume (density piles up), blue where it
     stretches. Colours clipped to the 2nd-98th percentile range, centred on 0."""
     log_det = result.stage_log_det[k]
-    bound = max(float(np.percentile(np.abs(log_det), 98)), 1e-3)
+    bound = max(float(np.percentile(np.abs(log_det), 98)), 0.5)
     fig = figure(f"log|det ∂z/∂x|, {stage_name(result, k)}", "x₁", "x₂", HEIGHT)
     fig.add_trace(heatmap_trace(result.view_x, result.view_y, log_det, name="log|det|",
                                 colorscale="RdBu_r", zmin=-bound, zmax=bound))
     fig.update_traces(zsmooth="best", colorbar={"title": {"text": "nats"}, "thickness": 12})
+    if np.ptp(log_det) < 1e-6:  # layer 0: x = mu + sigma z only rescales
+        fig.add_annotation(text=f"constant: −Σ log σ = {log_det.flat[0]:.2f}<br>(the base Gaussian only rescales)",
+                           showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper", font={"size": 13})
     return framed(fig, result)
 
 
