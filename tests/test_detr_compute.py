@@ -150,6 +150,8 @@ def test_missing_weights_message(monkeypatch, tmp_path):
     from playground.models import ModelRegistry, ModelUnavailable
     from playground import models
 
+    monkeypatch.delenv("PLAYGROUND_MODEL_SHAPES_DETR", raising=False)
+    monkeypatch.delenv("PLAYGROUND_MODEL_DETR_RESNET_50", raising=False)
     registry = ModelRegistry(models.MODELS, assets_dir=tmp_path)
     with pytest.raises(ModelUnavailable, match="shapes-detr.*demos.detr.train"):
         registry.get("shapes-detr")
@@ -193,3 +195,14 @@ def test_stored_default_outputs_match_the_model():
     np.testing.assert_allclose(stored.boxes_cxcywh, live.boxes_cxcywh, atol=1e-5)
     np.testing.assert_allclose(stored.attention, live.attention, atol=1e-5)
     assert stored.image.shape == (128, 128, 3) and len(truth.labels) >= 1 and P.seed == 0
+
+
+def test_a_local_folder_loads_through_the_same_loader(monkeypatch):
+    """PLAYGROUND_MODEL_DETR_RESNET_50 may point at any DETR folder saved with save_pretrained."""
+    from playground import models, settings
+    from playground.models import ModelRegistry
+
+    monkeypatch.setenv("PLAYGROUND_MODEL_DETR_RESNET_50", str(settings.ASSETS_DIR / "shapes_detr"))
+    loaded = ModelRegistry(models.MODELS).get_loaded("detr-resnet-50")
+    assert loaded.source.kind == "local" and loaded.model.class_names == ("circle", "square", "triangle")
+    assert loaded.n_params > 100_000

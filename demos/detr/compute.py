@@ -339,17 +339,25 @@ def draw_matching(result: DetrResult, truth: GroundTruth, matching: Matching) ->
     return pil
 
 
+def heat_colours(heat: np.ndarray) -> np.ndarray:
+    """Values in [0, 1] (H, W) -> RGB (H, W, 3) along black -> red -> yellow."""
+    stops = np.array([[0, 0, 0], [205, 35, 35], [255, 225, 70]], dtype=np.float64)
+    position = np.clip(heat, 0, 1) * (len(stops) - 1)
+    low = np.minimum(position.astype(int), len(stops) - 2)
+    frac = (position - low)[..., None]
+    return stops[low] * (1 - frac) + stops[low + 1] * frac
+
+
 def attention_overlay(result: DetrResult, query: int) -> Image.Image:
-    """The selected query's cross-attention (h, w), upsampled and blended over the image, and its box."""
+    """The selected query's cross-attention (h, w), upsampled over a grey copy of the image, and its box."""
     query = check_int("query", query, 0, len(result.logits) - 1)
     att = result.attention[query]  # (h, w)
     att = (att - att.min()) / max(float(att.max() - att.min()), 1e-12)
     pil, scale = _canvas(result.image)
     heat = Image.fromarray(np.uint8(255 * att)).resize(pil.size, Image.Resampling.BILINEAR)
-    heat = np.asarray(heat, dtype=np.float64)[..., None] / 255  # (H', W', 1)
-    hot = np.array([255, 40, 0], dtype=np.float64)
-    base = np.asarray(pil, dtype=np.float64) * 0.45
-    blended = Image.fromarray(np.uint8(np.clip(base + heat * hot * 0.8 + (1 - heat) * 60, 0, 255)))
+    heat = np.asarray(heat, dtype=np.float64) / 255  # (H', W')
+    grey = np.asarray(pil.convert("L"), dtype=np.float64)[..., None]  # (H', W', 1)
+    blended = Image.fromarray(np.uint8(np.clip(0.4 * grey + 0.6 * heat_colours(heat), 0, 255)))
     q = result.queries
     _box(ImageDraw.Draw(blended), q.boxes[query], scale, "#22d3ee",
          f"q{query} {result.class_names[q.labels[query]]} {q.scores[query]:.2f}")

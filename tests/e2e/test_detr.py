@@ -12,7 +12,7 @@ def plot_html(page, elem_id: str) -> str:
     return page.locator(f"#{elem_id} .js-plotly-plot").first.inner_html()
 
 
-def wait_changed(page, elem_id: str, before: str, timeout: int = 30_000) -> None:
+def wait_changed(page, elem_id: str, before: str, timeout: int = 180_000) -> None:
     page.wait_for_function(
         "([id, before]) => { const img = document.querySelector('#' + id + ' img');"
         " return img && img.getAttribute('src') && img.getAttribute('src') !== before; }",
@@ -20,7 +20,9 @@ def wait_changed(page, elem_id: str, before: str, timeout: int = 30_000) -> None
 
 
 def drag_slider(page, elem_id: str, start: float, end: float) -> None:
-    box = page.locator(f"#{elem_id} input[type=range]").bounding_box()
+    slider = page.locator(f"#{elem_id} input[type=range]")
+    slider.scroll_into_view_if_needed()
+    box = slider.bounding_box()
     y = box["y"] + box["height"] / 2
     page.mouse.move(box["x"] + box["width"] * start, y)
     page.mouse.down()
@@ -36,9 +38,9 @@ def test_scene_threshold_and_query(page):
     page.wait_for_selector("#detr-cost .js-plotly-plot", timeout=60_000)
     shot(page, "detr_default")
 
-    # 1. a new random scene: the input, the detections and the cost matrix change
+    # 1. a new random scene (the first run loads the model): the detections and the cost matrix change
     annotated, cost = image_src(page, "detr-annotated"), plot_html(page, "detr-cost")
-    page.locator("#detr-seed input").fill("42")
+    page.locator("#detr-seed input").fill("44")
     page.locator("#detr-new-scene").click()
     wait_changed(page, "detr-annotated", annotated)
     page.wait_for_timeout(800)
