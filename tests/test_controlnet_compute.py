@@ -216,3 +216,22 @@ def test_residuals_are_recorded_per_request_under_concurrency(tiny):
     [t.join() for t in threads]
     assert results[0.0].shape == results[1.0].shape == (6, 7) and results[0.0].max() == 0
     np.testing.assert_allclose(results[2.0][0], 2 * results[1.0][0], rtol=1e-4)  # step 0: linear in s
+
+
+def test_real_checkpoints_load_through_the_same_code_from_local_folders(tiny, tmp_path, monkeypatch):
+    """SD 1.5 + scribble via ``PLAYGROUND_MODEL_SD15`` / ``..._SD15_SCRIBBLE`` folders (tiny stand-ins)."""
+    from playground import models
+
+    base, _, pipe = tiny
+    base.save_pretrained(tmp_path / "sd15", safe_serialization=True)
+    pipe.controlnet.save_pretrained(tmp_path / "scribble", safe_serialization=True)
+    monkeypatch.setenv("PLAYGROUND_MODEL_SD15", str(tmp_path / "sd15"))
+    monkeypatch.setenv("PLAYGROUND_MODEL_SD15_SCRIBBLE", str(tmp_path / "scribble"))
+    try:
+        params = ControlParams(prompt="any words at all", model=compute.SD15_SCRIBBLE, steps=1, guidance_scale=1.0)
+        result = compute.generate(ring(), params)
+        assert result.condition.shape == (512, 512) and result.image.shape == (512, 512, 3)
+        assert models.REGISTRY.info()[[r["name"] for r in models.REGISTRY.info()].index("sd15-scribble")]["source"] == "local"
+    finally:
+        models.REGISTRY.unload(compute.SD15_SCRIBBLE)
+        models.REGISTRY.unload("sd15")

@@ -220,11 +220,6 @@ def condition_picture(condition: np.ndarray, size: int = 256) -> np.ndarray:
     return np.asarray(grey.resize((size, size), Image.Resampling.NEAREST).convert("RGB"))
 
 
-def shape_mask(image: np.ndarray, threshold: float = 150.0) -> np.ndarray:
-    """Foreground of a Shapes World image (H, W, 3): palette colours have a channel < 70, paper > 220."""
-    return np.asarray(image, dtype=np.float64).min(axis=2) < threshold
-
-
 # ---------------------------------------------------------------------------------------------
 # Generation
 
@@ -280,7 +275,6 @@ def generate(sketch: Any, params: ControlParams,
     pipe = load_model(params.model)
     loaded = time.perf_counter()
     from demos.controlnet import model as torch_side
-
     from playground.models import memory_guard
 
     with memory_guard("ControlNet generation"):
