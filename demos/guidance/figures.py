@@ -67,7 +67,7 @@ def curve(data: dict | None) -> go.Figure:
                                  mode="lines+markers", line={"color": color}, legendgroup=mode), row=1, col=2)
     fig.add_vline(x=1, line_dash="dot", line_color="gray", annotation_text="s = 1", row=1, col=1)
     fig.update_xaxes(title_text="guidance scale s")
-    fig.update_yaxes(title_text="% images with the prompt's colour and shape", range=[0, 105], row=1, col=1)
+    fig.update_yaxes(title_text="% right (colour and shape)", range=[0, 105], row=1, col=1)
     fig.update_yaxes(title_text="RMS pixel distance (0-1)", row=1, col=2)
     fig.update_layout(height=360, margin={"l": 60, "r": 20, "t": 60, "b": 45},
                       paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(127,127,127,0.06)",

@@ -103,7 +103,10 @@ def params_of(model, prompt, negative, mode, scale, steps, scheduler, seed, n_im
 def parse_view_steps(text: str, steps) -> list[int]:
     """'1, 8, 25' -> [1, 8, 25]; empty -> four steps spread over the run."""
     if not str(text).strip():
-        return compute.default_view_steps(int(steps)) if str(steps).isdigit() else []
+        try:
+            return compute.default_view_steps(compute.check_int("steps", steps, 1, compute.MAX_STEPS))
+        except ValueError:
+            return []  # the bad steps value is reported by compute.generate
     try:
         return sorted({int(part) for part in str(text).replace(";", ",").split(",") if part.strip()})
     except ValueError:
