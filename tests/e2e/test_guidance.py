@@ -46,7 +46,11 @@ def test_type_prompt_move_scale_see_images(page):
     shot(page, "guidance_blue_triangle_scale_moved")
 
     # 3. the sweep row: seven scales from one seed
+    sweep_before = page.eval_on_selector_all("#guidance-sweep img", "els => els.map(e => e.src)")
     page.get_by_role("button", name="Sweep s = 0, 1, 3, 5, 7.5, 10, 15 (same seed, one batch)").click()
-    page.wait_for_function("document.querySelectorAll('#guidance-sweep img').length >= 7", timeout=240_000)
+    page.wait_for_function("s => { const e = [...document.querySelectorAll('#guidance-sweep img')];"
+                           " return e.length >= 7 && e[0].src !== s[0]; }", arg=sweep_before, timeout=240_000)
+    page.wait_for_function("document.querySelector('#guidance-status').innerText.includes('Sweep')",
+                           timeout=60_000)
     page.wait_for_timeout(500)
     shot(page, "guidance_sweep")
