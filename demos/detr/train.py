@@ -185,8 +185,8 @@ def main(argv: list[str] | None = None) -> None:
     next_eval, budget = args.eval_minutes * 60, args.minutes * 60
     print(f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters; data ready in "
           f"{data_seconds:.0f}s", flush=True)
-    while (elapsed := time.time() - start) < budget:
-        progress = elapsed / budget
+    while (elapsed := time.time() - start) < budget and (args.steps == 0 or step < args.steps):
+        progress = step / args.steps if args.steps else elapsed / budget
         batch = args.batch if progress < args.late_frac else args.batch_late
         stats = train_step(model, head, optimizer, pool, rng, batch, lr_at(progress, step, args),
                            CostWeights(), args.eos_coef)
@@ -219,6 +219,8 @@ def checkpoint(model, held_out, out: Path, log: dict, step: int, elapsed: float,
 def parse_args(argv: list[str] | None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--minutes", type=float, default=90.0, help="wall-clock training budget")
+    p.add_argument("--steps", type=int, default=0,
+                   help="if > 0: a step budget instead (the schedule follows steps; --minutes still caps the time)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--lr", type=float, default=3e-4)
