@@ -13,7 +13,7 @@ browser canvas. For each outline and prompt ``a {colour} {shape}``:
 Targets (issue 7): mean IoU >= 0.7 at conditioning scale 1.0, colour right >= 90%, IoU clearly
 lower at scale 0; 25 steps within 2 s.
 
-    python -m benchmarks.controlnet [--n 36] [--threads 2]
+    python -m benchmarks.controlnet [--n 36] [--threads 1]
     python -m benchmarks.controlnet --write-examples   # the example PNGs of the tab
 """
 
@@ -169,7 +169,7 @@ def write_examples(folder: Path = ROOT / "assets" / "examples" / "controlnet") -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=36, help="outlines (each of 3 shapes x 6 colours in turn)")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (2 oversubscribes a shared 2-core machine)")
     parser.add_argument("--write-examples", action="store_true")
     args = parser.parse_args()
     if args.write_examples:
