@@ -6,6 +6,7 @@ Run alone with ``python -m demos.flows.ui``. Imports no torch: training imports
 
 from __future__ import annotations
 
+import functools
 import json
 import tempfile
 
@@ -78,6 +79,9 @@ def params_of(data, points, flow, n_layers, train_steps, seed) -> compute.FlowPa
 def layer_figures(result: compute.FlowResult, k: int) -> tuple:
     """What moving the layer slider re-renders."""
     return figures.grid_figure(result, k), figures.density_figure(result, k), figures.log_det_figure(result, k)
+
+
+N_PLOTS = 6  # what all_figures returns
 
 
 def all_figures(result: compute.FlowResult, k: int) -> tuple:
@@ -153,7 +157,7 @@ def flow_api(data: str, flow: str, n_layers: int, train_steps: int, seed: int) -
     data: a built-in set or analytic target name, or a JSON list of [x, y] points;
     flow: realnvp | planar | flow_matching. Returns x, y (grid axes), log_density
     (len(y) rows x len(x) columns, natural log, data coordinates), train_log_likelihood,
-    heldout_log_likelihood and more (see demos/flows/README.md)."""
+    heldout_log_likelihood and more (see the Flows section of README.md)."""
     return compute.api_output(compute.fit(compute.FlowParams(data, flow, n_layers, train_steps, seed)))
 
 
@@ -184,7 +188,6 @@ def controls():
 
 def build(demo: gr.Blocks) -> None:
     gr.Markdown(INTRO, latex_delimiters=[{"left": "$", "right": "$", "display": False}])
-    start = compute.untrained(compute.FlowParams())
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
             inputs = controls()
@@ -198,14 +201,21 @@ def build(demo: gr.Blocks) -> None:
             layer = gr.Slider(0, 1, 0, step=1, label="Layer k", interactive=False, elem_id="flows-layer",
                               info="x_k = f_k ∘ … ∘ f_1(z): 0 is the base Gaussian z, K is the data x")
             plots = []
-            for pair in zip(*[iter(all_figures(start, 0))] * 2):  # grid, density | log-det, target | ...
+            for _ in range(N_PLOTS // 2):  # grid, density | log-det, target | samples, loss
                 with gr.Row():
-                    plots += [gr.Plot(fig, show_label=False, elem_id=f"flows-plot-{len(plots) + i}")
-                              for i, fig in enumerate(pair)]
+                    plots += [gr.Plot(show_label=False, elem_id=f"flows-plot-{len(plots) + i}") for i in range(2)]
     state = gr.State(None)  # the trained run's FlowParams (its key in compute.CACHE)
     gr.Examples(EXAMPLES, inputs=[inputs[0], *inputs[2:]], label="Examples (click, then Train)")
     explanation(EXPLANATION)
     wire(demo, inputs, train, stop, layer, plots, state, status, download)
+    # The untrained flow is drawn on page load, not at build (app start-up budget); cached per process.
+    demo.load(default_figures, outputs=plots, api_visibility="private")
+
+
+@functools.lru_cache(maxsize=1)
+def default_figures() -> tuple:
+    """The untrained default flow's views (the tab opens with them drawn)."""
+    return all_figures(compute.untrained(compute.FlowParams()), 0)
 
 
 def wire(demo, inputs, train, stop, layer, plots, state, status, download) -> None:

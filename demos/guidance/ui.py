@@ -6,6 +6,7 @@ Run alone with ``python -m demos.guidance.ui``. Imports no torch: the model load
 
 from __future__ import annotations
 
+import functools
 import json
 import tempfile
 import threading
@@ -201,7 +202,7 @@ def api_guidance(prompt: str, mode: str, guidance_scale: float, n_images: int, s
 # ----------------------------------------------------------------------------- layout
 def build(demo: gr.Blocks) -> None:
     gr.Markdown(INTRO)
-    default, initial = compute.GuidanceParams(), initial_values()
+    default = compute.GuidanceParams()
     with gr.Row():
         with gr.Column(scale=2, min_width=300):
             model = gr.Dropdown(MODEL_CHOICES, value=compute.EMBEDDED, label="Model",
@@ -231,22 +232,22 @@ def build(demo: gr.Blocks) -> None:
                 generate = gr.Button("Generate", variant="primary")
                 stop = gr.Button("Stop", variant="stop")
         with gr.Column(scale=3, min_width=320):
-            status = gr.Markdown(initial["status"], elem_id="guidance-status")
-            gallery = gr.Gallery(initial["gallery"], label="Images", columns=4, height=300, object_fit="contain",
+            status = gr.Markdown(elem_id="guidance-status")
+            gallery = gr.Gallery(label="Images", columns=4, height=300, object_fit="contain",
                                  format="png", elem_id="guidance-gallery")
             with gr.Accordion("Settings and timings (JSON)", open=False):
-                info = gr.JSON(initial["info"], label="settings and timings")
+                info = gr.JSON(label="settings and timings")
             files = gr.File(label="Download images (PNG) and settings (JSON)", file_count="multiple")
     with gr.Row(equal_height=True):
         sweep_button = gr.Button("Sweep s = 0, 1, 3, 5, 7.5, 10, 15 (same seed, one batch)", scale=1)
         gr.Markdown("The **sweep** runs the first image's seed at seven scales in one batched call: "
                     "read it left to right to see what *s* does to one picture.", scale=3)
-    sweep_gallery = gr.Gallery(initial["sweep"], label="Sweep over s", columns=7, rows=1, height=230,
+    sweep_gallery = gr.Gallery(label="Sweep over s", columns=7, rows=1, height=230,
                                object_fit="contain", format="png", elem_id="guidance-sweep")
-    step_plot = gr.Plot(initial["steps"], label="Step view: what guidance adds at each step (first image)",
+    step_plot = gr.Plot(label="Step view: what guidance adds at each step (first image)",
                         elem_id="guidance-steps")
     gr.Markdown("#### Measured on the embedded model: prompt adherence and diversity against s")
-    gr.Plot(figures.curve(compute.load_curve()), label="Adherence and diversity vs s")
+    curve_plot = gr.Plot(label="Adherence and diversity vs s")
     explanation(EXPLANATION)
     gr.Examples(EXAMPLES, [prompt, mode, scale], label="Examples (click, then Generate)")
 
@@ -259,6 +260,17 @@ def build(demo: gr.Blocks) -> None:
     stop.click(on_stop, None, None, api_visibility="private", concurrency_limit=None)
     model.change(on_model_change, model, model_note, api_visibility="private")
     build_api()
+    # The precomputed opening views are sent on page load, not at build (app start-up budget).
+    demo.load(opening_views, outputs=[status, gallery, info, sweep_gallery, step_plot, curve_plot],
+              api_visibility="private")
+
+
+@functools.lru_cache(maxsize=1)
+def opening_views() -> tuple:
+    """What the tab shows before anyone clicks (cached per process; no model runs)."""
+    initial = initial_values()
+    return (initial["status"], initial["gallery"], initial["info"], initial["sweep"], initial["steps"],
+            figures.curve(compute.load_curve()))
 
 
 def build_api() -> None:

@@ -196,39 +196,40 @@ def build(demo: gr.Blocks) -> None:
                 "(right) start from the same $x_T$. Press ▶ or drag the time slider: the clouds agree, the "
                 "paths below do not.", latex_delimiters=[{"left": "$", "right": "$", "display": False}])
     explanation(EXPLANATION)
-    run0, anim0, stats0, paths0, compare0, compare_md0, lam0, download0, enc0, enc_md0 = _default_views()
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
             controls = _controls()
             run_btn = gr.Button("Run both samplers", variant="primary", elem_id="sde-ode-run")
         with gr.Column(scale=2):
-            anim = gr.Plot(anim0, label="Particles over time, over the exact density p_t", elem_id="sde-ode-anim")
+            anim = gr.Plot(label="Particles over time, over the exact density p_t", elem_id="sde-ode-anim")
             play = gr.Button("▶ Play: t from 1 to ε (or drag the slider under the plot)", size="sm")
-            stats = gr.Dataframe(stats0, headers=["sampler", "NFE", "seconds", "sliced W1 to data"], interactive=False,
+            stats = gr.Dataframe(headers=["sampler", "NFE", "seconds", "sliced W1 to data"], interactive=False,
                                  label="Cost per sampler (NFE = score evaluations)", elem_id="sde-ode-stats")
             with gr.Row():
                 adaptive_btn = gr.Button("Add the adaptive ODE (RK45) to the table", size="sm")
-                download = gr.DownloadButton("Download samples (JSON)", value=download0, size="sm")
+                download = gr.DownloadButton("Download samples (JSON)", size="sm")
     with gr.Row():
-        paths_plot = gr.Plot(paths0, label="Single paths: SDE jagged, ODE smooth", elem_id="sde-ode-paths")
+        paths_plot = gr.Plot(label="Single paths: SDE jagged, ODE smooth", elem_id="sde-ode-paths")
         with gr.Column():
             t_slider = gr.Slider(0.0, 1.0, 0.5, step=0.005, label="Compare the marginals at t",
                                  info="t in [ε, 1]: SDE cloud vs ODE cloud vs exact p_t at that time",
                                  elem_id="sde-ode-t")
-            compare_plot = gr.Plot(compare0, label="SDE vs ODE marginals", elem_id="sde-ode-compare")
-            compare_md = gr.Markdown(compare_md0, elem_id="sde-ode-compare-text")
+            compare_plot = gr.Plot(label="SDE vs ODE marginals", elem_id="sde-ode-compare")
+            compare_md = gr.Markdown(elem_id="sde-ode-compare-text")
     with gr.Row():
         with gr.Column():
             lam = gr.Slider(0.0, 2.0, 0.5, step=0.05, label="λ (lambda): the SDE/ODE family",
                             info="dx = [f − (1+λ²)/2 g² ∇log p_t] dt + λ g dw̄; λ=0 ODE, λ=1 reverse SDE")
-            lam_plot = gr.Plot(lam0, label="A member of the family, same x_T")
+            lam_plot = gr.Plot(label="A member of the family, same x_T")
         with gr.Column():
-            enc_plot = gr.Plot(enc0, label="Encode data to noise with the ODE, decode it back")
-            enc_md = gr.Markdown(enc_md0)
-    run_state = gr.JSON(run0, visible=False)  # the run's parameters (no gr.State: no heartbeat)
-    _wire(demo, controls, run_btn, run_state, t_slider, lam, stats,
-          [run_state, anim, stats, paths_plot, compare_plot, compare_md, lam_plot, download, enc_plot, enc_md],
-          compare_plot, compare_md, lam_plot, adaptive_btn)
+            enc_plot = gr.Plot(label="Encode data to noise with the ODE, decode it back")
+            enc_md = gr.Markdown()
+    run_state = gr.JSON(visible=False)  # the run's parameters (no gr.State: no heartbeat)
+    views = [run_state, anim, stats, paths_plot, compare_plot, compare_md, lam_plot, download, enc_plot, enc_md]
+    _wire(demo, controls, run_btn, run_state, t_slider, lam, stats, views, compare_plot, compare_md, lam_plot,
+          adaptive_btn)
+    # The default run is drawn on page load, not at build (app start-up budget); cached per process.
+    demo.load(_default_views, outputs=views, api_visibility="private")
     play.click(None, js=figures.PLAY_JS)
     gr.api(api_sde_ode, api_name="sde_ode")
 
