@@ -16,14 +16,14 @@ reused, e.g. to time several decode steps from the same context.
 
 from __future__ import annotations
 
-import contextlib
 import math
-import threading
 import time
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from playground.models import single_thread
 
 
 def rope(x: torch.Tensor, positions: torch.Tensor, base: float = 10_000.0) -> torch.Tensor:
@@ -324,30 +324,10 @@ def decode_times(p, generator: torch.Generator, report=lambda fraction, text: No
     return {"contexts": contexts, "seconds": times}
 
 
-_THREADS_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def one_thread():
-    """Run on one intra-op thread, then restore torch's setting (it is process-wide).
-
-    One-token decode steps gain nothing from more threads, and on a shared, loaded machine
-    OpenMP threads wait on each other: measured here at load 9 on 2 cores, the same run took
-    4 s on one thread and 90 s on two. The lock keeps two runs from restoring each other's value.
-    """
-    with _THREADS_LOCK:
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
-
-
 def real_run(p, report=lambda fraction, text: None) -> dict:
     """The tab's run: cache sizes from step-by-step decoding, then decode time against context."""
     generator = torch.Generator().manual_seed(p.seed)
-    with one_thread():
+    with single_thread():
         report(0.0, "decoding step by step")
         rows = cache_rows(p, generator)
         timing = decode_times(p, generator, lambda f, text: report(0.1 + 0.9 * f, text))

@@ -16,8 +16,6 @@ summed over the decoder layers (auxiliary losses) in training.
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +25,7 @@ import torch.nn.functional as F
 
 from demos.detr.matching import CostWeights, match_batch
 from demos.shapes_world import SHAPES
+from playground.models import single_thread
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -237,26 +236,6 @@ def load_detr(source, device, dtype) -> DetrBundle:
     return DetrBundle(model, processor, names, float(model.config.eos_coefficient))
 
 
-_THREADS_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def one_thread():
-    """Run on one intra-op thread, then restore torch's (process-wide) setting.
-
-    On a shared, loaded CPU, OpenMP threads wait on each other: measured at load ~7 on 2 cores,
-    one 128 px image took ~270 ms on one thread and 2.5-5 s on two. (The Attention tab has the
-    same helper; it could move to ``playground/models.py``.)
-    """
-    with _THREADS_LOCK:
-        before = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            yield
-        finally:
-            torch.set_num_threads(before)
-
-
 def infer(bundle: DetrBundle, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One RGB uint8 image (H, W, 3) -> logits (N, K+1), boxes (N, 4) cxcywh in [0, 1] of the
     image, cross-attention of the last decoder layer averaged over heads (N, h, w)."""
@@ -265,7 +244,7 @@ def infer(bundle: DetrBundle, image: np.ndarray) -> tuple[np.ndarray, np.ndarray
     model = bundle.model
     inputs = bundle.processor(images=Image.fromarray(image), return_tensors="pt")
     pixel_values = inputs["pixel_values"].to(device=model.device, dtype=model.dtype)  # (1, 3, H', W')
-    with torch.inference_mode(), one_thread():
+    with torch.inference_mode(), single_thread():
         out = forward_layers(model, pixel_values, attentions=True)
     h, w = out.feature_size
     attention = out.cross_attentions[-1][0].float().mean(0)  # (N, h*w)
