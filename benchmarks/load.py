@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "assets" / "examples"
+ASSETS = ROOT / "assets"
 
 
 @dataclass
@@ -42,9 +42,9 @@ class Scenario:
 def _example(pattern: str) -> Any:
     from gradio_client import handle_file
 
-    files = sorted(EXAMPLES.glob(pattern))
+    files = sorted(ASSETS.glob(pattern))
     if not files:
-        raise FileNotFoundError(f"no example input matches assets/examples/{pattern}")
+        raise FileNotFoundError(f"no example input matches assets/{pattern}")
     return handle_file(str(files[0]))
 
 
@@ -54,8 +54,8 @@ SCENARIOS = [
     Scenario("sde_ode", "sde_ode", lambda u: ("two_moons", "VP", "exact", 300, 100, u)),
     Scenario("flow", "flows", lambda u: ("8_gaussians", "realnvp", 4, 100, u)),
     Scenario("guidance", "guidance", lambda u: ("a red circle", "cfg", 5.0, 2, 10, u)),
-    Scenario("controlnet", "controlnet", lambda u: (_example("controlnet/*.png"), "a blue square", 1.0, 5.0, 10, u)),
-    Scenario("detect", "detr", lambda u: (_example("detr/*.png"), 0.5)),
+    Scenario("controlnet", "controlnet", lambda u: (_example("examples/controlnet/*.png"), "a blue square", 1.0, 5.0, 10, u)),
+    Scenario("detect", "detr", lambda u: (_example("detr_examples/scene.png"), 0.5)),
 ]
 
 TIMING_WORDS = ("time", "seconds", "latency", "_ms", "_s")

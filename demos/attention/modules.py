@@ -20,7 +20,6 @@ import math
 import time
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from playground.models import single_thread

@@ -48,6 +48,19 @@ def open_tab(page, title: str) -> None:
     page.wait_for_timeout(300)
 
 
+def drag(page, selector: str, start: float, end: float, steps: int = 8) -> None:
+    """Drag with the mouse across the element at ``selector`` from ``start`` to ``end``
+    (fractions of its width), as a user moves a slider."""
+    target = page.locator(selector)
+    target.scroll_into_view_if_needed()
+    box = target.bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * start, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * end, y, steps=steps)
+    page.mouse.up()
+
+
 def shot(page, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"

@@ -1,7 +1,7 @@
 """Attention cache tab in Chromium: choose a preset, drag the context slider, see plot and table change."""
 
 from demos.attention.ui import TITLE
-from tests.e2e.conftest import open_tab, shot
+from tests.e2e.conftest import drag, open_tab, shot
 
 
 def plot_svg(page, index: int = 0) -> str:
@@ -31,12 +31,7 @@ def test_preset_and_context_slider(page):
 
     # 2. drag the context slider: the summary, the cache column and the plot's T marker move
     summary = page.locator("#attention-summary").inner_text()
-    slider = page.locator("#attention-seq-len input[type=range]")
-    box = slider.bounding_box()
-    page.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + box["height"] / 2)
-    page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] * 0.8, box["y"] + box["height"] / 2, steps=8)
-    page.mouse.up()
+    drag(page, "#attention-seq-len input[type=range]", 0.25, 0.8)
     page.wait_for_function(
         "s => document.querySelector('#attention-summary').innerText !== s", arg=summary, timeout=15_000)
     page.wait_for_timeout(500)

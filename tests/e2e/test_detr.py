@@ -1,7 +1,7 @@
 """DETR tab in Chromium: new random scene, move the threshold, select a query; screenshots."""
 
 from demos.detr.ui import TITLE
-from tests.e2e.conftest import open_tab, shot
+from tests.e2e.conftest import drag, open_tab, shot
 
 
 def image_src(page, elem_id: str) -> str:
@@ -20,14 +20,7 @@ def wait_changed(page, elem_id: str, before: str, timeout: int = 180_000) -> Non
 
 
 def drag_slider(page, elem_id: str, start: float, end: float) -> None:
-    slider = page.locator(f"#{elem_id} input[type=range]")
-    slider.scroll_into_view_if_needed()
-    box = slider.bounding_box()
-    y = box["y"] + box["height"] / 2
-    page.mouse.move(box["x"] + box["width"] * start, y)
-    page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] * end, y, steps=8)
-    page.mouse.up()
+    drag(page, f"#{elem_id} input[type=range]", start, end)
 
 
 def test_scene_threshold_and_query(page):

@@ -1,7 +1,7 @@
 """Guidance tab in Chromium: type a prompt, move the scale, see the images change."""
 
 from demos.guidance.ui import TITLE
-from tests.e2e.conftest import open_tab, shot
+from tests.e2e.conftest import drag, open_tab, shot
 
 IMAGES = "#guidance-gallery img"
 
@@ -33,13 +33,7 @@ def test_type_prompt_move_scale_see_images(page):
     assert typed != before
 
     # 2. drag the guidance-scale slider: new images for the new s
-    status = page.locator("#guidance-status").inner_text()
-    slider = page.locator("#guidance-scale input[type=range]")
-    box = slider.bounding_box()
-    page.mouse.move(box["x"] + box["width"] * 0.25, box["y"] + box["height"] / 2)
-    page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] * 0.02, box["y"] + box["height"] / 2, steps=6)
-    page.mouse.up()
+    drag(page, "#guidance-scale input[type=range]", 0.25, 0.02, steps=6)
     page.wait_for_function("s => { const e = [...document.querySelectorAll('#guidance-gallery img')];"
                            " return e.length > 0 && e[0].src !== s[0]; }", arg=typed, timeout=240_000)
     assert "s = 0" in page.locator("#guidance-gallery").inner_text() or gallery_sources(page) != typed

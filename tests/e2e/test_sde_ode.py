@@ -3,7 +3,7 @@
 import pytest
 
 from demos.sde_ode.ui import TITLE
-from tests.e2e.conftest import open_tab, shot
+from tests.e2e.conftest import drag, open_tab, shot
 
 
 def text(page, selector: str) -> str:
@@ -21,15 +21,6 @@ FIRST_SDE_POINT = ("(() => { const d = document.querySelector('#sde-ode-anim .js
 def first_sde_point(page) -> list:
     """The first SDE particle drawn in the animation (changes with the time shown)."""
     return page.evaluate(FIRST_SDE_POINT)
-
-
-def drag(page, selector: str, start: float, end: float) -> None:
-    box = page.locator(selector).bounding_box()
-    y = box["y"] + box["height"] / 2
-    page.mouse.move(box["x"] + box["width"] * start, y)
-    page.mouse.down()
-    page.mouse.move(box["x"] + box["width"] * end, y, steps=8)
-    page.mouse.up()
 
 
 def test_pick_dataset_run_and_scrub(page):
