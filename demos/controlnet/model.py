@@ -122,6 +122,8 @@ def denoise(pipe, condition: np.ndarray, params, on_step: Callable[[int, int], N
 
     ``params`` is a validated ``ControlParams``; ``on_step(i, N)`` is called after each step.
     """
+    from demos.guidance.sampler import encode_prompts
+
     request = request_pipeline(pipe, params.steps)
     generator = torch.Generator("cpu").manual_seed(params.seed)  # z_T as in the Guidance tab
 
@@ -135,7 +137,11 @@ def denoise(pipe, condition: np.ndarray, params, on_step: Callable[[int, int], N
     start = time.perf_counter()
     try:
         with torch.inference_mode():
-            images = request(params.prompt, image=condition_pil(condition), num_inference_steps=params.steps,
+            # Prompts encoded here, so the pipeline never calls the shared tokenizer concurrently.
+            prompt_embeds = encode_prompts(request, [params.prompt])
+            negative_embeds = encode_prompts(request, [""]) if params.guidance_scale > 1 else None
+            images = request(prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds,
+                             image=condition_pil(condition), num_inference_steps=params.steps,
                              guidance_scale=params.guidance_scale, generator=generator, output_type="np",
                              controlnet_conditioning_scale=params.conditioning_scale,
                              control_guidance_start=params.control_start,

@@ -16,6 +16,7 @@ Everything per call (scheduler, RNG) is created here per request; the loaded mod
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,10 +104,16 @@ class Result:
     nsfw: list[bool] | None = None
 
 
+# Fast tokenizers keep their padding/truncation settings as state that each call rewrites, so two
+# requests tokenizing at once can get each other's settings: tokenize under one lock.
+_TOKENIZER_LOCK = threading.Lock()
+
+
 def encode_prompts(pipe, texts: list[str]) -> torch.Tensor:
     """Texts -> CLIP hidden states c (B, L, D), padded as the pipeline pads them."""
-    ids = pipe.tokenizer(texts, padding="max_length", max_length=pipe.tokenizer.model_max_length,
-                         truncation=True, return_tensors="pt").input_ids.to(pipe.device)
+    with _TOKENIZER_LOCK:
+        ids = pipe.tokenizer(texts, padding="max_length", max_length=pipe.tokenizer.model_max_length,
+                             truncation=True, return_tensors="pt").input_ids.to(pipe.device)
     return pipe.text_encoder(ids)[0]
 
 
