@@ -21,8 +21,10 @@ from __future__ import annotations
 import gc
 import importlib
 import os
+import sys
 import threading
 import time
+import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -172,9 +174,9 @@ def _size_of(model: Any) -> tuple[int, int]:
 
 
 def _is_out_of_memory(err: BaseException) -> bool:
-    import torch
-
-    return isinstance(err, (torch.OutOfMemoryError, MemoryError)) or "out of memory" in str(err).lower()
+    torch = sys.modules.get("torch")  # no torch loaded: it cannot be torch's error (and stays unloaded)
+    kinds = (MemoryError, torch.OutOfMemoryError) if torch is not None else (MemoryError,)
+    return isinstance(err, kinds) or "out of memory" in str(err).lower()
 
 
 def free_memory() -> None:
@@ -189,18 +191,26 @@ def free_memory() -> None:
         mps.empty_cache()
 
 
+OUT_OF_MEMORY_HINT = "Try fewer images, fewer steps or a smaller input."
+
+
 @contextmanager
-def memory_guard(what: str):
-    """Run a model call; an out-of-memory error becomes ``OutOfMemory`` after freeing memory."""
+def memory_guard(what: str = "This request"):
+    """Run a model call; an out-of-memory error becomes ``OutOfMemory`` after freeing memory.
+
+    The failed call's finished frames are cleared first: the tensors its locals held are
+    released before the caches are emptied, so the memory really is free for the next request.
+    """
     try:
         yield
     except Exception as err:  # noqa: BLE001 - only out-of-memory is translated
         if not _is_out_of_memory(err):
             raise
+        traceback.clear_frames(err.__traceback__)
         del err
         free_memory()
         raise OutOfMemory(f"{what} ran out of memory and was stopped; memory was freed. "
-                          "Try fewer images, fewer steps or a smaller input.") from None
+                          f"{OUT_OF_MEMORY_HINT}") from None
 
 
 # ---------------------------------------------------------------------------------------------

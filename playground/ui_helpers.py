@@ -1,15 +1,21 @@
-"""Small pieces every tab's UI uses: error translation, explanations, model-event settings."""
+"""Small pieces every tab's UI uses: error translation, step-wise runs, explanations,
+model-event settings."""
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 import logging
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator
 
 import gradio as gr
 
 from playground import settings
-from playground.models import DeviceUnavailable, ModelUnavailable, OutOfMemory
+from playground.models import DeviceUnavailable, ModelUnavailable, OutOfMemory, memory_guard
 
 log = logging.getLogger("playground")
 
@@ -20,7 +26,9 @@ def user_errors(fn):
     """Turn the compute layer's ``ValueError`` / ``ModelUnavailable`` into ``gr.Error``.
 
     Gradio shows only ``gr.Error`` text to the user (``show_error=False``); anything else
-    is logged here with its traceback and reported as a short generic message.
+    is logged here with its traceback and reported as a short generic message. An
+    out-of-memory error anywhere in the callback frees memory first (``memory_guard``), so
+    the next request starts clean.
     """
 
     def translate(err: Exception) -> gr.Error:
@@ -35,7 +43,8 @@ def user_errors(fn):
         @functools.wraps(fn)
         def generator_wrapper(*args, **kwargs):
             try:
-                yield from fn(*args, **kwargs)
+                with memory_guard():
+                    yield from fn(*args, **kwargs)
             except gr.Error:
                 raise
             except Exception as err:  # noqa: BLE001 - never a stack trace to the user
@@ -46,13 +55,64 @@ def user_errors(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
-            return fn(*args, **kwargs)
+            with memory_guard():
+                return fn(*args, **kwargs)
         except gr.Error:
             raise
         except Exception as err:  # noqa: BLE001 - never a stack trace to the user
             raise translate(err) from err
 
     return wrapper
+
+
+@dataclass(frozen=True)
+class Step:
+    """Progress of a step-wise run: step ``index`` of ``total`` is done."""
+
+    index: int
+    total: int
+
+
+def stepwise(work: Callable[[Callable[[int, int], None], Callable[[], bool]], Any]) -> Iterator[Any]:
+    """Run ``work(on_step, should_stop)`` in a worker thread: yield a ``Step`` after each of
+    its steps, then its return value.
+
+    Gradio stops a generator between two yields (a Stop button's ``cancels=``, a client's
+    ``/cancel``, a closed browser tab) and frees its concurrency slot; a plain function runs
+    to its end and keeps the slot. Here the worker waits after each step until the next
+    value is asked for, and closing this generator sets ``should_stop``, which ``work``
+    checks before each step: a cancelled run does no further step. An error inside
+    ``work`` is raised here.
+    """
+    handover: queue.SimpleQueue = queue.SimpleQueue()
+    resume, stop = threading.Semaphore(0), threading.Event()
+
+    def on_step(index: int, total: int) -> None:  # in the worker
+        handover.put(("step", Step(index, total)))
+        while not (resume.acquire(timeout=0.05) or stop.is_set()):
+            pass
+
+    def run() -> None:
+        try:
+            handover.put(("done", work(on_step, stop.is_set)))
+        except BaseException as err:  # noqa: BLE001 - re-raised in the consumer
+            handover.put(("error", err))
+
+    worker = threading.Thread(target=contextvars.copy_context().run, args=(run,), daemon=True,
+                              name="playground-stepwise")
+    worker.start()
+    try:
+        while True:
+            kind, value = handover.get()
+            if kind == "error":
+                raise value
+            yield value
+            if kind == "done":
+                return
+            resume.release()
+    finally:
+        stop.set()
+        worker.join()
 
 
 def model_event() -> dict:

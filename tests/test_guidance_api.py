@@ -71,9 +71,10 @@ def test_ui_events_stop_and_step_view():
         if len(calls) == 3:
             ui.on_stop(Request())
 
-    gallery, info, figure, status, files = ui.on_generate(
+    *updates, (gallery, info, figure, status, files) = ui.on_generate(
         "shapes-ldm", "a blue square", "", "cfg", 5.0, 30, "ddim", 0, 2, "1, 2", request=Request(),
         progress=progress)
+    assert [u[3] for u in updates] == [f"Denoising… step {i} of 30" for i in (1, 2, 3)]  # one per step
     assert info["settings"]["stopped_at_step"] == 3 and "Stopped at step 3" in status
     assert len(gallery) == 2 and len(figure.data) == 2 * 4  # two recorded steps, four panels each
     assert files[0].endswith(".png") and files[1].endswith(".json")

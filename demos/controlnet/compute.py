@@ -108,6 +108,25 @@ def open_image(path: str | Path):
     return image
 
 
+def shrink(image):
+    """A PIL image ready for ``np.asarray``: 1-bit -> L, palette or LA -> RGBA, and an 8-bit image
+    area-averaged (BOX) to at most ``WORK_SIZE`` a side before any float copy is made, so a large
+    upload costs little more memory than its decoded pixels. Pillow premultiplies alpha while
+    resizing, so compositing on paper afterwards gives the grey of compositing first.
+    """
+    from PIL import Image
+
+    if image.mode == "1":
+        image = image.convert("L")
+    elif image.mode in ("P", "PA", "LA", "La"):
+        image = image.convert("RGBA")
+    if image.mode in ("L", "RGB", "RGBA") and max(image.size) > WORK_SIZE:
+        scale = WORK_SIZE / max(image.size)
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        image = image.resize(size, Image.Resampling.BOX)
+    return image
+
+
 def as_array(sketch: Any) -> np.ndarray:
     """A Sketchpad dict, PIL image, file path or array -> a numeric array (H, W[, C])."""
     if isinstance(sketch, dict):  # gr.Sketchpad / gr.ImageEditor value
@@ -117,7 +136,7 @@ def as_array(sketch: Any) -> np.ndarray:
     if isinstance(sketch, (str, Path)):
         sketch = open_image(sketch)
     if hasattr(sketch, "mode") and hasattr(sketch, "size"):  # a PIL image
-        sketch = np.asarray(sketch.convert("RGBA") if sketch.mode in ("P", "PA", "LA", "La") else sketch)
+        sketch = np.asarray(shrink(sketch))
     array = np.asarray(sketch)
     if array.dtype == object or not np.issubdtype(array.dtype, np.number):
         raise ValueError(f"the sketch must be an image (numbers), got an array of {array.dtype}")
@@ -261,12 +280,13 @@ def load_model(name: str):
     return models.get(name)
 
 
-def generate(sketch: Any, params: ControlParams,
-             on_step: Callable[[int, int], None] | None = None) -> Generation:
+def generate(sketch: Any, params: ControlParams, on_step: Callable[[int, int], None] | None = None,
+             should_stop: Callable[[], bool] | None = None) -> Generation:
     """Sketch + params -> a ``Generation``. Bad input raises ``ValueError`` with a message.
 
     1. validate the params and the prompt; 2. sketch -> condition c_f; 3. load the model (cached);
-    4. denoise N steps with the ControlNet's residuals added to the frozen UNet.
+    4. denoise N steps with the ControlNet's residuals added to the frozen UNet (the steps left
+       are skipped once ``should_stop()`` is true).
     """
     start = time.perf_counter()
     params = validate(params)
@@ -275,10 +295,8 @@ def generate(sketch: Any, params: ControlParams,
     pipe = load_model(params.model)
     loaded = time.perf_counter()
     from demos.controlnet import model as torch_side
-    from playground.models import memory_guard
 
-    with memory_guard("ControlNet generation"):
-        image, rms, seconds = torch_side.denoise(pipe, condition, params, on_step)
+    image, rms, seconds = torch_side.denoise(pipe, condition, params, on_step, should_stop)
     names = torch_side.residual_names(pipe.controlnet, image.shape[0] // pipe.vae_scale_factor)
     timings = {"condition": prepared - start, "load": loaded - prepared, "denoise": seconds,
                "total": time.perf_counter() - start}
@@ -286,12 +304,17 @@ def generate(sketch: Any, params: ControlParams,
 
 
 def sweep(sketch: Any, params: ControlParams, scales=SWEEP_SCALES,
-          on_step: Callable[[int, int], None] | None = None) -> list[tuple[float, np.ndarray]]:
-    """The same seed and prompt at several conditioning scales s: [(s, image (S, S, 3))]."""
+          on_step: Callable[[int, int], None] | None = None,
+          should_stop: Callable[[], bool] | None = None) -> list[tuple[float, np.ndarray]]:
+    """The same seed and prompt at several conditioning scales s: [(s, image (S, S, 3))]
+    (only the scales finished before ``should_stop()`` turned true)."""
     results = []
     for k, scale in enumerate(scales):
+        if should_stop is not None and should_stop():
+            break
         step = None if on_step is None else (lambda i, n, k=k: on_step(k * n + i, len(scales) * n))
-        results.append((scale, generate(sketch, replace(params, conditioning_scale=scale), step).image))
+        results.append((scale, generate(sketch, replace(params, conditioning_scale=scale), step,
+                                        should_stop).image))
     return results
 
 

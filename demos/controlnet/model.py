@@ -116,11 +116,12 @@ def condition_pil(condition: np.ndarray):
     return Image.fromarray((condition * 255).round().astype(np.uint8)).convert("RGB")
 
 
-def denoise(pipe, condition: np.ndarray, params, on_step: Callable[[int, int], None] | None = None
-            ) -> tuple[np.ndarray, np.ndarray, float]:
+def denoise(pipe, condition: np.ndarray, params, on_step: Callable[[int, int], None] | None = None,
+            should_stop: Callable[[], bool] | None = None) -> tuple[np.ndarray, np.ndarray, float]:
     """Run the pipeline: image (S, S, 3) uint8, residual RMS (N, K), seconds.
 
-    ``params`` is a validated ``ControlParams``; ``on_step(i, N)`` is called after each step.
+    ``params`` is a validated ``ControlParams``; ``on_step(i, N)`` is called after each step;
+    once ``should_stop()`` is true the remaining steps are skipped (diffusers' interrupt flag).
     """
     from demos.guidance.sampler import encode_prompts
 
@@ -130,6 +131,8 @@ def denoise(pipe, condition: np.ndarray, params, on_step: Callable[[int, int], N
     def callback(_pipe, i, _t, kwargs):
         if on_step is not None:
             on_step(i + 1, params.steps)
+        if should_stop is not None and should_stop():
+            request._interrupt = True  # the per-request pipeline skips the steps left
         return kwargs
 
     sink: list = []

@@ -16,7 +16,7 @@ import numpy as np
 from demos.controlnet import compute
 from playground import plots
 from playground.settings import ASSETS_DIR
-from playground.ui_helpers import explanation, model_event, user_errors
+from playground.ui_helpers import Step, explanation, model_event, stepwise, user_errors
 
 TITLE = "ControlNet"
 SUMMARY = "Draw an outline; a ControlNet steers the diffusion model to fill it."
@@ -135,25 +135,44 @@ def pick_sketch(source, sketch, upload):
     return upload if source == UPLOAD else sketch
 
 
+def denoising(work, progress, desc: str, n_outputs: int):
+    """Run ``work(on_step, should_stop)`` step-wise (``stepwise``, so Stop and a closed tab end
+    it within a step): nothing changes on the page until the last value, the result."""
+    for item in stepwise(work):
+        if not isinstance(item, Step):
+            yield item
+            return
+        progress((item.index, item.total), desc=desc)
+        yield (gr.skip(),) * n_outputs if n_outputs > 1 else gr.skip()
+
+
 @user_errors
 def run_generate(source, sketch, upload, prompt, scale, start, end, guidance, steps, seed, model,
                  show_overlay, progress=gr.Progress()):
     progress(0, desc="loading the model")
     params = make_params(prompt, scale, start, end, guidance, steps, seed, model)
-    result = compute.generate(pick_sketch(source, sketch, upload), params,
-                              on_step=lambda i, n: progress(i / n, desc=f"denoising step {i}/{n}"))
+    sketch = pick_sketch(source, sketch, upload)
+    for result in denoising(lambda on_step, should_stop: compute.generate(sketch, params, on_step, should_stop),
+                            progress, "denoising", n_outputs=6):
+        if not isinstance(result, compute.Generation):
+            yield result
     summary = result.summary()
-    return (compute.condition_picture(result.condition, max(256, result.condition.shape[0])), result_picture(result.image, result.condition, show_overlay),
-            residual_figure(result.residual_rms, result.block_names), summary, summary_file(summary), result.image)
+    yield (compute.condition_picture(result.condition, max(256, result.condition.shape[0])),
+           result_picture(result.image, result.condition, show_overlay),
+           residual_figure(result.residual_rms, result.block_names), summary, summary_file(summary), result.image)
 
 
 @user_errors
 def run_sweep(source, sketch, upload, prompt, scale, start, end, guidance, steps, seed, model,
               progress=gr.Progress()):
     params = make_params(prompt, scale, start, end, guidance, steps, seed, model)
-    results = compute.sweep(pick_sketch(source, sketch, upload), params,
-                            on_step=lambda i, n: progress(i / n, desc="conditioning-scale sweep"))
-    return [(image, f"s = {s:g}") for s, image in results]
+    sketch = pick_sketch(source, sketch, upload)
+    for results in denoising(lambda on_step, should_stop: compute.sweep(sketch, params, compute.SWEEP_SCALES,
+                                                                        on_step, should_stop),
+                             progress, "conditioning-scale sweep", n_outputs=1):
+        if not isinstance(results, list):
+            yield results
+    yield [(image, f"s = {s:g}") for s, image in results]
 
 
 @user_errors
@@ -167,11 +186,15 @@ def redraw_overlay(raw, condition_picture, show_overlay):
 
 @user_errors
 def controlnet_api(sketch, prompt, conditioning_scale, guidance_scale, steps, seed):
-    """The embedded model on one sketch file: (image 64x64, JSON with settings and timings)."""
+    """The embedded model on one sketch file: (image 64x64, JSON with settings and timings).
+
+    Step-wise, so a client's ``/cancel`` stops the run within one step."""
     params = compute.ControlParams(prompt=prompt, conditioning_scale=conditioning_scale,
                                    guidance_scale=guidance_scale, steps=steps, seed=seed)
-    result = compute.generate(sketch, params)
-    return result.image, result.summary()
+    for result in stepwise(lambda on_step, should_stop: compute.generate(sketch, params, on_step, should_stop)):
+        if isinstance(result, Step):
+            yield gr.skip(), gr.skip()
+    yield result.image, result.summary()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,23 +276,27 @@ def build(demo: gr.Blocks) -> None:
     with gr.Row():
         with gr.Column(scale=1):
             c = build_inputs()
-            generate = gr.Button("Generate", variant="primary")
+            with gr.Row():
+                generate = gr.Button("Generate", variant="primary")
+                stop = gr.Button("Stop", variant="stop")
         with gr.Column(scale=1):
             o = build_outputs()
     existing = [[str(EXAMPLES_DIR / name), prompt] for name, prompt in EXAMPLES if (EXAMPLES_DIR / name).exists()]
     if existing:
         gr.Examples(existing, inputs=[c["upload"], c["prompt"]], label="Example outlines (click one)")
     explanation(EXPLANATION)
-    wire(demo, c, o, generate)
+    wire(demo, c, o, generate, stop)
 
 
-def wire(demo: gr.Blocks, c: dict, o: dict, generate: gr.Button) -> None:
+def wire(demo: gr.Blocks, c: dict, o: dict, generate: gr.Button, stop: gr.Button) -> None:
     inputs = [c[k] for k in ("source", "sketch", "upload", "prompt", "scale", "start", "end", "guidance",
                              "steps", "seed", "model")]
     outputs = [o["condition"], o["result"], o["residuals"], o["details"], o["download"], o["raw"]]
-    generate.click(run_generate, inputs=inputs + [o["overlay"]], outputs=outputs, api_visibility="private",
-                   **model_event()).success(run_sweep, inputs=inputs, outputs=o["sweep"],
-                                            api_visibility="private", **model_event())
+    generated = generate.click(run_generate, inputs=inputs + [o["overlay"]], outputs=outputs,
+                               api_visibility="private", **model_event())
+    swept = generated.success(run_sweep, inputs=inputs, outputs=o["sweep"], api_visibility="private",
+                              **model_event())
+    stop.click(None, cancels=[generated, swept])  # ends the run within one denoising step
     o["overlay"].change(redraw_overlay, inputs=[o["raw"], o["condition"], o["overlay"]], outputs=o["result"],
                         api_visibility="private")
     demo.load(None, js=BRUSH_READY_JS)

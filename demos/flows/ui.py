@@ -157,8 +157,12 @@ def flow_api(data: str, flow: str, n_layers: int, train_steps: int, seed: int) -
     data: a built-in set or analytic target name, or a JSON list of [x, y] points;
     flow: realnvp | planar | flow_matching. Returns x, y (grid axes), log_density
     (len(y) rows x len(x) columns, natural log, data coordinates), train_log_likelihood,
-    heldout_log_likelihood and more (see the Flows section of README.md)."""
-    return compute.api_output(compute.fit(compute.FlowParams(data, flow, n_layers, train_steps, seed)))
+    heldout_log_likelihood and more (see the Flows section of README.md). Yields between
+    training evaluations, so a client's ``/cancel`` stops the training there."""
+    for item in compute.fit_iter(compute.FlowParams(data, flow, n_layers, train_steps, seed)):
+        if isinstance(item, compute.TrainingUpdate):
+            yield None  # an empty progress message; the last message is the answer
+    yield compute.api_output(item)
 
 
 def on_flow(flow, n_layers):

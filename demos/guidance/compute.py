@@ -194,11 +194,11 @@ def default_view_steps(steps: int) -> list[int]:
 
 
 def api_guidance(prompt: str, mode: str, guidance_scale: float, n_images: int, steps: int,
-                 seed: int) -> tuple[list[np.ndarray], dict]:
+                 seed: int, on_step=None, should_stop=None) -> tuple[list[np.ndarray], dict]:
     """The ``guidance`` endpoint: images of the embedded model (DDIM) and the settings and timings."""
     params = GuidanceParams(prompt=prompt, mode=mode, guidance_scale=guidance_scale, n_images=n_images,
                             steps=steps, seed=seed)
-    result = generate(params)
+    result = generate(params, (), on_step, should_stop)
     return list(result.images), {"settings": result.settings, "timings": result.timings}
 
 

@@ -17,7 +17,7 @@ import gradio as gr
 import numpy as np
 
 from demos.guidance import compute, defaults, figures
-from playground.ui_helpers import explanation, model_event, user_errors
+from playground.ui_helpers import Step, explanation, model_event, stepwise, user_errors
 
 TITLE = "Guidance"
 SUMMARY = "Classifier and classifier-free guidance: what the scale s does to a diffusion model's images."
@@ -143,9 +143,19 @@ def download_files(result: compute.Generation, name: str) -> list[str]:
     return [str(folder / f"{name}.png"), str(folder / f"{name}.json")]
 
 
-def progress_callbacks(progress, session: str | None):
-    stop = STOPS.start(session) if session else threading.Event()
-    return (lambda i, n: progress((i, n), desc="denoising")), stop.is_set
+def denoising(work, progress, session: str | None, n_outputs: int, status_at: int):
+    """Run ``work(on_step, should_stop)`` step-wise (``stepwise``): after each step, report the
+    progress and yield a status line; finally yield the result. ``should_stop`` is true once
+    the run is cancelled or this session pressed Stop (which keeps the partial images)."""
+    stop_button = STOPS.start(session) if session else threading.Event()
+    for item in stepwise(lambda on_step, cancelled: work(on_step, lambda: cancelled() or stop_button.is_set())):
+        if not isinstance(item, Step):
+            yield item
+            return
+        progress((item.index, item.total), desc="denoising")
+        updates = [gr.skip()] * n_outputs
+        updates[status_at] = f"Denoising… step {item.index} of {item.total}"
+        yield tuple(updates)
 
 
 # ----------------------------------------------------------------------------- events
@@ -153,19 +163,27 @@ def progress_callbacks(progress, session: str | None):
 def on_generate(*inputs, request: gr.Request = None, progress=gr.Progress()):
     *values, view_text = inputs
     params = params_of(*values)
-    on_step, should_stop = progress_callbacks(progress, getattr(request, "session_hash", None))
-    result = compute.generate(params, parse_view_steps(view_text, params.steps), on_step, should_stop)
-    return (gallery_items(result), {"settings": result.settings, "timings": result.timings},
-            figures.step_view(result.records, params.mode), status_text(result, "Generated"),
-            download_files(result, "guidance"))
+    view_steps = parse_view_steps(view_text, params.steps)
+    session = getattr(request, "session_hash", None)
+    for result in denoising(lambda on_step, should_stop: compute.generate(params, view_steps, on_step, should_stop),
+                            progress, session, n_outputs=5, status_at=3):
+        if not isinstance(result, compute.Generation):
+            yield result
+    yield (gallery_items(result), {"settings": result.settings, "timings": result.timings},
+           figures.step_view(result.records, params.mode), status_text(result, "Generated"),
+           download_files(result, "guidance"))
 
 
 @user_errors
 def on_sweep(*values, request: gr.Request = None, progress=gr.Progress()):
     params = params_of(*values)
-    on_step, should_stop = progress_callbacks(progress, getattr(request, "session_hash", None))
-    result = compute.sweep(params, compute.SWEEP_SCALES, on_step, should_stop)
-    return gallery_items(result, sweep=True), status_text(result, "Sweep (one batched call)")
+    session = getattr(request, "session_hash", None)
+    for result in denoising(lambda on_step, should_stop: compute.sweep(params, compute.SWEEP_SCALES, on_step,
+                                                                       should_stop),
+                            progress, session, n_outputs=2, status_at=1):
+        if not isinstance(result, compute.Generation):
+            yield result
+    yield gallery_items(result, sweep=True), status_text(result, "Sweep (one batched call)")
 
 
 def on_stop(request: gr.Request = None) -> None:
@@ -190,13 +208,19 @@ def initial_values() -> dict:
             "status": "Showing the default settings (precomputed). Change anything and press **Generate**."}
 
 
+@user_errors
 def api_guidance(prompt: str, mode: str, guidance_scale: float, n_images: int, steps: int, seed: int):
-    """Images of the embedded model for ``prompt`` (DDIM), then {settings, timings}."""
-    try:
-        images, info = compute.api_guidance(prompt, mode, guidance_scale, n_images, steps, seed)
-    except ValueError as err:
-        raise gr.Error(str(err), print_exception=False) from err
-    return [(image, f"image {i + 1}") for i, image in enumerate(images)], info
+    """Images of the embedded model for ``prompt`` (DDIM), then {settings, timings}.
+
+    Step-wise, so a client's ``/cancel`` stops the run within one step."""
+    def work(on_step, should_stop):
+        return compute.api_guidance(prompt, mode, guidance_scale, n_images, steps, seed, on_step, should_stop)
+
+    for result in stepwise(work):
+        if isinstance(result, Step):
+            yield gr.skip(), gr.skip()
+    images, info = result
+    yield [(image, f"image {i + 1}") for i, image in enumerate(images)], info
 
 
 # ----------------------------------------------------------------------------- layout

@@ -1,0 +1,147 @@
+"""Faults behind a public link (issue 9, item 5): out of memory inside a model call, and a
+cancelled long generation. Both go through the running app, as a stranger's request would."""
+
+import importlib
+import random
+import threading
+import time
+import weakref
+
+import pytest
+from gradio_client import handle_file
+
+from playground import models
+from tests.conftest import ROOT
+
+SKETCH = str(ROOT / "assets" / "examples" / "controlnet" / "circle.png")
+SCENE = str(ROOT / "assets" / "detr_examples" / "scene.png")
+
+
+def endpoint_calls():
+    """(endpoint, module and function that runs its model, arguments of a quick valid call)."""
+    return {
+        "guidance": ("demos.guidance.sampler", "guided_eps", ["a red circle", "cfg", 5.0, 1, 2, 0]),
+        "controlnet": ("demos.controlnet.model", "denoise", [handle_file(SKETCH), "a red circle", 1.0, 5.0, 2, 0]),
+        "detect": ("demos.detr.model", "infer", [handle_file(SCENE), 0.5]),
+        # a fresh seed each run: the flow cache would otherwise answer without training
+        "flow": ("demos.flows.fit", "train_flow", ["2_gaussians", "realnvp", 2, 20, random.randrange(10**6)]),
+        "sde_ode": ("demos.sde_ode.compute", "run_sde", ["8_gaussians", "VP", "exact", 50, 10, 0]),
+    }
+
+
+@pytest.mark.parametrize("endpoint", sorted(endpoint_calls()))
+def test_out_of_memory_in_a_model_call_is_a_clear_error_frees_memory_and_the_next_call_works(
+        client, monkeypatch, endpoint):
+    import torch
+
+    module_name, function, args = endpoint_calls()[endpoint]
+    module = importlib.import_module(module_name)
+    held, freed = [], []
+
+    def out_of_memory(*_args, **_kwargs):
+        block = torch.ones(1024, 1024)  # what the failed call held when it ran out
+        held.append(weakref.ref(block))
+        error = torch.OutOfMemoryError if endpoint != "sde_ode" else MemoryError  # numpy's is MemoryError
+        raise error("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    real_free = models.free_memory
+    monkeypatch.setattr(module, function, out_of_memory)
+    monkeypatch.setattr(models, "free_memory", lambda: (freed.append(True), real_free()))
+    with pytest.raises(Exception, match="ran out of memory and was stopped; memory was freed"):
+        client.predict(*args, api_name=f"/{endpoint}")
+    assert held and held[0]() is None, "the failed call's tensors are still referenced"
+    assert freed == [True]
+
+    monkeypatch.undo()
+    assert client.predict(*args, api_name=f"/{endpoint}") is not None
+
+
+# --------------------------------------------------------------------------------------------
+# Cancelling: a long run stops within a step, and its slot serves the next request
+
+
+class StepCounter:
+    """Counts denoising steps of the Guidance sampler, across every request, thread-safely."""
+
+    def __init__(self, real):
+        self.real, self.count, self.lock = real, 0, threading.Lock()
+
+    def __call__(self, *args, **kwargs):
+        with self.lock:
+            self.count += 1
+        return self.real(*args, **kwargs)
+
+    def wait_for(self, n: int, timeout: float = 60) -> None:
+        end = time.monotonic() + timeout
+        while self.count < n:
+            assert time.monotonic() < end, f"only {self.count} steps ran in {timeout} s"
+            time.sleep(0.02)
+
+
+def test_a_cancelled_generation_stops_within_a_step_and_frees_its_slot(app_url, monkeypatch):
+    from gradio_client import Client
+
+    from demos.guidance import sampler
+    from playground import settings
+
+    steps = StepCounter(sampler.guided_eps)
+    monkeypatch.setattr(sampler, "guided_eps", steps)
+    longest = ["a red circle", "cfg", 5.0, 16, 100, 0]  # 16 images x 100 steps: many seconds here
+    clients = [Client(app_url, verbose=False) for _ in range(settings.MODEL_CONCURRENCY_LIMIT)]
+    jobs = [c.submit(*longest, api_name="/guidance") for c in clients]  # every model slot taken
+    steps.wait_for(2 * len(jobs))
+    for job in jobs:
+        job.cancel()
+    at_cancel = steps.count
+    time.sleep(1.5)  # several steps' time: a run that was not stopped would go on counting
+    assert steps.count <= at_cancel + len(jobs), "a cancelled run kept denoising"
+
+    start = time.monotonic()
+    quick = Client(app_url, verbose=False).predict("a blue square", "cfg", 5.0, 1, 3, 1, api_name="/guidance")
+    assert len(quick[0]) == 1
+    assert time.monotonic() - start < 15, "the cancelled runs still held the model slots"
+    assert steps.count <= at_cancel + len(jobs) + 3
+
+
+def test_stepwise_yields_each_step_then_the_result():
+    from playground.ui_helpers import Step, stepwise
+
+    def work(on_step, should_stop):
+        for i in range(1, 4):
+            on_step(i, 3)
+        return "done"
+
+    assert list(stepwise(work)) == [Step(1, 3), Step(2, 3), Step(3, 3), "done"]
+
+
+def test_stepwise_raises_the_works_error_in_the_caller():
+    from playground.ui_helpers import stepwise
+
+    def work(on_step, should_stop):
+        on_step(1, 2)
+        raise ValueError("bad input")
+
+    run = stepwise(work)
+    next(run)
+    with pytest.raises(ValueError, match="bad input"):
+        next(run)
+
+
+def test_closing_a_stepwise_run_stops_the_work_before_its_next_step():
+    from playground.ui_helpers import stepwise
+
+    done = []
+
+    def work(on_step, should_stop):
+        for i in range(1, 1001):
+            if should_stop():
+                return "stopped"
+            done.append(i)
+            on_step(i, 1000)
+        return "finished"
+
+    run = stepwise(work)
+    next(run), next(run)  # two steps handed over
+    run.close()  # what Gradio does to a cancelled generator
+    assert done == [1, 2]  # the worker waited: no step ran ahead, none ran after
+    assert not any(t.name == "playground-stepwise" and t.is_alive() for t in threading.enumerate())
