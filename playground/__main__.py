@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     tabs = check_tabs(args.tabs)
     check_device(args.device)
     check_port(args.host, args.port)
+    settings.mark_public(args.host, args.share)
 
     from playground.app import build_app, launch_kwargs
 

@@ -8,9 +8,12 @@ adding the folder and one line here.
 from __future__ import annotations
 
 import importlib
+import re
 from types import ModuleType
 
 import gradio as gr
+from starlette.middleware import Middleware
+from starlette.responses import PlainTextResponse
 
 from playground import home, settings
 
@@ -48,6 +51,25 @@ def build_app(tabs: list[str] | None = None) -> gr.Blocks:
     return demo
 
 
+class RefuseRemoteFiles:
+    """ASGI middleware: a file route given a URL (``/gradio_api/file=https://...``) gets 403.
+
+    Gradio fetches such a URL itself and serves the bytes from this app's origin, which would
+    make a shared playground a proxy for any public page (HTML and scripts included). The app
+    only ever serves its own outputs, so no file path may be a URL.
+    """
+
+    REMOTE = re.compile(r"/file[=/]+\s*([a-z][a-z0-9+.-]*:|//)", re.IGNORECASE)
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and self.REMOTE.search(scope.get("path", "")):
+            return await PlainTextResponse("File not allowed: URLs are not served.", 403)(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
 def launch_kwargs(host: str = settings.DEFAULT_HOST, port: int = settings.DEFAULT_PORT,
                   share: bool = False) -> dict:
     """Launch settings fit for a public link."""
@@ -55,4 +77,5 @@ def launch_kwargs(host: str = settings.DEFAULT_HOST, port: int = settings.DEFAUL
         "server_name": host, "server_port": port, "share": share,
         "max_file_size": settings.MAX_FILE_SIZE, "show_error": False, "ssr_mode": False,
         "theme": THEME, "css": CSS, "footer_links": ["api"],
+        "app_kwargs": {"middleware": [Middleware(RefuseRemoteFiles)]},
     }

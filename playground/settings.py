@@ -40,3 +40,20 @@ def model_override_var(model_name: str) -> str:
 
 def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def mark_public(host: str, share: bool) -> None:
+    """Record, for the model loaders, that this server is reachable by strangers
+    (``--share``, or a ``--host`` other than this machine)."""
+    if share or host not in LOCAL_HOSTS:
+        os.environ["PLAYGROUND_PUBLIC"] = "1"
+
+
+def safety_checker_required() -> bool:
+    """Real Stable Diffusion checkpoints keep their safety checker. Only the owner of a private
+    server may opt out (``PLAYGROUND_SD_SAFETY_CHECKER=off``); a public one never runs without it."""
+    opted_out = os.environ.get("PLAYGROUND_SD_SAFETY_CHECKER", "on").strip().lower() == "off"
+    return not opted_out or os.environ.get("PLAYGROUND_PUBLIC") == "1"

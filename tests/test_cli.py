@@ -7,6 +7,8 @@ import sys
 import time
 import urllib.request
 
+import pytest
+
 from tests.conftest import ROOT, free_port
 
 
@@ -71,3 +73,15 @@ def test_share_without_network_warns_and_serves_locally():
         proc.terminate()
         _, stderr = proc.communicate(timeout=30)
     assert "warning: --share could not create a public link" in stderr
+
+
+@pytest.mark.parametrize("host,share,public", [("127.0.0.1", False, False), ("localhost", False, False),
+                                               ("0.0.0.0", False, True), ("127.0.0.1", True, True)])
+def test_a_shared_or_non_local_server_is_marked_public(monkeypatch, host, share, public):
+    from playground import settings
+
+    monkeypatch.delenv("PLAYGROUND_PUBLIC", raising=False)
+    monkeypatch.setenv("PLAYGROUND_SD_SAFETY_CHECKER", "off")
+    settings.mark_public(host, share)
+    assert (os.environ.get("PLAYGROUND_PUBLIC") == "1") == public
+    assert settings.safety_checker_required() == public  # an opt-out holds only on a private server

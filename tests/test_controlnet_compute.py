@@ -227,6 +227,8 @@ def test_real_checkpoints_load_through_the_same_code_from_local_folders(tiny, tm
     pipe.controlnet.save_pretrained(tmp_path / "scribble", safe_serialization=True)
     monkeypatch.setenv("PLAYGROUND_MODEL_SD15", str(tmp_path / "sd15"))
     monkeypatch.setenv("PLAYGROUND_MODEL_SD15_SCRIBBLE", str(tmp_path / "scribble"))
+    monkeypatch.setenv("PLAYGROUND_SD_SAFETY_CHECKER", "off")  # the stand-in has none; a private server
+    monkeypatch.delenv("PLAYGROUND_PUBLIC", raising=False)
     try:
         params = ControlParams(prompt="any words at all", model=compute.SD15_SCRIBBLE, steps=1, guidance_scale=1.0)
         result = compute.generate(ring(), params)
@@ -234,4 +236,48 @@ def test_real_checkpoints_load_through_the_same_code_from_local_folders(tiny, tm
         assert models.REGISTRY.info()[[r["name"] for r in models.REGISTRY.info()].index("sd15-scribble")]["source"] == "local"
     finally:
         models.REGISTRY.unload(compute.SD15_SCRIBBLE)
+        models.REGISTRY.unload("sd15")
+
+
+def tiny_safety_checker():
+    """A randomly initialised ``StableDiffusionSafetyChecker`` of a tiny CLIP, and its image processor."""
+    from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+    from transformers import CLIPConfig, CLIPImageProcessor
+
+    small = {"hidden_size": 32, "intermediate_size": 37, "num_hidden_layers": 1, "num_attention_heads": 2}
+    config = CLIPConfig(text_config=small, vision_config={**small, "image_size": 32, "patch_size": 8},
+                        projection_dim=16)
+    return StableDiffusionSafetyChecker(config).eval(), CLIPImageProcessor(size={"shortest_edge": 32},
+                                                                           crop_size={"height": 32, "width": 32})
+
+
+def test_sd15_keeps_its_safety_checker_and_one_without_is_refused_behind_a_public_link(tiny, tmp_path, monkeypatch):
+    from diffusers import StableDiffusionPipeline
+
+    from playground import models
+    from playground.models import ModelUnavailable
+
+    base, _, _ = tiny
+    base.save_pretrained(tmp_path / "bare", safe_serialization=True)
+    checker, processor = tiny_safety_checker()
+    StableDiffusionPipeline(**{**base.components, "safety_checker": checker, "feature_extractor": processor}
+                            ).save_pretrained(tmp_path / "checked", safe_serialization=True)
+    monkeypatch.delenv("PLAYGROUND_SD_SAFETY_CHECKER", raising=False)
+    monkeypatch.delenv("PLAYGROUND_PUBLIC", raising=False)
+
+    def load(folder: str):
+        models.REGISTRY.unload("sd15")
+        monkeypatch.setenv("PLAYGROUND_MODEL_SD15", str(tmp_path / folder))
+        return models.get("sd15").pipe
+
+    try:
+        with pytest.raises(ModelUnavailable, match="no safety checker"):
+            load("bare")
+        monkeypatch.setenv("PLAYGROUND_SD_SAFETY_CHECKER", "off")  # the owner of a private server opts out ...
+        assert load("bare").safety_checker is None
+        monkeypatch.setenv("PLAYGROUND_PUBLIC", "1")  # ... which a public link overrides
+        with pytest.raises(ModelUnavailable, match="no safety checker"):
+            load("bare")
+        assert load("checked").safety_checker is not None
+    finally:
         models.REGISTRY.unload("sd15")

@@ -1,6 +1,7 @@
 """Public-link safety of the shell: served files and upload size (issue 9, items 1-2)."""
 
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 
@@ -28,6 +29,27 @@ def test_files_outside_the_apps_outputs_are_refused(app_url, path):
     assert http_status(f"{app_url}/gradio_api/file={path}") in (403, 404)
     if not path.startswith(("/", "%", "..")):
         assert http_status(f"{app_url}/gradio_api/file={ROOT / path}") in (403, 404)
+
+
+@pytest.mark.parametrize("url", ["https://example.com/x.html", "http://127.0.0.1:1/", "HTTP://example.com",
+                                 "//example.com/x", "file:///etc/passwd"])
+@pytest.mark.parametrize("route", ["/gradio_api/file=", "/gradio_api/file/"])
+def test_file_routes_never_fetch_a_url(app_url, monkeypatch, route, url):
+    """Gradio would fetch a public URL and serve it from our origin: a shared app is no proxy.
+    (This machine is offline, so Gradio's fetch is replaced by one that would always succeed.)"""
+    import gradio.routes
+    from starlette.responses import PlainTextResponse
+
+    fetched = []
+
+    async def fetch(url, request):
+        fetched.append(url)
+        return PlainTextResponse("<script>alert(1)</script>", media_type="text/html")
+
+    monkeypatch.setattr(gradio.routes, "secure_url_stream_response", fetch)
+    assert http_status(f"{app_url}{route}{url}") == 403
+    assert http_status(f"{app_url}{route}{urllib.parse.quote(url, safe='')}") == 403
+    assert fetched == []
 
 
 def test_uploads_over_10_mb_are_refused_with_413(app_url):

@@ -28,6 +28,8 @@ from diffusers import (DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscrete
                        StableDiffusionPipeline)
 
 from demos.guidance import shapes_ldm
+from playground import settings
+from playground.models import ModelUnavailable
 
 SCHEDULERS = {
     "ddim": (DDIMScheduler, {}),
@@ -60,8 +62,14 @@ def load_embedded(source, device, dtype) -> GuidanceModel:
 
 
 def load_sd15(source, device, dtype) -> GuidanceModel:
-    """Stable Diffusion 1.5 (hub id or local folder) with its safety checker kept on."""
+    """Stable Diffusion 1.5 (hub id or local folder) with its safety checker kept on: a checkpoint
+    without one is refused (``settings.safety_checker_required``)."""
     pipe = StableDiffusionPipeline.from_pretrained(source.location, dtype=dtype, **source.pretrained_kwargs())
+    if pipe.safety_checker is None and settings.safety_checker_required():
+        raise ModelUnavailable("sd15", source.location, "Use a checkpoint saved with its safety_checker and "
+                               "feature_extractor (the Hugging Face one has them); on a private server only, "
+                               "PLAYGROUND_SD_SAFETY_CHECKER=off allows one without.",
+                               "it has no safety checker, which a shared app needs")
     return _ready(GuidanceModel(pipe, None, "sd15"), device)
 
 
