@@ -15,9 +15,7 @@ Torch and transformers are imported only inside the functions that run a model.
 
 from __future__ import annotations
 
-import io
 import json
-import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -28,7 +26,7 @@ from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
 from demos.detr.matching import (CostMatrix, CostWeights, cxcywh_to_xyxy, denormalize_boxes, hungarian_match,
                                  matching_cost, normalize_boxes, pairwise_giou, softmax, xyxy_to_cxcywh)
-from demos.shapes_world import SCENE_SIZE, SHAPES, scene_sample
+from demos.shapes_world import SHAPES, scene_sample
 from playground.validate import check_choice, check_float, check_int
 
 MODEL_CHOICES = ("shapes-detr", "detr-resnet-50")
@@ -86,7 +84,7 @@ def load_image(path: Any) -> np.ndarray:
             with Image.open(path) as im:
                 check_image_size(*im.size)
                 im.load()
-                return to_rgb(ImageOps.exif_transpose(im))
+                return to_rgb(ImageOps.exif_transpose(im, in_place=True) or im)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ValueError(f"the image decodes to far more than {MAX_PIXELS / 1e6:.0f} megapixels, the limit "
                          "(a decompression bomb?)") from None
@@ -115,10 +113,11 @@ def to_rgb(im: Image.Image) -> np.ndarray:
         span = max(float(a.max() - a.min()), 1e-9)
         im = Image.fromarray(np.uint8(np.rint(255 * (a - a.min()) / span)), mode="L")
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-        rgba = im.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        im = Image.alpha_composite(white, rgba)
-    return np.asarray(im.convert("RGB"), dtype=np.uint8)
+        rgba = im if im.mode == "RGBA" else im.convert("RGBA")
+        paper = Image.new("RGB", rgba.size, (255, 255, 255))
+        paper.paste(rgba, mask=rgba.getchannel("A"))  # a * colour + (1 - a) * white
+        im = paper
+    return np.asarray(im if im.mode == "RGB" else im.convert("RGB"), dtype=np.uint8)
 
 
 def image_array(image: Any) -> np.ndarray:

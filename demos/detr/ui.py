@@ -7,7 +7,6 @@ functions, which import ``demos.detr.model`` (torch, transformers) on first use.
 from __future__ import annotations
 
 import tempfile
-from pathlib import Path
 
 import gradio as gr
 import pandas as pd
@@ -190,7 +189,8 @@ def build(demo: gr.Blocks) -> None:
     state = gr.State(v_state)
     with gr.Row():
         with gr.Column(scale=1):
-            image_in = gr.Image(v_image, label="Image", elem_id="detr-image", type="filepath", sources=["upload", "clipboard"], height=320)
+            image_in = gr.Image(v_image, label="Image", elem_id="detr-image", type="filepath", image_mode=None,
+                               sources=["upload", "clipboard"], height=320)  # compute decodes, safely
             with gr.Row():
                 seed = gr.Number(value=P.seed, elem_id="detr-seed", precision=0, minimum=0, maximum=compute.MAX_SEED, label="Seed",
                                  info="seed of the random Shapes World scene")
