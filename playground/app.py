@@ -37,6 +37,7 @@ def tab_module(tab_id: str) -> ModuleType:
 
 def build_app(tabs: list[str] | None = None) -> gr.Blocks:
     """The Blocks app with the Home tab and the chosen tabs (all of ``TABS`` by default)."""
+    settings.limit_image_pixels()
     tab_ids = list(TABS if tabs is None else tabs)
     modules = [(tab_id, tab_module(tab_id)) for tab_id in tab_ids]
     with gr.Blocks(title="Generative Playground", analytics_enabled=False) as demo:

@@ -21,6 +21,7 @@ MODEL_CONCURRENCY_ID = "models"  # one shared slot pool for every model-backed e
 MODEL_CONCURRENCY_LIMIT = int(os.environ.get("PLAYGROUND_MODEL_CONCURRENCY", "2"))
 DEFAULT_CONCURRENCY_LIMIT = int(os.environ.get("PLAYGROUND_CONCURRENCY", "4"))
 MAX_FILE_SIZE = "10mb"
+MAX_IMAGE_PIXELS = 50_000_000  # see limit_image_pixels
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
@@ -57,3 +58,12 @@ def safety_checker_required() -> bool:
     server may opt out (``PLAYGROUND_SD_SAFETY_CHECKER=off``); a public one never runs without it."""
     opted_out = os.environ.get("PLAYGROUND_SD_SAFETY_CHECKER", "on").strip().lower() == "off"
     return not opted_out or os.environ.get("PLAYGROUND_PUBLIC") == "1"
+
+
+def limit_image_pixels() -> None:
+    """Pillow warns above ``MAX_IMAGE_PIXELS`` and refuses above twice as many, for every decode in
+    the process, Gradio's own included: the backstop behind each tab's size check (a 12000 x 12000
+    PNG of a few kB is refused from its header, before any pixel is decoded)."""
+    from PIL import Image
+
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS

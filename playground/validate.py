@@ -21,7 +21,8 @@ def check_int(name: str, value: Any, low: int, high: int) -> int:
     if not math.isfinite(number) or number != int(number):
         raise ValueError(f"{name} must be an integer in {low}..{high}, got {value!r}")
     if not low <= int(number) <= high:
-        raise ValueError(f"{name} must be in {low}..{high}, got {int(number)}")
+        shown = int(number) if abs(number) < 1e15 else f"{number:g}"  # not 300 digits for 1e300
+        raise ValueError(f"{name} must be in {low}..{high}, got {shown}")
     return int(number)
 
 

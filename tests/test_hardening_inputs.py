@@ -169,6 +169,9 @@ print(json.dumps({"grew_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 """
 
 
+PILLOW_DEFAULT_LIMIT = int(1024 * 1024 * 1024 // 4 // 3)  # Pillow's MAX_IMAGE_PIXELS, before the app's
+
+
 def solid_png(path, width: int, height: int):
     """A valid 1-bit white PNG of width x height, written row by row (a few kB for 12000 x 12000)."""
     import struct
@@ -187,8 +190,12 @@ def solid_png(path, width: int, height: int):
 @pytest.fixture(scope="module")
 def huge_png(tmp_path_factory):
     path = solid_png(tmp_path_factory.mktemp("huge") / "huge.png", 12_000, 12_000)
-    with pytest.warns(Image.DecompressionBombWarning), Image.open(path) as im:  # Pillow only warns
-        assert im.size == (12_000, 12_000) and im.mode == "1" and path.stat().st_size < 100_000
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, PILLOW_DEFAULT_LIMIT
+    try:
+        with pytest.warns(Image.DecompressionBombWarning), Image.open(path) as im:  # Pillow only warns
+            assert im.size == (12_000, 12_000) and im.mode == "1" and path.stat().st_size < 100_000
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
     return path
 
 
@@ -306,9 +313,35 @@ def test_the_upload_components_hand_over_the_file_undecoded(app_url, label):
     assert props["type"] == "filepath" and props.get("image_mode") is None, props
 
 
-@pytest.mark.xfail(strict=True, reason="ControlNet's sketchpad and its hidden re-render inputs are decoded by "
-                   "Gradio (numpy) with no size check; demos/controlnet/ui.py is being changed elsewhere")
-def test_no_event_input_makes_gradio_decode_an_image(app_url):
-    decoded = {label: (props["type"], props.get("image_mode")) for label, props in image_inputs(app_url).items()
+SKETCHPAD = "Sketch an outline (brush ready: just draw)"
+
+
+def test_only_the_fixed_size_sketchpad_is_decoded_by_gradio(app_url):
+    """Every other image input reaches the tab's size check undecoded (type="filepath")."""
+    decoded = {label for label, props in image_inputs(app_url).items()
                if props["type"] != "filepath" or props.get("image_mode") is not None}
-    assert not decoded, decoded
+    assert decoded == {SKETCHPAD}
+    assert image_inputs(app_url)[SKETCHPAD]["canvas_size"] == [256, 256]
+
+
+def test_a_huge_sketchpad_value_is_refused_by_the_pillow_backstop_without_a_memory_spike(huge_png):
+    """Gradio decodes the sketchpad itself (its preprocess silences Pillow's warning); the app's
+    process-wide limit (``settings.limit_image_pixels``) refuses 12000 x 12000 from the header."""
+    code = f"""
+import resource, gradio as gr
+from gradio.data_classes import FileData
+from PIL import Image
+from playground import settings
+settings.limit_image_pixels()
+editor = gr.ImageEditor(type="numpy", image_mode="RGBA")
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    editor.convert_and_format_image(FileData(path={str(huge_png)!r}))
+    print("decoded")
+except Image.DecompressionBombError:
+    print("refused", (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)
+"""
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    outcome, *grew = done.stdout.split()
+    assert outcome == "refused", done.stdout + done.stderr[-2000:]
+    assert float(grew[0]) < 100

@@ -159,7 +159,8 @@ def run_generate(source, sketch, upload, prompt, scale, start, end, guidance, st
     summary = result.summary()
     yield (compute.condition_picture(result.condition, max(256, result.condition.shape[0])),
            result_picture(result.image, result.condition, show_overlay),
-           residual_figure(result.residual_rms, result.block_names), summary, summary_file(summary), result.image)
+           residual_figure(result.residual_rms, result.block_names), summary, summary_file(summary),
+           (result.image, result.condition))
 
 
 @user_errors
@@ -176,12 +177,13 @@ def run_sweep(source, sketch, upload, prompt, scale, start, end, guidance, steps
 
 
 @user_errors
-def redraw_overlay(raw, condition_picture, show_overlay):
-    """Overlay on or off without running the model again (raw image and c_f from the page)."""
-    if raw is None or condition_picture is None:
+def redraw_overlay(shown, show_overlay):
+    """Overlay on or off without running the model again: ``shown`` is the session's last
+    (image, c_f), kept on the server (no picture comes back from the page to be decoded)."""
+    if shown is None:
         return gr.skip()
-    condition = np.asarray(condition_picture, dtype=np.float32)[..., 0] / 255  # (256, 256) strokes = 1
-    return result_picture(np.asarray(raw, dtype=np.uint8)[..., :3], condition, show_overlay)
+    image, condition = shown
+    return result_picture(image, condition, show_overlay)
 
 
 @user_errors
@@ -243,13 +245,13 @@ def default_values() -> dict:
     view = compute.load_default_view()
     if view is None:
         return {"condition": None, "result": None, "sweep": None, "residuals": empty_residual_figure(),
-                "details": None, "raw": None}
+                "details": None, "shown": None}
     summary = {k: view[k] for k in ("model", "settings", "timings_s", "residual_rms_mean")}
     return {"condition": compute.condition_picture(view["condition"]),
             "result": result_picture(view["image"], view["condition"], True),
             "sweep": [(image, f"s = {s:g}") for s, image in view["sweep"]],
             "residuals": residual_figure(view["residual_rms"], view["block_names"]),
-            "details": summary, "raw": view["image"]}
+            "details": summary, "shown": (view["image"], view["condition"])}
 
 
 def build_outputs() -> dict:
@@ -266,8 +268,7 @@ def build_outputs() -> dict:
     with gr.Accordion("Settings and timings (JSON)", open=False):
         o["details"] = gr.JSON(d["details"], label="settings and timings", elem_id="controlnet-details")
     o["download"] = gr.File(label="Download settings, timings and residuals (JSON)", interactive=False)
-    # the result without overlay; a gr.State would keep a heartbeat open on every page
-    o["raw"] = gr.Image(d["raw"], visible=False, format="png", type="numpy")
+    o["shown"] = gr.State(d["shown"])  # (image without overlay, c_f) of what the page shows
     return o
 
 
@@ -291,13 +292,13 @@ def build(demo: gr.Blocks) -> None:
 def wire(demo: gr.Blocks, c: dict, o: dict, generate: gr.Button, stop: gr.Button) -> None:
     inputs = [c[k] for k in ("source", "sketch", "upload", "prompt", "scale", "start", "end", "guidance",
                              "steps", "seed", "model")]
-    outputs = [o["condition"], o["result"], o["residuals"], o["details"], o["download"], o["raw"]]
+    outputs = [o["condition"], o["result"], o["residuals"], o["details"], o["download"], o["shown"]]
     generated = generate.click(run_generate, inputs=inputs + [o["overlay"]], outputs=outputs,
                                api_visibility="private", **model_event())
     swept = generated.success(run_sweep, inputs=inputs, outputs=o["sweep"], api_visibility="private",
                               **model_event())
     stop.click(None, cancels=[generated, swept])  # ends the run within one denoising step
-    o["overlay"].change(redraw_overlay, inputs=[o["raw"], o["condition"], o["overlay"]], outputs=o["result"],
+    o["overlay"].change(redraw_overlay, inputs=[o["shown"], o["overlay"]], outputs=o["result"],
                         api_visibility="private")
     demo.load(None, js=BRUSH_READY_JS)
     c["sketch"].input(None, js=f"() => '{CANVAS}'", outputs=c["source"])
