@@ -2,7 +2,9 @@
 
 1. A reference answer for each user's requests is computed first, one call at a time.
 2. Then ``--rounds`` rounds: all users call every endpoint at once; every answer is compared with
-   that user's reference (a mixed-up or wrong answer is counted), latency is recorded.
+   that user's reference (a mixed-up or wrong answer is counted, and the first one is shown),
+   latency is recorded. A user keeps its client (its Gradio session) across rounds, as a person
+   keeps a browser tab.
 3. The server's resident memory is read after each round; it must not grow between rounds.
 
 Only "queue full" is an acceptable error. Prints p50/p95 latency per endpoint and error counts.
@@ -93,6 +95,7 @@ class Results:
     errors: dict[str, list[str]] = field(default_factory=dict)
     queue_full: dict[str, int] = field(default_factory=dict)
     wrong: dict[str, int] = field(default_factory=dict)
+    mismatches: dict[str, list] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, table: str, api: str, item) -> None:
@@ -108,10 +111,7 @@ def call(client, scenario: Scenario, user: int) -> Any:
     return client.predict(*scenario.args(user), api_name=f"/{scenario.api_name}")
 
 
-def user_round(url: str, user: int, scenarios: list[Scenario], reference: dict, results: Results) -> None:
-    from gradio_client import Client
-
-    client = Client(url, verbose=False)
+def user_round(client, user: int, scenarios: list[Scenario], reference: dict, results: Results) -> None:
     for scenario in scenarios:
         start = time.perf_counter()
         try:
@@ -121,8 +121,23 @@ def user_round(url: str, user: int, scenarios: list[Scenario], reference: dict, 
             results.add(kind, scenario.api_name, 1 if kind == "queue_full" else f"{type(err).__name__}: {err}"[:200])
             continue
         results.add("latencies", scenario.api_name, time.perf_counter() - start)
-        if fingerprint(answer) != reference[(scenario.api_name, user)]:
+        expected = reference[(scenario.api_name, user)]
+        if fingerprint(answer) != expected:
             results.add("wrong", scenario.api_name, 1)
+            results.add("mismatches", scenario.api_name, first_difference(expected, fingerprint(answer)))
+
+
+def first_difference(expected: Any, got: Any, where: str = "") -> str:
+    """Where two fingerprints first differ, for the report: ``path: expected != got``."""
+    if isinstance(expected, dict) and isinstance(got, dict):
+        for key in sorted(expected.keys() | got.keys(), key=str):
+            if expected.get(key) != got.get(key):
+                return first_difference(expected.get(key), got.get(key), f"{where}.{key}")
+    if isinstance(expected, list) and isinstance(got, list) and len(expected) == len(got):
+        for i, (a, b) in enumerate(zip(expected, got)):
+            if a != b:
+                return first_difference(a, b, f"{where}[{i}]")
+    return f"{where or 'answer'}: {str(expected)[:80]} != {str(got)[:80]}"
 
 
 def available_scenarios(url: str) -> list[Scenario]:
@@ -178,10 +193,14 @@ def run(url: str, users: int, rounds: int, pid: int | None) -> dict:
     """The whole load test; returns a summary (also used by the test suite with few users)."""
     scenarios = available_scenarios(url)
     reference = references(url, users, scenarios)
+    from gradio_client import Client
+
+    clients = [Client(url, verbose=False) for _ in range(users)]
     memory, results = [], Results()
     for _ in range(rounds):
         with ThreadPoolExecutor(users) as pool:
-            for future in [pool.submit(user_round, url, u, scenarios, reference, results) for u in range(users)]:
+            for future in [pool.submit(user_round, clients[u], u, scenarios, reference, results)
+                           for u in range(users)]:
                 future.result()
         if pid:
             memory.append(rss_mb(pid))
@@ -200,6 +219,8 @@ def report(summary: dict, users: int) -> None:
               f"{results.queue_full.get(api, 0):>12}{results.wrong.get(api, 0):>7}")
     for api, errs in results.errors.items():
         print(f"  {api} error: {errs[0]}")
+    for api, diffs in results.mismatches.items():
+        print(f"  {api} wrong answer: {diffs[0]}")
     if summary["rss_mb"]:
         print("server RSS after each round (MB): " + ", ".join(f"{m:.0f}" for m in summary["rss_mb"]))
 

@@ -77,6 +77,7 @@ def launch_kwargs(host: str = settings.DEFAULT_HOST, port: int = settings.DEFAUL
     return {
         "server_name": host, "server_port": port, "share": share,
         "max_file_size": settings.MAX_FILE_SIZE, "show_error": False, "ssr_mode": False,
+        "state_session_capacity": settings.SESSION_CAPACITY,
         "theme": THEME, "css": CSS, "footer_links": ["api"],
         "app_kwargs": {"middleware": [Middleware(RefuseRemoteFiles)]},
     }

@@ -21,6 +21,10 @@ MODEL_CONCURRENCY_ID = "models"  # one shared slot pool for every model-backed e
 MODEL_CONCURRENCY_LIMIT = int(os.environ.get("PLAYGROUND_MODEL_CONCURRENCY", "2"))
 DEFAULT_CONCURRENCY_LIMIT = int(os.environ.get("PLAYGROUND_CONCURRENCY", "4"))
 MAX_FILE_SIZE = "10mb"
+# Gradio keeps a state per session (a copy of the page's config and the last outputs, about 0.5 MB
+# here); the least recently used sessions beyond this many are dropped, which bounds the memory
+# that strangers opening new sessions can take.
+SESSION_CAPACITY = int(os.environ.get("PLAYGROUND_SESSION_CAPACITY", "512"))
 MAX_IMAGE_PIXELS = 50_000_000  # see limit_image_pixels
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")

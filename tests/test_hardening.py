@@ -65,3 +65,21 @@ def test_uploads_over_10_mb_are_refused_with_413(app_url):
 def test_raw_http_call_works(app_url):
     event, payload = call_raw(app_url, "models", [])
     assert event == "complete" and "models" in payload[0]
+
+
+def test_session_state_is_bounded_so_new_sessions_cannot_exhaust_memory(monkeypatch):
+    """Every call from a new session makes Gradio keep a session state (~0.5 MB here); beyond
+    ``SESSION_CAPACITY`` the least recently used are dropped."""
+    from playground import settings
+    from playground.app import build_app, launch_kwargs
+    from tests.conftest import free_port
+
+    monkeypatch.setattr(settings, "SESSION_CAPACITY", 5)
+    demo = build_app(tabs=[])
+    demo.launch(**launch_kwargs(port=free_port()), prevent_thread_lock=True, quiet=True)
+    try:
+        for _ in range(12):  # each raw call is a new session
+            assert call_raw(demo.local_url.rstrip("/"), "models", [])[0] == "complete"
+        assert 1 <= len(demo.state_holder.session_data) <= 5
+    finally:
+        demo.close()
