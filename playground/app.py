@@ -15,7 +15,7 @@ import gradio as gr
 from starlette.middleware import Middleware
 from starlette.responses import PlainTextResponse
 
-from playground import home, settings
+from playground import gradio_fixes, home, settings
 
 # Tab ids in display order; each is a folder under demos/.
 TABS: list[str] = ["sde_ode", "flows", "guidance", "controlnet", "attention", "detr"]
@@ -38,6 +38,7 @@ def tab_module(tab_id: str) -> ModuleType:
 def build_app(tabs: list[str] | None = None) -> gr.Blocks:
     """The Blocks app with the Home tab and the chosen tabs (all of ``TABS`` by default)."""
     settings.limit_image_pixels()
+    gradio_fixes.install()
     tab_ids = list(TABS if tabs is None else tabs)
     modules = [(tab_id, tab_module(tab_id)) for tab_id in tab_ids]
     with gr.Blocks(title="Generative Playground", analytics_enabled=False) as demo:
