@@ -126,26 +126,34 @@ def dtype_for(device: str):
     return torch.float16 if device == "cuda" else torch.float32
 
 
-_THREADS_LOCK = threading.Lock()
+_THREADS_LOCK = threading.RLock()
+_THREADS_HELD = threading.local()
 
 
 @contextmanager
 def single_thread():
     """Run torch on one intra-op thread, then restore the previous setting.
 
-    Small models (a one-token decode step, a 2M-parameter DETR) gain nothing from more threads,
-    and on a shared, loaded CPU OpenMP threads wait on each other: measured here at load 7-9 on
-    2 cores, one DETR image took ~270 ms on one thread and 2.5-5 s on two, an attention decode
-    run 4 s against 90 s. The setting is process-wide in torch's API, hence the lock.
+    Small models (a one-token decode step, a 2M-parameter DETR, the SDE tab's score MLP) gain
+    nothing from more threads, and on a shared, loaded CPU OpenMP threads wait on each other:
+    measured here at load 7-9 on 2 cores, one DETR image took ~270 ms on one thread and 2.5-5 s
+    on two, an attention decode run 4 s against 90 s. The setting is process-wide in torch's
+    API, hence the lock. Re-entering in the same thread costs nothing (no new setting), so a
+    whole run can hold it around many small calls that each hold it too.
     """
     import torch
 
     with _THREADS_LOCK:
+        if getattr(_THREADS_HELD, "active", False):
+            yield
+            return
         before = torch.get_num_threads()
         torch.set_num_threads(1)
+        _THREADS_HELD.active = True
         try:
             yield
         finally:
+            _THREADS_HELD.active = False
             torch.set_num_threads(before)
 
 

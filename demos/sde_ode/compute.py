@@ -13,6 +13,8 @@ Pure numpy/scipy: no gradio, no torch at import (torch only inside the learned s
 
 from __future__ import annotations
 
+import contextlib
+
 import json
 import time
 from dataclasses import dataclass, replace
@@ -128,11 +130,12 @@ def run_sde(params: SDEParams, sde, score, x_T, keep=None, lam: float = 1.0):
     """The reverse-time SDE (or the lambda family member) from ``x_T``; (x, path, nfe, seconds)."""
     rng = np.random.default_rng([params.seed, 2])
     start = time.perf_counter()
-    if params.sde_sampler == "predictor_corrector" and lam == 1.0:
-        out = samplers.predictor_corrector(sde, score.fresh(), x_T, params.n_steps, rng,
-                                           snr=params.snr, keep=keep)
-    else:
-        out = samplers.euler_maruyama(sde, score.fresh(), x_T, params.n_steps, rng, lam=lam, keep=keep)
+    with run_context(score):
+        if params.sde_sampler == "predictor_corrector" and lam == 1.0:
+            out = samplers.predictor_corrector(sde, score.fresh(), x_T, params.n_steps, rng,
+                                               snr=params.snr, keep=keep)
+        else:
+            out = samplers.euler_maruyama(sde, score.fresh(), x_T, params.n_steps, rng, lam=lam, keep=keep)
     return (*out, time.perf_counter() - start)
 
 
@@ -140,8 +143,15 @@ def run_ode(params: SDEParams, sde, score, x_T, keep=None):
     """The probability-flow ODE from ``x_T`` (Euler or Heun); (x, path, nfe, seconds)."""
     solver = samplers.ode_heun if params.ode_solver == "heun" else samplers.ode_euler
     start = time.perf_counter()
-    out = solver(sde, score.fresh(), x_T, params.n_steps, keep=keep)
+    with run_context(score):
+        out = solver(sde, score.fresh(), x_T, params.n_steps, keep=keep)
     return (*out, time.perf_counter() - start)
+
+
+def run_context(score):
+    """What a sampler run holds: the learned score's torch thread setting (``threads()``);
+    nothing for the numpy scores."""
+    return score.threads() if hasattr(score, "threads") else contextlib.nullcontext()
 
 
 def simulate(params: SDEParams, progress=None) -> Run:
