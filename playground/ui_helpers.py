@@ -115,6 +115,25 @@ def stepwise(work: Callable[[Callable[[int, int], None], Callable[[], bool]], An
         worker.join()
 
 
+class Cancelled(Exception):
+    """Raised inside a ``stepwise`` run once it is stopped: nobody waits for its result."""
+
+
+def progress_steps(on_step: Callable[[int, int], None], should_stop: Callable[[], bool], progress=None):
+    """A compute layer's ``progress(fraction, desc)`` that is also a step of a ``stepwise`` run:
+    it reports to ``progress`` (a ``gr.Progress``), hands the step over, and raises ``Cancelled``
+    once the run is stopped. For computations that report progress but have no stop flag."""
+
+    def report(fraction: float, desc: str | None = None) -> None:
+        if should_stop():
+            raise Cancelled
+        if progress is not None:
+            progress(fraction, desc=desc)
+        on_step(round(1000 * fraction), 1000)
+
+    return report
+
+
 def model_event() -> dict:
     """Keyword arguments for an event that runs a model: one shared pool of slots."""
     return {"concurrency_id": settings.MODEL_CONCURRENCY_ID,

@@ -61,7 +61,7 @@ def test_out_of_memory_in_a_model_call_is_a_clear_error_frees_memory_and_the_nex
 
 
 class StepCounter:
-    """Counts denoising steps of the Guidance sampler, across every request, thread-safely."""
+    """Counts calls of a function that runs once per step, across every request, thread-safely."""
 
     def __init__(self, real):
         self.real, self.count, self.lock = real, 0, threading.Lock()
@@ -78,29 +78,59 @@ class StepCounter:
             time.sleep(0.02)
 
 
-def test_a_cancelled_generation_stops_within_a_step_and_frees_its_slot(app_url, monkeypatch):
+LONG_RUNS = {  # endpoint -> (module, a function called once per step, a long call, steps it may overrun)
+    "guidance": ("demos.guidance.sampler", "guided_eps", ["a red circle", "cfg", 5.0, 16, 100, 0], 1),
+    "controlnet": (None, None, [handle_file(SKETCH), "a red circle", 1.0, 5.0, 100, 0], 1),  # see below
+    "sde_ode": ("demos.sde_ode.samplers", "drift", ["8_gaussians", "VE", "exact", 10_000, 2000, 0], 45),
+    "flow": ("demos.flows.fit", "loss_fn", ["8_gaussians", "realnvp", 8, 5000, None], 100),
+}
+
+
+def count_controlnet_steps(monkeypatch) -> StepCounter:
+    """ControlNet's steps run inside diffusers: count the ``on_step`` calls its ``denoise`` makes."""
+    from demos.controlnet import model
+
+    counter = StepCounter(lambda *args: None)
+    real = model.denoise
+
+    def denoise(pipe, condition, params, on_step=None, should_stop=None):
+        def step(i, n):
+            counter(i, n)
+            if on_step is not None:
+                on_step(i, n)
+        return real(pipe, condition, params, step, should_stop)
+
+    monkeypatch.setattr(model, "denoise", denoise)
+    return counter
+
+
+@pytest.mark.parametrize("endpoint", sorted(LONG_RUNS))
+def test_a_cancelled_long_run_stops_within_a_step_and_frees_its_slot(app_url, monkeypatch, endpoint):
     from gradio_client import Client
 
-    from demos.guidance import sampler
     from playground import settings
 
-    steps = StepCounter(sampler.guided_eps)
-    monkeypatch.setattr(sampler, "guided_eps", steps)
-    longest = ["a red circle", "cfg", 5.0, 16, 100, 0]  # 16 images x 100 steps: many seconds here
+    module_name, function, args, overrun = LONG_RUNS[endpoint]
+    if module_name is None:
+        steps = count_controlnet_steps(monkeypatch)
+    else:
+        module = importlib.import_module(module_name)
+        steps = StepCounter(getattr(module, function))
+        monkeypatch.setattr(module, function, steps)
+    args = [random.randrange(10**6) if a is None else a for a in args]  # no cache can answer at once
     clients = [Client(app_url, verbose=False) for _ in range(settings.MODEL_CONCURRENCY_LIMIT)]
-    jobs = [c.submit(*longest, api_name="/guidance") for c in clients]  # every model slot taken
+    jobs = [c.submit(*args, api_name=f"/{endpoint}") for c in clients]  # every model slot taken
     steps.wait_for(2 * len(jobs))
     for job in jobs:
         job.cancel()
     at_cancel = steps.count
-    time.sleep(1.5)  # several steps' time: a run that was not stopped would go on counting
-    assert steps.count <= at_cancel + len(jobs), "a cancelled run kept denoising"
+    time.sleep(1.5)  # many steps' time: a run that was not stopped would go on counting
+    assert steps.count <= at_cancel + overrun * len(jobs), "a cancelled run kept going"
 
     start = time.monotonic()
-    quick = Client(app_url, verbose=False).predict("a blue square", "cfg", 5.0, 1, 3, 1, api_name="/guidance")
-    assert len(quick[0]) == 1
-    assert time.monotonic() - start < 15, "the cancelled runs still held the model slots"
-    assert steps.count <= at_cancel + len(jobs) + 3
+    quick = Client(app_url, verbose=False).predict(*endpoint_calls()[endpoint][2], api_name=f"/{endpoint}")
+    assert quick is not None
+    assert time.monotonic() - start < 20, "the cancelled runs still held the model slots"
 
 
 def test_stepwise_yields_each_step_then_the_result():

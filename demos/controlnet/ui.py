@@ -135,7 +135,7 @@ def pick_sketch(source, sketch, upload):
     return upload if source == UPLOAD else sketch
 
 
-def denoising(work, progress, desc: str, n_outputs: int):
+def denoising(work, progress, desc: str):
     """Run ``work(on_step, should_stop)`` step-wise (``stepwise``, so Stop and a closed tab end
     it within a step): nothing changes on the page until the last value, the result."""
     for item in stepwise(work):
@@ -143,7 +143,7 @@ def denoising(work, progress, desc: str, n_outputs: int):
             yield item
             return
         progress((item.index, item.total), desc=desc)
-        yield (gr.skip(),) * n_outputs if n_outputs > 1 else gr.skip()
+        yield gr.skip()  # one skip leaves every output as it is
 
 
 @user_errors
@@ -153,7 +153,7 @@ def run_generate(source, sketch, upload, prompt, scale, start, end, guidance, st
     params = make_params(prompt, scale, start, end, guidance, steps, seed, model)
     sketch = pick_sketch(source, sketch, upload)
     for result in denoising(lambda on_step, should_stop: compute.generate(sketch, params, on_step, should_stop),
-                            progress, "denoising", n_outputs=6):
+                            progress, "denoising"):
         if not isinstance(result, compute.Generation):
             yield result
     summary = result.summary()
@@ -170,7 +170,7 @@ def run_sweep(source, sketch, upload, prompt, scale, start, end, guidance, steps
     sketch = pick_sketch(source, sketch, upload)
     for results in denoising(lambda on_step, should_stop: compute.sweep(sketch, params, compute.SWEEP_SCALES,
                                                                         on_step, should_stop),
-                             progress, "conditioning-scale sweep", n_outputs=1):
+                             progress, "conditioning-scale sweep"):
         if not isinstance(results, list):
             yield results
     yield [(image, f"s = {s:g}") for s, image in results]
@@ -195,7 +195,7 @@ def controlnet_api(sketch, prompt, conditioning_scale, guidance_scale, steps, se
                                    guidance_scale=guidance_scale, steps=steps, seed=seed)
     for result in stepwise(lambda on_step, should_stop: compute.generate(sketch, params, on_step, should_stop)):
         if isinstance(result, Step):
-            yield gr.skip(), gr.skip()
+            yield gr.skip()
     yield result.image, result.summary()
 
 

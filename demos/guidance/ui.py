@@ -218,7 +218,7 @@ def api_guidance(prompt: str, mode: str, guidance_scale: float, n_images: int, s
 
     for result in stepwise(work):
         if isinstance(result, Step):
-            yield gr.skip(), gr.skip()
+            yield gr.skip()
     images, info = result
     yield [(image, f"image {i + 1}") for i, image in enumerate(images)], info
 

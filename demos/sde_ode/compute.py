@@ -126,26 +126,43 @@ def prior_noise(sde, n: int, seed: int) -> np.ndarray:
     return sde.prior_std() * np.random.default_rng([seed, 1]).standard_normal((n, 2))
 
 
-def run_sde(params: SDEParams, sde, score, x_T, keep=None, lam: float = 1.0):
-    """The reverse-time SDE (or the lambda family member) from ``x_T``; (x, path, nfe, seconds)."""
+def run_sde(params: SDEParams, sde, score, x_T, keep=None, lam: float = 1.0, progress=None, span=(0.6, 0.8)):
+    """The reverse-time SDE (or the lambda family member) from ``x_T``; (x, path, nfe, seconds).
+    ``progress(fraction, desc)`` is reported every 2% of the steps, over ``span`` of the run."""
+    tick = _ticker(progress, span, "reverse-time SDE")
     rng = np.random.default_rng([params.seed, 2])
     start = time.perf_counter()
     with run_context(score):
         if params.sde_sampler == "predictor_corrector" and lam == 1.0:
             out = samplers.predictor_corrector(sde, score.fresh(), x_T, params.n_steps, rng,
-                                               snr=params.snr, keep=keep)
+                                               snr=params.snr, keep=keep, tick=tick)
         else:
-            out = samplers.euler_maruyama(sde, score.fresh(), x_T, params.n_steps, rng, lam=lam, keep=keep)
+            out = samplers.euler_maruyama(sde, score.fresh(), x_T, params.n_steps, rng, lam=lam, keep=keep,
+                                          tick=tick)
     return (*out, time.perf_counter() - start)
 
 
-def run_ode(params: SDEParams, sde, score, x_T, keep=None):
+def run_ode(params: SDEParams, sde, score, x_T, keep=None, progress=None, span=(0.8, 0.95)):
     """The probability-flow ODE from ``x_T`` (Euler or Heun); (x, path, nfe, seconds)."""
     solver = samplers.ode_heun if params.ode_solver == "heun" else samplers.ode_euler
+    tick = _ticker(progress, span, "probability-flow ODE")
     start = time.perf_counter()
     with run_context(score):
-        out = solver(sde, score.fresh(), x_T, params.n_steps, keep=keep)
+        out = solver(sde, score.fresh(), x_T, params.n_steps, keep=keep, tick=tick)
     return (*out, time.perf_counter() - start)
+
+
+def _ticker(progress, span: tuple[float, float], what: str):
+    """A sampler's ``tick(k, n)`` that reports ``progress`` every 2% of the steps (None: no reports)."""
+    if progress is None:
+        return None
+    low, high = span
+
+    def tick(k: int, n: int) -> None:
+        if k == n or k % max(1, n // 50) == 0:
+            progress(low + (high - low) * k / n, desc=f"{what}: step {k} of {n}")
+
+    return tick
 
 
 def run_context(score):
@@ -162,10 +179,8 @@ def simulate(params: SDEParams, progress=None) -> Run:
     score = build_score(params, data, sde, progress)
     x_T = prior_noise(sde, params.n_samples, params.seed)
     keep = np.arange(min(params.n_samples, MAX_SHOWN))
-    _report(progress, 0.6, "reverse-time SDE")
-    x_sde, path_sde, nfe_sde, sec_sde = run_sde(params, sde, score, x_T, keep)
-    _report(progress, 0.8, "probability-flow ODE")
-    x_ode, path_ode, nfe_ode, sec_ode = run_ode(params, sde, score, x_T, keep)
+    x_sde, path_sde, nfe_sde, sec_sde = run_sde(params, sde, score, x_T, keep, progress=progress)
+    x_ode, path_ode, nfe_ode, sec_ode = run_ode(params, sde, score, x_T, keep, progress=progress)
     ts = samplers.time_grid(params.n_steps)
     frames = frame_indices(params.n_steps, N_FRAMES)
     steps = frame_indices(params.n_steps, 400)
@@ -178,11 +193,6 @@ def simulate(params: SDEParams, progress=None) -> Run:
 def frame_indices(n_steps: int, n_frames: int) -> np.ndarray:
     """At most ``n_frames`` step indices from 0 to n_steps, evenly spread, both ends included."""
     return np.unique(np.round(np.linspace(0, n_steps, min(n_frames, n_steps + 1))).astype(int))
-
-
-def _report(progress, fraction: float, what: str) -> None:
-    if progress is not None:
-        progress(fraction, desc=what)
 
 
 # --- The views' numbers -------------------------------------------------------------------------
@@ -274,16 +284,17 @@ def stats_rows(run: Run, extra: list[tuple] | None = None) -> list[list]:
 
 # --- The API ------------------------------------------------------------------------------------
 
-def api_sde_ode(data: str, sde: str, score: str, n_samples: int, n_steps: int, seed: int) -> dict:
+def api_sde_ode(data: str, sde: str, score: str, n_samples: int, n_steps: int, seed: int,
+                progress=None) -> dict:
     """Final samples of the reverse SDE (Euler-Maruyama) and the ODE (Heun) from the same noise."""
     params = SDEParams(data=data, sde=sde, score=score, n_samples=n_samples, n_steps=n_steps, seed=seed)
     params = params.checked()
     data_points = load_points(params)
     sde_obj = build_sde(params, data_points)
-    score_fn = build_score(params, data_points, sde_obj)
+    score_fn = build_score(params, data_points, sde_obj, progress)
     x_T = prior_noise(sde_obj, params.n_samples, params.seed)
-    x_sde, _, nfe_sde, _ = run_sde(params, sde_obj, score_fn, x_T)
-    x_ode, _, nfe_ode, _ = run_ode(params, sde_obj, score_fn, x_T)
+    x_sde, _, nfe_sde, _ = run_sde(params, sde_obj, score_fn, x_T, progress=progress)
+    x_ode, _, nfe_ode, _ = run_ode(params, sde_obj, score_fn, x_T, progress=progress)
     return {"sde": x_sde.tolist(), "ode": x_ode.tolist(), "nfe_sde": int(nfe_sde), "nfe_ode": int(nfe_ode)}
 
 

@@ -9,7 +9,8 @@ are one family (Song et al. 2021, appendix D.1; Karras et al. 2022):
 Time runs from ``t = 1`` down to ``t = eps`` on a uniform grid of ``n_steps`` steps.
 
 Every sampler returns ``(x_eps (N, 2), path, nfe)`` where ``path`` (n_steps + 1, K, 2) holds the
-particles ``keep`` (K indices; None keeps none) at every time of the grid.
+particles ``keep`` (K indices; None keeps none) at every time of the grid. The fixed-step ones
+call ``tick(k, n)`` after each step k of n, if given (progress reports; a cancelled run raises there).
 ``score(x, t)`` is any callable returning the score, shape (N, 2).
 """
 
@@ -35,6 +36,12 @@ def _record(path, k, x, keep):
         path[k] = x[keep]
 
 
+def _tick(tick, k: int, n: int) -> None:
+    """``tick(k, n)`` after step k of n, if the caller passed one (progress, cancelling)."""
+    if tick is not None:
+        tick(k, n)
+
+
 def _new_path(x, n_steps, keep):
     if keep is None:
         return None
@@ -43,7 +50,7 @@ def _new_path(x, n_steps, keep):
     return path
 
 
-def euler_maruyama(sde, score, x_T, n_steps, rng, lam=1.0, keep=None):
+def euler_maruyama(sde, score, x_T, n_steps, rng, lam=1.0, keep=None, tick=None):
     """``x <- x - drift dt + lambda g sqrt(dt) z`` (dt > 0 is the step back in time)."""
     ts, x = time_grid(n_steps), np.array(x_T, dtype=float)
     path = _new_path(x, n_steps, keep)
@@ -53,10 +60,11 @@ def euler_maruyama(sde, score, x_T, n_steps, rng, lam=1.0, keep=None):
         if lam:
             x = x + lam * np.sqrt(sde.g2(ts[k]) * dt) * rng.standard_normal(x.shape)
         _record(path, k + 1, x, keep)
+        _tick(tick, k + 1, n_steps)
     return x, path, n_steps
 
 
-def predictor_corrector(sde, score, x_T, n_steps, rng, snr=0.16, keep=None):
+def predictor_corrector(sde, score, x_T, n_steps, rng, snr=0.16, keep=None, tick=None):
     """Euler-Maruyama predictor + one Langevin corrector step per time (Song et al. 2021, alg. 1-2).
 
     Corrector: ``eps = 2 alpha (snr |z| / |s|)^2``, ``x <- x + eps s + sqrt(2 eps) z`` with the
@@ -74,10 +82,11 @@ def predictor_corrector(sde, score, x_T, n_steps, rng, snr=0.16, keep=None):
         step = 2.0 * alpha * (snr * ratio) ** 2
         x = x + step * s + np.sqrt(2.0 * step) * z
         _record(path, k + 1, x, keep)
+        _tick(tick, k + 1, n_steps)
     return x, path, 2 * n_steps
 
 
-def ode_euler(sde, score, x_T, n_steps, keep=None, ts=None):
+def ode_euler(sde, score, x_T, n_steps, keep=None, ts=None, tick=None):
     """Probability-flow ODE, explicit Euler: ``x <- x - [f - 1/2 g^2 s] dt``."""
     ts = time_grid(n_steps) if ts is None else ts
     x = np.array(x_T, dtype=float)
@@ -85,10 +94,11 @@ def ode_euler(sde, score, x_T, n_steps, keep=None, ts=None):
     for k in range(len(ts) - 1):
         x = x + drift(sde, score, x, ts[k], 0.0) * (ts[k + 1] - ts[k])
         _record(path, k + 1, x, keep)
+        _tick(tick, k + 1, len(ts) - 1)
     return x, path, len(ts) - 1
 
 
-def ode_heun(sde, score, x_T, n_steps, keep=None, ts=None):
+def ode_heun(sde, score, x_T, n_steps, keep=None, ts=None, tick=None):
     """Probability-flow ODE, Heun (2nd order): Euler predictor, trapezoid corrector.
 
     ``ts`` may run either way (``1 -> eps`` samples, ``eps -> 1`` encodes data into noise).
@@ -107,6 +117,7 @@ def ode_heun(sde, score, x_T, n_steps, keep=None, ts=None):
         if k + 1 < len(ts) - 1:
             d = drift(sde, score, x, ts[k + 1], 0.0)  # reused as the next step's predictor slope
         _record(path, k + 1, x, keep)
+        _tick(tick, k + 1, len(ts) - 1)
     return x, path, nfe
 
 

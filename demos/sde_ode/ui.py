@@ -13,7 +13,7 @@ import numpy as np
 
 from demos import toy_data
 from demos.sde_ode import compute, figures
-from playground.ui_helpers import explanation, model_event, user_errors
+from playground.ui_helpers import Step, explanation, model_event, progress_steps, stepwise, user_errors
 
 TITLE = "SDE vs ODE"
 SUMMARY = "Reverse-time SDE and probability-flow ODE run from the same noise: same clouds, different paths."
@@ -125,10 +125,14 @@ def _default_views() -> tuple:
 
 @user_errors
 def on_run(*values, progress=gr.Progress()):
+    """Step-wise (``stepwise``): Stop or a closed tab ends the run within 2% of its steps."""
     *inputs, t_compare, lam = values
-    run = _run(_params(*inputs), progress=progress)
+    params = _params(*inputs)
+    for run in stepwise(lambda on_step, should_stop: _run(params, progress_steps(on_step, should_stop, progress))):
+        if isinstance(run, Step):
+            yield gr.skip()
     progress(0.95, desc="λ family and figures")
-    return _views(run, t_compare, lam)
+    yield _views(run, t_compare, lam)
 
 
 @user_errors
@@ -187,8 +191,15 @@ def _custom_points(text: str) -> list:
 @user_errors
 def api_sde_ode(data: str, sde: str, score: str, n_samples: int, n_steps: int, seed: int) -> dict:
     """Final samples of the reverse SDE (Euler-Maruyama) and the probability-flow ODE (Heun) from
-    the same noise: ``{"sde": [[x, y], ...], "ode": [[x, y], ...], "nfe_sde": int, "nfe_ode": int}``."""
-    return compute.api_sde_ode(data, sde, score, n_samples, n_steps, seed)
+    the same noise: ``{"sde": [[x, y], ...], "ode": [[x, y], ...], "nfe_sde": int, "nfe_ode": int}``.
+    Yields while it runs, so a client's ``/cancel`` stops it within 2% of its steps."""
+    def work(on_step, should_stop):
+        return compute.api_sde_ode(data, sde, score, n_samples, n_steps, seed, progress_steps(on_step, should_stop))
+
+    for result in stepwise(work):
+        if isinstance(result, Step):
+            yield None  # an empty progress message; the last message is the answer
+    yield result
 
 
 def build(demo: gr.Blocks) -> None:
@@ -199,7 +210,9 @@ def build(demo: gr.Blocks) -> None:
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
             controls = _controls()
-            run_btn = gr.Button("Run both samplers", variant="primary", elem_id="sde-ode-run")
+            with gr.Row():
+                run_btn = gr.Button("Run both samplers", variant="primary", elem_id="sde-ode-run", scale=3)
+                stop_btn = gr.Button("Stop", variant="stop", scale=1)
         with gr.Column(scale=2):
             anim = gr.Plot(label="Particles over time, over the exact density p_t", elem_id="sde-ode-anim")
             play = gr.Button("▶ Play: t from 1 to ε (or drag the slider under the plot)", size="sm")
@@ -226,7 +239,7 @@ def build(demo: gr.Blocks) -> None:
             enc_md = gr.Markdown()
     run_state = gr.JSON(visible=False)  # the run's parameters (no gr.State: no heartbeat)
     views = [run_state, anim, stats, paths_plot, compare_plot, compare_md, lam_plot, download, enc_plot, enc_md]
-    _wire(demo, controls, run_btn, run_state, t_slider, lam, stats, views, compare_plot, compare_md, lam_plot,
+    _wire(demo, controls, run_btn, stop_btn, run_state, t_slider, lam, stats, views, compare_plot, compare_md, lam_plot,
           adaptive_btn)
     # The default run is drawn on page load, not at build (app start-up budget); cached per process.
     demo.load(_default_views, outputs=views, api_visibility="private")
@@ -276,11 +289,12 @@ INPUT_KEYS = ["data_choice", "custom", "n_data", "sde", "score", "n_samples", "n
               "sde_sampler", "ode_solver", "beta_min", "beta_max", "sigma_min", "sigma_max"]
 
 
-def _wire(demo, c, run_btn, run_state, t_slider, lam, stats, outputs, compare_plot, compare_md, lam_plot,
+def _wire(demo, c, run_btn, stop_btn, run_state, t_slider, lam, stats, outputs, compare_plot, compare_md, lam_plot,
           adaptive_btn) -> None:
     private = {"api_visibility": "private"}
     inputs = [c[k] for k in INPUT_KEYS] + [t_slider, lam]
-    run_btn.click(on_run, inputs, outputs, **private, **model_event())
+    run = run_btn.click(on_run, inputs, outputs, **private, **model_event())
+    stop_btn.click(None, cancels=[run])  # the run ends within 2% of its steps
     t_slider.release(on_compare, [run_state, t_slider], [compare_plot, compare_md], **private)
     lam.release(on_lambda, [run_state, lam], lam_plot, **private, **model_event())
     adaptive_btn.click(on_adaptive, [run_state, stats], stats, **private, **model_event())
