@@ -189,22 +189,35 @@ def start_server(port: int) -> subprocess.Popen:
     raise TimeoutError("the app did not start")
 
 
-def run(url: str, users: int, rounds: int, pid: int | None) -> dict:
-    """The whole load test; returns a summary (also used by the test suite with few users)."""
-    scenarios = available_scenarios(url)
-    reference = references(url, users, scenarios)
+def prepare(url: str, users: int) -> dict:
+    """The endpoints the app has, each user's reference answers (one call at a time), and one
+    client per user, kept for every round (a person keeps a browser tab)."""
     from gradio_client import Client
 
-    clients = [Client(url, verbose=False) for _ in range(users)]
-    memory, results = [], Results()
+    scenarios = available_scenarios(url)
+    return {"endpoints": [s.api_name for s in scenarios], "scenarios": scenarios,
+            "reference": references(url, users, scenarios),
+            "clients": [Client(url, verbose=False) for _ in range(users)]}
+
+
+def run_rounds(setup: dict, rounds: int, pid: int | None = None) -> dict:
+    """``rounds`` rounds of every user calling every endpoint at once: results, and the server's
+    resident memory after each round if its ``pid`` is given."""
+    clients, memory, results = setup["clients"], [], Results()
     for _ in range(rounds):
-        with ThreadPoolExecutor(users) as pool:
-            for future in [pool.submit(user_round, clients[u], u, scenarios, reference, results)
-                           for u in range(users)]:
+        with ThreadPoolExecutor(len(clients)) as pool:
+            for future in [pool.submit(user_round, client, u, setup["scenarios"], setup["reference"], results)
+                           for u, client in enumerate(clients)]:
                 future.result()
         if pid:
             memory.append(rss_mb(pid))
-    return {"endpoints": [s.api_name for s in scenarios], "results": results, "rss_mb": memory}
+    return {"results": results, "rss_mb": memory}
+
+
+def run(url: str, users: int, rounds: int, pid: int | None) -> dict:
+    """The whole load test; returns a summary for ``report``."""
+    setup = prepare(url, users)
+    return {**setup, **run_rounds(setup, rounds, pid)}
 
 
 def report(summary: dict, users: int) -> None:
