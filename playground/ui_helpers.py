@@ -125,11 +125,11 @@ def progress_steps(on_step: Callable[[int, int], None], should_stop: Callable[[]
     once the run is stopped. For computations that report progress but have no stop flag."""
 
     def report(fraction: float, desc: str | None = None) -> None:
-        if should_stop():
-            raise Cancelled
         if progress is not None:
             progress(fraction, desc=desc)
-        on_step(round(1000 * fraction), 1000)
+        on_step(round(1000 * fraction), 1000)  # returns when the next value is asked for, or stopped
+        if should_stop():
+            raise Cancelled
 
     return report
 
