@@ -9,6 +9,7 @@ import inspect
 import logging
 import queue
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
@@ -132,6 +133,53 @@ def progress_steps(on_step: Callable[[int, int], None], should_stop: Callable[[]
             raise Cancelled
 
     return report
+
+
+class StopButtons:
+    """One stop flag per browser session, so a Stop button's event can reach the run it stops
+    (a ``gr.State`` cannot be read while a run is going). Bounded and lock-protected.
+
+    A run takes its (cleared) flag with ``start(request)`` and checks it every step; the Stop
+    button's event calls ``press(request)``; a later event of a chain asks ``pressed(request)``.
+    Stopping this way ends the run normally, so the page keeps what it showed (Gradio's
+    ``cancels=`` can mark every output "Error" and blank it).
+    """
+
+    def __init__(self, capacity: int = 256):
+        self._flags: OrderedDict[str, threading.Event] = OrderedDict()
+        self._lock, self._capacity = threading.Lock(), capacity
+
+    def start(self, request: gr.Request | None) -> threading.Event:
+        session = getattr(request, "session_hash", None)
+        if not session:
+            return threading.Event()  # no session, no Stop button to press
+        with self._lock:
+            flag = self._flags.pop(session, None) or threading.Event()
+            flag.clear()
+            self._flags[session] = flag
+            while len(self._flags) > self._capacity:
+                self._flags.popitem(last=False)
+            return flag
+
+    def press(self, request: gr.Request = None) -> None:
+        with self._lock:
+            flag = self._flags.get(getattr(request, "session_hash", None) or "")
+        if flag is not None:
+            flag.set()
+
+    def pressed(self, request: gr.Request | None) -> bool:
+        with self._lock:
+            flag = self._flags.get(getattr(request, "session_hash", None) or "")
+        return flag is not None and flag.is_set()
+
+
+STOP_BUTTONS = StopButtons()
+
+
+def wire_stop(button: gr.Button) -> None:
+    """Make ``button`` stop its session's running model event (``StopButtons``), at once:
+    outside the model slots, which that run holds."""
+    button.click(STOP_BUTTONS.press, None, None, api_visibility="private", concurrency_limit=None)
 
 
 def model_event() -> dict:

@@ -52,3 +52,24 @@ def test_internal_events_are_hidden_from_the_api(client):
     names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
     assert "/models" in names
     assert not any(n.startswith("/lambda") or n == "/models_table" for n in names)
+
+
+def test_every_callback_that_asks_for_the_request_gets_it():
+    """Gradio injects ``gr.Request`` only into a parameter before any ``*args`` (a Stop button
+    that needs the session silently did nothing when the request came after ``*inputs``)."""
+    import inspect
+
+    import gradio as gr
+    from gradio.helpers import special_args
+
+    asking = 0
+    for block_fn in build_app().fns.values():
+        fn = block_fn.fn
+        if fn is None or "request" not in inspect.signature(fn).parameters:
+            continue
+        asking += 1
+        n_inputs = len(block_fn.inputs)
+        marker = object()
+        inputs, *_ = special_args(fn, [None] * n_inputs, request=marker)
+        assert marker in inputs, f"{fn.__name__} never receives its gr.Request"
+    assert asking >= 3  # Guidance's generate, sweep and stop

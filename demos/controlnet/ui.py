@@ -16,7 +16,7 @@ import numpy as np
 from demos.controlnet import compute
 from playground import plots
 from playground.settings import ASSETS_DIR
-from playground.ui_helpers import Step, explanation, model_event, stepwise, user_errors
+from playground.ui_helpers import STOP_BUTTONS, Step, explanation, model_event, stepwise, user_errors, wire_stop
 
 TITLE = "ControlNet"
 SUMMARY = "Draw an outline; a ControlNet steers the diffusion model to fill it."
@@ -148,14 +148,19 @@ def denoising(work, progress, desc: str):
 
 @user_errors
 def run_generate(source, sketch, upload, prompt, scale, start, end, guidance, steps, seed, model,
-                 show_overlay, progress=gr.Progress()):
+                 show_overlay, request: gr.Request = None, progress=gr.Progress()):
     progress(0, desc="loading the model")
     params = make_params(prompt, scale, start, end, guidance, steps, seed, model)
     sketch = pick_sketch(source, sketch, upload)
-    for result in denoising(lambda on_step, should_stop: compute.generate(sketch, params, on_step, should_stop),
-                            progress, "denoising"):
+    stop = STOP_BUTTONS.start(request)
+    for result in denoising(lambda on_step, cancelled: compute.generate(
+            sketch, params, on_step, lambda: cancelled() or stop.is_set()), progress, "denoising"):
         if not isinstance(result, compute.Generation):
             yield result
+    if stop.is_set():  # a half-denoised image is noise: keep the page as it was
+        gr.Info("Stopped: the last finished image stays on the page.")
+        yield gr.skip()
+        return
     summary = result.summary()
     yield (compute.condition_picture(result.condition, max(256, result.condition.shape[0])),
            result_picture(result.image, result.condition, show_overlay),
@@ -165,15 +170,19 @@ def run_generate(source, sketch, upload, prompt, scale, start, end, guidance, st
 
 @user_errors
 def run_sweep(source, sketch, upload, prompt, scale, start, end, guidance, steps, seed, model,
-              progress=gr.Progress()):
+              request: gr.Request = None, progress=gr.Progress()):
+    if STOP_BUTTONS.pressed(request):  # Stop was pressed during the generation this sweep follows
+        yield gr.skip()
+        return
     params = make_params(prompt, scale, start, end, guidance, steps, seed, model)
     sketch = pick_sketch(source, sketch, upload)
-    for results in denoising(lambda on_step, should_stop: compute.sweep(sketch, params, compute.SWEEP_SCALES,
-                                                                        on_step, should_stop),
-                             progress, "conditioning-scale sweep"):
+    stop = STOP_BUTTONS.start(request)
+    for results in denoising(lambda on_step, cancelled: compute.sweep(
+            sketch, params, compute.SWEEP_SCALES, on_step, lambda: cancelled() or stop.is_set()),
+            progress, "conditioning-scale sweep"):
         if not isinstance(results, list):
             yield results
-    yield [(image, f"s = {s:g}") for s, image in results]
+    yield gr.skip() if stop.is_set() else [(image, f"s = {s:g}") for s, image in results]
 
 
 @user_errors
@@ -279,7 +288,7 @@ def build(demo: gr.Blocks) -> None:
             c = build_inputs()
             with gr.Row():
                 generate = gr.Button("Generate", variant="primary")
-                stop = gr.Button("Stop", variant="stop")
+                stop = gr.Button("Stop", variant="stop", elem_id="controlnet-stop")
         with gr.Column(scale=1):
             o = build_outputs()
     existing = [[str(EXAMPLES_DIR / name), prompt] for name, prompt in EXAMPLES if (EXAMPLES_DIR / name).exists()]
@@ -293,11 +302,10 @@ def wire(demo: gr.Blocks, c: dict, o: dict, generate: gr.Button, stop: gr.Button
     inputs = [c[k] for k in ("source", "sketch", "upload", "prompt", "scale", "start", "end", "guidance",
                              "steps", "seed", "model")]
     outputs = [o["condition"], o["result"], o["residuals"], o["details"], o["download"], o["shown"]]
-    generated = generate.click(run_generate, inputs=inputs + [o["overlay"]], outputs=outputs,
-                               api_visibility="private", **model_event())
-    swept = generated.success(run_sweep, inputs=inputs, outputs=o["sweep"], api_visibility="private",
-                              **model_event())
-    stop.click(None, cancels=[generated, swept])  # ends the run within one denoising step
+    generate.click(run_generate, inputs=inputs + [o["overlay"]], outputs=outputs, api_visibility="private",
+                   **model_event()).success(run_sweep, inputs=inputs, outputs=o["sweep"], api_visibility="private",
+                                            **model_event())
+    wire_stop(stop)  # ends the run within one denoising step
     o["overlay"].change(redraw_overlay, inputs=[o["shown"], o["overlay"]], outputs=o["result"],
                         api_visibility="private")
     demo.load(None, js=BRUSH_READY_JS)

@@ -14,7 +14,7 @@ import gradio as gr
 import numpy as np
 
 from demos.flows import compute, figures
-from playground.ui_helpers import explanation, model_event, user_errors
+from playground.ui_helpers import STOP_BUTTONS, explanation, model_event, user_errors, wire_stop
 
 TITLE = "Flows"
 SUMMARY = "Normalizing and continuous flows bend a Gaussian into a target density, layer by layer."
@@ -124,11 +124,17 @@ def on_preview(data, points, flow, n_layers, train_steps, seed):
 
 
 @user_errors
-def on_train(data, points, flow, n_layers, train_steps, seed, progress=gr.Progress()):
-    """Train (streaming the loss curve), then draw every view at the last layer."""
+def on_train(data, points, flow, n_layers, train_steps, seed, request: gr.Request = None, progress=gr.Progress()):
+    """Train (streaming the loss curve), then draw every view at the last layer. Stop ends the
+    training at its next evaluation and keeps the page as it was."""
     params = params_of(data, points, flow, n_layers, train_steps, seed)
     cached = compute.CACHE.get(compute.cache_key(params, compute.load_points(params.data, params.seed)[0]))
+    stop = STOP_BUTTONS.start(request)
     for item in compute.fit_iter(params):
+        if stop.is_set() and isinstance(item, compute.TrainingUpdate):  # leaving closes fit_iter: training ends
+            yield (*[gr.skip()] * 8, f"Stopped at step {item.step} of {item.total}: press **Train** to "
+                   "start again.", gr.skip())
+            return
         if isinstance(item, compute.TrainingUpdate):
             progress((item.step, item.total), desc=item.message, unit="steps")
             yield (*[gr.skip()] * 5, figures.loss_figure(item.history, params.flow), gr.skip(), gr.skip(),
@@ -197,7 +203,7 @@ def build(demo: gr.Blocks) -> None:
             inputs = controls()
             with gr.Row():
                 train = gr.Button("Train", variant="primary")
-                stop = gr.Button("Stop", variant="stop")
+                stop = gr.Button("Stop", variant="stop", elem_id="flows-stop")
             status = gr.Markdown("Press **Train** to fit a flow (8 RealNVP layers × 2,000 steps: about "
                                  "10 to 15 s on a quiet 2-core CPU).", elem_id="flows-status")
             download = gr.DownloadButton("Download JSON (grid, log p, likelihoods)", visible=False, size="sm")
@@ -228,9 +234,9 @@ def wire(demo, inputs, train, stop, layer, plots, state, status, download) -> No
     data.change(on_preview, inputs, preview_out, api_visibility="private")
     points.blur(on_preview, inputs, preview_out, api_visibility="private")
     flow.change(on_flow, [flow, n_layers], n_layers, api_visibility="private")
-    run = train.click(on_train, inputs, [*plots, layer, state, status, download],
-                      api_visibility="private", **model_event())
-    stop.click(None, cancels=[run])
+    train.click(on_train, inputs, [*plots, layer, state, status, download], api_visibility="private",
+                **model_event())
+    wire_stop(stop)
     layer.input(on_layer, [layer, state], plots[:3], api_visibility="private",
                 trigger_mode="always_last", show_progress="hidden")
     gr.api(flow_api, api_name="flow", **model_event())

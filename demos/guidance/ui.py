@@ -9,15 +9,13 @@ from __future__ import annotations
 import functools
 import json
 import tempfile
-import threading
-from collections import OrderedDict
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
 
 from demos.guidance import compute, defaults, figures
-from playground.ui_helpers import Step, explanation, model_event, stepwise, user_errors
+from playground.ui_helpers import STOP_BUTTONS, Step, explanation, model_event, stepwise, user_errors, wire_stop
 
 TITLE = "Guidance"
 SUMMARY = "Classifier and classifier-free guidance: what the scale s does to a diffusion model's images."
@@ -70,31 +68,6 @@ EXAMPLES = [["a red circle", "cfg", 5.0], ["a blue triangle", "cfg", 7.5], ["a g
             ["a yellow circle", "cfg", 0.0], ["", "cfg", 5.0], ["a purple", "cfg", 3.0]]
 
 
-class StopSignals:
-    """One stop flag per browser session, bounded and lock-protected (no gr.State heartbeat)."""
-
-    def __init__(self, capacity: int = 256):
-        self._events: OrderedDict[str, threading.Event] = OrderedDict()
-        self._lock, self._capacity = threading.Lock(), capacity
-
-    def start(self, session: str) -> threading.Event:
-        with self._lock:
-            event = self._events.pop(session, None) or threading.Event()
-            event.clear()
-            self._events[session] = event
-            while len(self._events) > self._capacity:
-                self._events.popitem(last=False)
-            return event
-
-    def stop(self, session: str) -> None:
-        with self._lock:
-            if session in self._events:
-                self._events[session].set()
-
-
-STOPS = StopSignals()
-
-
 # ----------------------------------------------------------------------------- inputs -> params
 def params_of(model, prompt, negative, mode, scale, steps, scheduler, seed, n_images) -> compute.GuidanceParams:
     return compute.GuidanceParams(prompt=prompt, negative_prompt=negative, mode=mode, guidance_scale=scale,
@@ -143,11 +116,11 @@ def download_files(result: compute.Generation, name: str) -> list[str]:
     return [str(folder / f"{name}.png"), str(folder / f"{name}.json")]
 
 
-def denoising(work, progress, session: str | None, n_outputs: int, status_at: int):
+def denoising(work, progress, request, n_outputs: int, status_at: int):
     """Run ``work(on_step, should_stop)`` step-wise (``stepwise``): after each step, report the
     progress and yield a status line; finally yield the result. ``should_stop`` is true once
     the run is cancelled or this session pressed Stop (which keeps the partial images)."""
-    stop_button = STOPS.start(session) if session else threading.Event()
+    stop_button = STOP_BUTTONS.start(request)
     for item in stepwise(lambda on_step, cancelled: work(on_step, lambda: cancelled() or stop_button.is_set())):
         if not isinstance(item, Step):
             yield item
@@ -160,13 +133,13 @@ def denoising(work, progress, session: str | None, n_outputs: int, status_at: in
 
 # ----------------------------------------------------------------------------- events
 @user_errors
-def on_generate(*inputs, request: gr.Request = None, progress=gr.Progress()):
-    *values, view_text = inputs
-    params = params_of(*values)
+def on_generate(model, prompt, negative, mode, scale, steps, scheduler, seed, n_images, view_text,
+                request: gr.Request = None, progress=gr.Progress()):
+    # Named parameters, not *inputs: Gradio passes ``request`` only to a parameter it can see.
+    params = params_of(model, prompt, negative, mode, scale, steps, scheduler, seed, n_images)
     view_steps = parse_view_steps(view_text, params.steps)
-    session = getattr(request, "session_hash", None)
     for result in denoising(lambda on_step, should_stop: compute.generate(params, view_steps, on_step, should_stop),
-                            progress, session, n_outputs=5, status_at=3):
+                            progress, request, n_outputs=5, status_at=3):
         if not isinstance(result, compute.Generation):
             yield result
     yield (gallery_items(result), {"settings": result.settings, "timings": result.timings},
@@ -175,20 +148,15 @@ def on_generate(*inputs, request: gr.Request = None, progress=gr.Progress()):
 
 
 @user_errors
-def on_sweep(*values, request: gr.Request = None, progress=gr.Progress()):
-    params = params_of(*values)
-    session = getattr(request, "session_hash", None)
+def on_sweep(model, prompt, negative, mode, scale, steps, scheduler, seed, n_images,
+             request: gr.Request = None, progress=gr.Progress()):
+    params = params_of(model, prompt, negative, mode, scale, steps, scheduler, seed, n_images)
     for result in denoising(lambda on_step, should_stop: compute.sweep(params, compute.SWEEP_SCALES, on_step,
                                                                        should_stop),
-                            progress, session, n_outputs=2, status_at=1):
+                            progress, request, n_outputs=2, status_at=1):
         if not isinstance(result, compute.Generation):
             yield result
     yield gallery_items(result, sweep=True), status_text(result, "Sweep (one batched call)")
-
-
-def on_stop(request: gr.Request = None) -> None:
-    if request is not None and request.session_hash:
-        STOPS.stop(request.session_hash)
 
 
 def on_model_change(model: str) -> str:
@@ -254,7 +222,7 @@ def build(demo: gr.Blocks) -> None:
                                     info="e.g. 1, 8, 15, 25 (empty: four spread over the run)")
             with gr.Row():
                 generate = gr.Button("Generate", variant="primary")
-                stop = gr.Button("Stop", variant="stop")
+                stop = gr.Button("Stop", variant="stop", elem_id="guidance-stop")
         with gr.Column(scale=3, min_width=320):
             status = gr.Markdown(elem_id="guidance-status")
             gallery = gr.Gallery(label="Images", columns=4, height=300, object_fit="contain",
@@ -281,7 +249,7 @@ def build(demo: gr.Blocks) -> None:
     prompt.submit(on_generate, inputs + [view_steps], outputs, api_visibility="private", **model_event())
     scale.release(on_generate, inputs + [view_steps], outputs, api_visibility="private", **model_event())
     sweep_button.click(on_sweep, inputs, [sweep_gallery, status], api_visibility="private", **model_event())
-    stop.click(on_stop, None, None, api_visibility="private", concurrency_limit=None)
+    wire_stop(stop)
     model.change(on_model_change, model, model_note, api_visibility="private")
     build_api()
     # The precomputed opening views are sent on page load, not at build (app start-up budget).

@@ -13,7 +13,8 @@ import numpy as np
 
 from demos import toy_data
 from demos.sde_ode import compute, figures
-from playground.ui_helpers import Step, explanation, model_event, progress_steps, stepwise, user_errors
+from playground.ui_helpers import (STOP_BUTTONS, Cancelled, Step, explanation, model_event, progress_steps,
+                                   stepwise, user_errors, wire_stop)
 
 TITLE = "SDE vs ODE"
 SUMMARY = "Reverse-time SDE and probability-flow ODE run from the same noise: same clouds, different paths."
@@ -124,13 +125,24 @@ def _default_views() -> tuple:
 
 
 @user_errors
-def on_run(*values, progress=gr.Progress()):
+def on_run(data_choice, custom, n_data, sde, score, n_samples, n_steps, seed, sde_sampler, ode_solver,
+           beta_min, beta_max, sigma_min, sigma_max, t_compare, lam, request: gr.Request = None,
+           progress=gr.Progress()):
     """Step-wise (``stepwise``): Stop or a closed tab ends the run within 2% of its steps."""
-    *inputs, t_compare, lam = values
-    params = _params(*inputs)
-    for run in stepwise(lambda on_step, should_stop: _run(params, progress_steps(on_step, should_stop, progress))):
-        if isinstance(run, Step):
-            yield gr.skip()
+    params = _params(data_choice, custom, n_data, sde, score, n_samples, n_steps, seed, sde_sampler, ode_solver,
+                     beta_min, beta_max, sigma_min, sigma_max)
+    stop = STOP_BUTTONS.start(request)
+
+    def work(on_step, cancelled):
+        return _run(params, progress_steps(on_step, lambda: cancelled() or stop.is_set(), progress))
+
+    try:
+        for run in stepwise(work):
+            if isinstance(run, Step):
+                yield gr.skip()
+    except Cancelled:
+        gr.Info("Stopped: the last finished run stays on the page.")
+        return
     progress(0.95, desc="λ family and figures")
     yield _views(run, t_compare, lam)
 
@@ -212,7 +224,7 @@ def build(demo: gr.Blocks) -> None:
             controls = _controls()
             with gr.Row():
                 run_btn = gr.Button("Run both samplers", variant="primary", elem_id="sde-ode-run", scale=3)
-                stop_btn = gr.Button("Stop", variant="stop", scale=1)
+                stop_btn = gr.Button("Stop", variant="stop", scale=1, elem_id="sde-ode-stop")
         with gr.Column(scale=2):
             anim = gr.Plot(label="Particles over time, over the exact density p_t", elem_id="sde-ode-anim")
             play = gr.Button("▶ Play: t from 1 to ε (or drag the slider under the plot)", size="sm")
@@ -267,8 +279,9 @@ def _controls() -> dict:
     c["score"] = gr.Radio(list(compute.SCORES), value=DEFAULT.score, label="Score ∇log p_t",
                           info="exact: closed-form mixture score (memorises the data); learned: DSM MLP, trained now")
     c["n_samples"] = gr.Slider(1, compute.MAX_SAMPLES, DEFAULT.n_samples, step=1, label="Samples N",
+                               elem_id="sde-ode-n-samples",
                                info="particles x_T ~ prior, shared by both samplers")
-    c["n_steps"] = gr.Slider(1, compute.MAX_STEPS, DEFAULT.n_steps, step=1, label="Steps n",
+    c["n_steps"] = gr.Slider(1, compute.MAX_STEPS, DEFAULT.n_steps, step=1, label="Steps n", elem_id="sde-ode-n-steps",
                              info="uniform Δt = (1 − ε)/n from t = 1 to ε = 0.001")
     c["seed"] = gr.Number(DEFAULT.seed, precision=0, label="Seed",
                           info="one seed for the data, x_T and the SDE's Brownian increments dw̄")
@@ -293,8 +306,8 @@ def _wire(demo, c, run_btn, stop_btn, run_state, t_slider, lam, stats, outputs, 
           adaptive_btn) -> None:
     private = {"api_visibility": "private"}
     inputs = [c[k] for k in INPUT_KEYS] + [t_slider, lam]
-    run = run_btn.click(on_run, inputs, outputs, **private, **model_event())
-    stop_btn.click(None, cancels=[run])  # the run ends within 2% of its steps
+    run_btn.click(on_run, inputs, outputs, **private, **model_event())
+    wire_stop(stop_btn)  # the run ends within 2% of its steps
     t_slider.release(on_compare, [run_state, t_slider], [compare_plot, compare_md], **private)
     lam.release(on_lambda, [run_state, lam], lam_plot, **private, **model_event())
     adaptive_btn.click(on_adaptive, [run_state, stats], stats, **private, **model_event())

@@ -1,0 +1,132 @@
+"""Faults as a user meets them in Chromium (issue 9): Stop ends a long run and the tab keeps
+working; a tab whose model is missing says so, and the other tabs work."""
+
+import os
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from demos.guidance.ui import TITLE as GUIDANCE
+from demos.sde_ode.ui import TITLE as SDE_ODE
+from tests.conftest import ROOT, free_port
+from tests.e2e.conftest import open_tab, shot
+
+
+def set_number(page, elem_id: str, value: str) -> None:
+    """Type into a slider's number box, as a user does for an exact value."""
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(value)
+    box.press("Tab")
+
+
+def status(page) -> str:
+    return page.locator("#guidance-status").inner_text()
+
+
+def test_stop_ends_a_long_guidance_run_within_a_step_and_shows_where(page):
+    open_tab(page, GUIDANCE)
+    page.wait_for_selector("#guidance-gallery img", timeout=240_000)
+    set_number(page, "guidance-n-steps", "100")
+    set_number(page, "guidance-n-images", "16")  # 16 x 100 steps: many seconds here
+    page.get_by_role("button", name="Generate", exact=True).click()
+    page.wait_for_function("document.querySelector('#guidance-status').innerText.includes('Denoising… step')",
+                           timeout=120_000)
+    page.locator("#guidance-stop").click()
+    page.wait_for_function("document.querySelector('#guidance-status').innerText.includes('Stopped at step')",
+                           timeout=60_000)
+    stopped_at = int(re.search(r"Stopped at step (\d+)", status(page)).group(1))
+    assert 1 <= stopped_at < 100
+    assert page.locator("#guidance-gallery img").count() == 16  # the partial images are shown
+    shot(page, "guidance_stopped")
+
+
+def test_stop_cancels_an_sde_run_and_the_next_run_works(page):
+    open_tab(page, SDE_ODE)
+    page.wait_for_function("document.querySelector('#sde-ode-compare-text').innerText.includes('SDE vs ODE')",
+                           timeout=120_000)
+    page.get_by_label("VE", exact=True).check()
+    set_number(page, "sde-ode-n-samples", "10000")
+    set_number(page, "sde-ode-n-steps", "2000")  # the largest run: many seconds
+    before = page.locator("#sde-ode-compare-text").inner_text()
+    page.locator("#sde-ode-run").click()
+    page.wait_for_selector("#sde-ode-anim .progress-text, #sde-ode-anim .eta-bar", timeout=30_000)
+    page.locator("#sde-ode-stop").click()
+    page.locator(".toast-body").filter(has_text="Stopped").first.wait_for(timeout=30_000)
+    page.wait_for_selector("#sde-ode-anim .eta-bar", state="detached", timeout=30_000)
+    assert page.locator("#sde-ode-compare-text").inner_text() == before  # the last finished run stays
+    assert page.locator("#sde-ode-anim .js-plotly-plot").count() == 1
+    shot(page, "sde_ode_stopped")
+
+    set_number(page, "sde-ode-n-steps", "50")
+    page.locator("#sde-ode-run").click()
+    page.wait_for_function("s => document.querySelector('#sde-ode-compare-text').innerText !== s",
+                           arg=before, timeout=120_000)
+    assert "VE" in page.locator("#sde-ode-compare-text").inner_text() or "SDE vs ODE" in \
+        page.locator("#sde-ode-compare-text").inner_text()
+
+
+@pytest.fixture(scope="module")
+def bare_app_url(tmp_path_factory):
+    """The app on a machine without ``assets/`` (no embedded checkpoints, no examples)."""
+    port = free_port()
+    env = {**os.environ, "PLAYGROUND_ASSETS": str(tmp_path_factory.mktemp("no-assets")), "HF_HUB_OFFLINE": "1"}
+    server = subprocess.Popen([sys.executable, "-m", "playground", "--port", str(port)], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            assert server.poll() is None and time.monotonic() < deadline, "the app did not start"
+            time.sleep(0.5)
+    yield url
+    server.terminate()
+    server.wait(timeout=30)
+
+
+def test_a_tab_without_its_model_says_so_and_the_others_work(browser, bare_app_url):
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(bare_app_url, wait_until="load")
+    page.wait_for_selector("button[role=tab]", timeout=30_000)
+
+    open_tab(page, GUIDANCE)  # the tab says it before anyone clicks, and again on Generate
+    page.get_by_text("This model is not on this machine").first.wait_for(timeout=30_000)
+    page.get_by_role("button", name="Generate", exact=True).click()
+    toast = page.locator(".toast-body").filter(has_text="Model 'shapes-ldm' is not available")
+    toast.first.wait_for(timeout=60_000)
+    assert "python -m demos.guidance.train" in toast.first.inner_text()
+    shot(page, "guidance_without_its_model")
+
+    open_tab(page, SDE_ODE)  # a tab without a model: unaffected
+    page.locator("#sde-ode-run").click()
+    page.wait_for_function("document.querySelector('#sde-ode-compare-text').innerText.includes('SDE vs ODE')",
+                           timeout=120_000)
+    context.close()
+    assert not errors, errors
+
+
+def test_stop_ends_a_long_flow_training_and_says_where(page):
+    from demos.flows.ui import TITLE as FLOWS
+
+    open_tab(page, FLOWS)
+    page.wait_for_selector("#flows-plot-0 .js-plotly-plot", timeout=60_000)
+    set_number(page, "flows-layers", "12")
+    set_number(page, "flows-steps", "5000")  # 12 layers x 5000 steps: far longer than this test
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.wait_for_function("document.querySelector('#flows-status').innerText.includes('Training… step')",
+                           timeout=60_000)
+    page.locator("#flows-stop").click()
+    page.wait_for_function("document.querySelector('#flows-status').innerText.includes('Stopped at step')",
+                           timeout=30_000)
+    step = int(re.search(r"Stopped at step (\d+) of 5000", page.locator("#flows-status").inner_text()).group(1))
+    assert step < 5000
+    shot(page, "flows_stopped")
