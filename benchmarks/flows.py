@@ -79,10 +79,10 @@ def main() -> None:
         name = f"{params.flow} {params.n_layers} layers x {params.train_steps} steps"
         target = TRAIN_TARGET_S if params.flow == "realnvp" else None
         row(f"train {name}", f"{train_s:.1f} s", target, train_s)
-        row(f"  its CPU time (all threads)", f"{cpu_s:.1f} s", None, cpu_s)
-        row(f"  + precompute per-layer views", f"{total_s:.1f} s", None, total_s)
+        row("  its CPU time (all threads)", f"{cpu_s:.1f} s", None, cpu_s)
+        row("  + precompute per-layer views", f"{total_s:.1f} s", None, total_s)
         median, worst = time_slider(params, args.repeats)
-        row(f"  layer slider re-render (median)", f"{median:.0f} ms", SLIDER_TARGET_MS / 1e3, median / 1e3, "ms")
+        row("  layer slider re-render (median)", f"{median:.0f} ms", SLIDER_TARGET_MS / 1e3, median / 1e3, "ms")
         row(f"  layer slider re-render (worst of {args.repeats})", f"{worst:.0f} ms", None, worst)
         if result.kl_true_learned is not None:
             row("  KL(true || learned) on the API grid", f"{result.kl_true_learned:.3f} nats", None, 0)

@@ -46,7 +46,7 @@ def measure(mode: str, scale: float, seeds: int, steps: int = 25) -> dict:
 
 
 def quality(seeds: int) -> dict:
-    print(f"| mode | s | right (checker) | diversity | n | target |\n|---|---|---|---|---|---|")
+    print("| mode | s | right (checker) | diversity | n | target |\n|---|---|---|---|---|---|")
     results = {}
     for mode, scale in TABLE:
         r = results[(mode, scale)] = measure(mode, scale, seeds)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 
 import numpy as np
+
+from playground.validate import parse_json, shown
 
 MAX_POINTS = 10_000
 
@@ -71,7 +72,7 @@ DATASETS = {
 def sample(name: str, n: int, seed: int) -> np.ndarray:
     """``n`` points of a built-in set, reproducible from ``seed``."""
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; built-in sets: {', '.join(DATASETS)}")
+        raise ValueError(f"unknown dataset {shown(name)}; built-in sets: {', '.join(DATASETS)}")
     if not 1 <= n <= MAX_POINTS:
         raise ValueError(f"number of points must be in 1..{MAX_POINTS}, got {n}")
     return DATASETS[name](n, np.random.default_rng(seed))
@@ -105,10 +106,7 @@ def parse_points(text: str) -> np.ndarray:
     if not text:
         raise ValueError("no points given: paste JSON [[x, y], ...] or two CSV columns x,y")
     if text[0] in "[{":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ValueError(f"points are not valid JSON: {err.msg} at line {err.lineno}") from None
+        data = parse_json("points", text)
         if isinstance(data, dict):
             data = data.get("points", data.get("data"))
         return check_points(data)
@@ -130,7 +128,7 @@ def load_data(data, n: int, seed: int) -> np.ndarray:
         if stripped in DATASETS:
             return sample(stripped, n, seed)
         if stripped and stripped[0] not in "[{" and "," not in stripped and "\n" not in stripped:
-            raise ValueError(f"unknown dataset {stripped!r}; built-in sets: {', '.join(DATASETS)}, "
+            raise ValueError(f"unknown dataset {shown(stripped)}; built-in sets: {', '.join(DATASETS)}, "
                              "or a JSON list of [x, y] points")
         return parse_points(stripped)
     return check_points(data)

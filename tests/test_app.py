@@ -59,7 +59,6 @@ def test_every_callback_that_asks_for_the_request_gets_it():
     that needs the session silently did nothing when the request came after ``*inputs``)."""
     import inspect
 
-    import gradio as gr
     from gradio.helpers import special_args
 
     asking = 0

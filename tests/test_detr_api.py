@@ -1,6 +1,5 @@
 """The ``detect`` endpoint through gradio_client and raw HTTP, bad inputs included."""
 
-import numpy as np
 import pytest
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError

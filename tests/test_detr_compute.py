@@ -165,7 +165,7 @@ def test_numpy_loss_equals_the_training_loss():
     """The tab's loss terms (numpy) equal ``model.set_loss`` (torch, used by train.py)."""
     import torch
 
-    from demos.detr.matching import hungarian_match, matching_cost, softmax
+    from demos.detr.matching import softmax
     from demos.detr.model import set_loss
 
     rng = np.random.default_rng(0)

@@ -222,7 +222,7 @@ BAD_INPUTS = [
     ({"seed": -1}, "seed must be in"),
     ({"seed": float("inf")}, "seed must be an integer"),
     ({"data": "swiss_roll"}, "unknown data set 'swiss_roll'"),
-    ({"data": "[[1, 2], [3"}, "points are not valid JSON"),
+    ({"data": "[[1, 2], [3"}, "points: not valid JSON"),
     ({"data": "[[1, 2], [3, NaN]]"}, "finite"),
     ({"data": str([[i, 2 * i] for i in range(5)])}, "at least 20 points"),
     ({"data": str([[i, 1.0] for i in range(30)])}, "lie on a line"),

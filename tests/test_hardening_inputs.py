@@ -345,3 +345,19 @@ except Image.DecompressionBombError:
     outcome, *grew = done.stdout.split()
     assert outcome == "refused", done.stdout + done.stderr[-2000:]
     assert float(grew[0]) < 100
+
+
+@pytest.mark.parametrize("endpoint,args,expected", [
+    ("kv_cache", ["[" * 100_000 + "]" * 100_000, 1024, 1, "fp16"], "nested too deeply"),
+    ("sde_ode", ["[" * 100_000 + "]" * 100_000, "VP", "exact", 10, 10, 0], "nested too deeply"),
+    ("flow", ["[" * 100_000 + "]" * 100_000, "realnvp", 2, 50, 0], "nested too deeply"),
+    ("kv_cache", ["x" * 1_000_000, 1024, 1, "fp16"], "1,000,000 characters"),
+    ("guidance", ["a red circle", "x" * 1_000_000, 5.0, 1, 2, 0], "1,000,000 characters"),
+    ("flow", ["x" * 1_000_000, "realnvp", 2, 50, 0], "1,000,000 characters"),
+])
+def test_huge_or_deeply_nested_text_gets_a_short_clear_message(app_url, endpoint, args, expected):
+    """A megabyte of text or JSON nested 100,000 deep: refused fast, and the message does not
+    echo the input back."""
+    event, message = call_raw(app_url, endpoint, args)
+    text = message["error"] if isinstance(message, dict) else str(message)
+    assert event == "error" and expected in text and len(text) < 400, text

@@ -23,14 +23,12 @@ Memory sizes are decimal: 1 GB = 1e9 bytes, as GPU vendors label their cards.
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from playground.validate import check_choice, check_float, check_int
+from playground.validate import check_choice, check_float, check_int, parse_json, shown
 
 ATTENTIONS = ("MHA", "GQA", "MQA", "MLA")
 # Bits per stored element of each precision.
@@ -181,18 +179,17 @@ def parse_config(config: Any) -> AttentionConfig:
         return config_from_dict(config)
     if not isinstance(config, str) or not config.strip():
         raise ValueError(f"config must be a preset name ({', '.join(PRESETS)}) or a JSON object; "
-                         f"got {config!r}")
+                         f"got {shown(config)}")
     text = config.strip()
     if text in PRESETS:
         return PRESETS[text]
+    if not text.startswith(("{", "[")):
+        raise ValueError(f"config: unknown preset {shown(text)}; presets: {', '.join(PRESETS)} "
+                         "(or pass a JSON object)")
     try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as err:
-        if not text.startswith("{"):
-            raise ValueError(f"config: unknown preset {text!r}; presets: {', '.join(PRESETS)} "
-                             "(or pass a JSON object)") from None
-        raise ValueError(f"config is not valid JSON ({err.msg} at character {err.pos}); expected "
-                         f"an object with keys {', '.join(CONFIG_KEYS[:7])}") from None
+        obj = parse_json("config", text)
+    except ValueError as err:
+        raise ValueError(f"{err}; expected an object with keys {', '.join(CONFIG_KEYS[:7])}") from None
     if not isinstance(obj, dict):
         raise ValueError("config must be a JSON object, e.g. "
                          '{"attention": "GQA", "n_layers": 32, "n_heads": 32, "head_dim": 128, '

@@ -22,7 +22,7 @@ from typing import Callable
 
 import numpy as np
 import torch
-from diffusers import ControlNetModel, DDIMScheduler, StableDiffusionControlNetPipeline
+from diffusers import ControlNetModel, StableDiffusionControlNetPipeline
 
 CONDITIONING_CHANNELS = (16, 32, 64, 128)  # E: 64x64 condition -> 8x8, three stride-2 convs
 

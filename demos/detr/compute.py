@@ -27,7 +27,7 @@ from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 from demos.detr.matching import (CostMatrix, CostWeights, cxcywh_to_xyxy, denormalize_boxes, hungarian_match,
                                  matching_cost, normalize_boxes, pairwise_giou, softmax, xyxy_to_cxcywh)
 from demos.shapes_world import SHAPES, scene_sample
-from playground.validate import check_choice, check_float, check_int
+from playground.validate import check_choice, check_float, check_int, shown
 
 MODEL_CHOICES = ("shapes-detr", "detr-resnet-50")
 MAX_PIXELS = 40_000_000  # refuse images that decode to more than 40 megapixels
@@ -77,7 +77,7 @@ def load_image(path: Any) -> np.ndarray:
         raise ValueError("No image: upload an image file or make a new random scene.")
     path = getattr(path, "path", None) or (path.get("path") if isinstance(path, dict) else path)
     if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path):
-        raise ValueError(f"image file not found: {path!r}")
+        raise ValueError(f"image file not found: {shown(path)}")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -25,7 +25,7 @@ import numpy as np
 
 from demos import toy_data
 from demos.flows.targets import TARGETS
-from playground.validate import check_choice, check_int
+from playground.validate import check_choice, check_int, shown
 
 FLOWS = ("realnvp", "planar", "flow_matching")
 MAX_LAYERS = {"realnvp": 32, "planar": 32, "flow_matching": 16}
@@ -113,7 +113,7 @@ def check_params(params: FlowParams) -> FlowParams:
         raise ValueError(f"n_layers x train_steps must be at most {MAX_LAYER_STEPS:,} (training time), "
                          f"got {n_layers} x {train_steps} = {n_layers * train_steps:,}")
     if not isinstance(params.data, (str, list, tuple, np.ndarray)):
-        raise ValueError(f"data must be a built-in name or a JSON list of [x, y] points, got {params.data!r}")
+        raise ValueError(f"data must be a built-in name or a JSON list of [x, y] points, got {shown(params.data)}")
     return FlowParams(params.data, flow, n_layers, train_steps, seed)
 
 
@@ -129,7 +129,7 @@ def load_points(data, seed: int) -> tuple[np.ndarray, str | None]:
         return TARGETS[name].sample(N_SAMPLES, np.random.default_rng(seed)), name
     if name is not None and name and name[0] not in "[{" and "," not in name and "\n" not in name:
         if name not in toy_data.DATASETS:
-            raise ValueError(f"unknown data set {name!r}; choose one of {', '.join(dataset_names())}, "
+            raise ValueError(f"unknown data set {shown(name)}; choose one of {', '.join(dataset_names())}, "
                              "or give a JSON list of [x, y] points")
     points = toy_data.load_data(data, N_SAMPLES, seed)
     if len(points) < MIN_POINTS:

@@ -16,7 +16,6 @@ imported only when a model runs (``ui.py`` imports this module without torch).
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -25,7 +24,7 @@ import numpy as np
 
 from demos import shapes_world
 from playground import settings
-from playground.validate import check_choice, check_float, check_int
+from playground.validate import check_choice, check_float, check_int, shown
 
 MODES = ("cfg", "classifier", "none")
 MODE_LABELS = {"cfg": "classifier-free", "classifier": "classifier", "none": "none"}
@@ -81,7 +80,7 @@ def check_prompt(name: str, text, model: str) -> str:
     An empty prompt is allowed: it means the unconditional model eps_theta(z_t, {}).
     """
     if not isinstance(text, str):
-        raise ValueError(f"{name} must be text, got {text!r}")
+        raise ValueError(f"{name} must be text, got {shown(text)}")
     if len(text) > 500:
         raise ValueError(f"{name} is too long ({len(text)} characters, at most 500)")
     if model != EMBEDDED:

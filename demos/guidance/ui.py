@@ -16,6 +16,7 @@ import numpy as np
 
 from demos.guidance import compute, defaults, figures
 from playground.ui_helpers import STOP_BUTTONS, Step, explanation, model_event, stepwise, user_errors, wire_stop
+from playground.validate import shown
 
 TITLE = "Guidance"
 SUMMARY = "Classifier and classifier-free guidance: what the scale s does to a diffusion model's images."
@@ -84,7 +85,7 @@ def parse_view_steps(text: str, steps) -> list[int]:
     try:
         return sorted({int(part) for part in str(text).replace(";", ",").split(",") if part.strip()})
     except ValueError:
-        raise ValueError(f"steps to show must be whole numbers separated by commas, got {text!r}") from None
+        raise ValueError(f"steps to show must be whole numbers separated by commas, got {shown(text)}") from None
 
 
 # ----------------------------------------------------------------------------- formatting
