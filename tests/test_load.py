@@ -30,3 +30,21 @@ def test_simultaneous_users_get_their_own_right_answers_and_memory_does_not_grow
         assert set(result.latencies) == ENDPOINTS
     grew_mb = (traced[1] - traced[0]) / 1e6
     assert grew_mb < 1.0, f"the second identical round kept {grew_mb:.1f} MB more (Python objects)"
+
+
+def test_answers_are_compared_with_a_tolerance_that_still_catches_a_mixed_up_answer():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    rounded = image.copy()
+    rounded[3, 5, 0] ^= 1  # one level on one pixel: torch's thread count changed a rounding
+    other_seed = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    answer = {"images": [load.Pixels(image)], "nfe": 10, "loss": 0.123456}
+    assert load.difference(answer, {"images": [load.Pixels(image)], "nfe": 10, "loss": 0.123456}, exact=True) is None
+    assert load.difference(answer, {"images": [load.Pixels(rounded)], "nfe": 10, "loss": 0.1234561}) is None
+    assert load.difference(answer, {"images": [load.Pixels(rounded)], "nfe": 10, "loss": 0.123456}, exact=True)
+    assert "pixels differ" in load.difference(answer, {"images": [load.Pixels(other_seed)], "nfe": 10,
+                                                        "loss": 0.123456})
+    assert "loss" in load.difference(answer, {"images": [load.Pixels(image)], "nfe": 10, "loss": 0.124})
+    assert "nfe" in load.difference(answer, {"images": [load.Pixels(image)], "nfe": 11, "loss": 0.123456})

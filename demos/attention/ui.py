@@ -14,7 +14,7 @@ from pathlib import Path
 import gradio as gr
 
 from demos.attention import compute, figures
-from playground.ui_helpers import explanation, model_event, user_errors
+from playground.ui_helpers import Step, explanation, model_event, progress_steps, stepwise, user_errors
 
 TITLE = "Attention cache"
 SUMMARY = "MHA, MQA, GQA and MLA: who shares keys and values, and what the KV cache costs."
@@ -208,19 +208,23 @@ def absorption_note(timing: dict) -> str:
 
 @user_errors
 def on_run(max_context, seed, progress=gr.Progress()):
-    """The torch run (button): measured cache bytes and decode time per token."""
+    """The torch run (button): measured cache bytes and decode time per token. Step-wise
+    (``stepwise``): a closed tab ends it at its next measurement and frees the model slot."""
     p = compute.check_run(compute.RunParams(max_context=max_context, seed=seed))
     from demos.attention import modules  # torch: imported only when a run is asked for
 
-    result = modules.real_run(p, report=lambda fraction, text: progress(fraction, desc=text))
+    for result in stepwise(lambda on_step, should_stop: modules.real_run(
+            p, report=progress_steps(on_step, should_stop, progress))):
+        if isinstance(result, Step):
+            yield gr.skip()
     note = (f"Ran on this machine's CPU with torch {result['torch']}, {result['threads']} thread, fp32: "
             f"d_model = {p.d_model}, l = {p.n_layers}, n_h = {p.n_heads}, d_h = {p.head_dim}, "
             f"n_g = {p.n_kv_heads}, d_c = {p.kv_lora_rank}, d_h^R = {p.rope_head_dim}; "
             f"{p.prompt_len} prompt tokens, then {p.decode_steps} decoded one at a time. "
             "Times are the fastest of several steps; other load on the machine makes them noisy. "
             + absorption_note(result["timing"]))
-    return (gr.update(value=run_rows(result), visible=True),
-            gr.update(value=figures.timing_figure(result["timing"]), visible=True), note, result)
+    yield (gr.update(value=run_rows(result), visible=True),
+           gr.update(value=figures.timing_figure(result["timing"]), visible=True), note, result)
 
 
 @user_errors
