@@ -21,8 +21,8 @@ per call, the cheapest of three evaluations, each with an explicit bound on what
    ``r_K - |y - y_query|`` away, so the dropped posterior mass is at most
    ``delta <= (M - K) exp(-(m_t^2 (r_K - |y - y_q|)^2 - d_min^2) / (2 v)) / sum_kept``.
    Rows with ``delta > tol`` are queried again, then computed densely if still above.
-3. ``dense``: every pair, float32 (when logits are small enough that rounding stays below tol)
-   or float64.
+3. ``dense``: every pair; logits in float32 when they are small enough that rounding stays
+   below tol, else in float64 shifted by their row maximum, the exponentials always in float32.
 
 Dropping posterior mass ``delta`` moves ``E[mu|x]`` by ``delta |mean_dropped - mean_kept| <=
 delta m_t D`` (D = data diameter), so in every case
@@ -245,22 +245,31 @@ class ExactScore:
 
     # 3. Dense over all pairs, in row blocks that fit in cache and stay single-threaded.
     def _dense(self, x: np.ndarray, m: float, v: float) -> np.ndarray:
+        """Small logits: all in float32. Large logits (small v): computed and shifted by their row
+        maximum in float64, then exponentiated and summed in float32 (a shifted logit l <= 0
+        rounds by at most 2^-24 |l|, so every weight moves by at most e^-1 2^-24; 3x faster than
+        float64 exponentials)."""
         mu = m * (self.data - self.center)  # (M, 2), centred for smaller logits
         xc = x - m * self.center  # (N, 2)
         max_logit = (np.sqrt((xc ** 2).sum(1).max()) * m * self.radius + 0.5 * (m * self.radius) ** 2) / v
-        dtype = np.float32 if max_logit < FLOAT32_MAX_LOGIT else np.float64
+        small = max_logit < FLOAT32_MAX_LOGIT
+        dtype = np.float32 if small else np.float64
         weights = np.concatenate([mu.T / v, -0.5 * (mu ** 2).sum(1)[None] / v]).astype(dtype)  # (3, M)
         xa = np.concatenate([xc, np.ones((len(x), 1))], 1).astype(dtype)  # (N, 3)
-        mu_1 = np.concatenate([mu, np.ones((len(mu), 1))], 1).astype(dtype)  # (M, 3)
-        sums = np.empty((len(x), 3), dtype)  # sum_i w_i [mu_i, 1]
+        mu_1 = np.concatenate([mu, np.ones((len(mu), 1))], 1).astype(np.float32)  # (M, 3)
+        sums = np.empty((len(x), 3), np.float32)  # sum_i w_i [mu_i, 1]
         rows_per_block = max(1, BLAS_SERIAL_MNK // (3 * len(mu)))
         block = np.empty((min(rows_per_block, len(x)), len(mu)), dtype)
+        block32 = block if small else np.empty(block.shape, np.float32)
         for start in range(0, len(x), rows_per_block):
             rows = slice(start, min(start + rows_per_block, len(x)))
             logits = block[: rows.stop - start]  # (B, M)
             np.matmul(xa[rows], weights, out=logits)
             if max_logit > SAFE_EXP_LOGIT:  # otherwise |logits| < 80: exp needs no shift
                 logits -= logits.max(1, keepdims=True)
+            if not small:
+                block32[: len(logits)] = logits
+                logits = block32[: len(logits)]
             np.exp(logits, out=logits)
             np.matmul(logits, mu_1, out=sums[rows])
         mean_mu = sums[:, :2].astype(np.float64) / sums[:, 2:].astype(np.float64)
