@@ -265,11 +265,17 @@ def default_values() -> dict:
 
 def build_outputs() -> dict:
     d, o = default_values(), {}
-    with gr.Row():
-        o["condition"] = gr.Image(d["condition"], label="c_f: what the ControlNet receives",
-                                  height=256, interactive=False, format="png", elem_id="controlnet-condition")
-        o["result"] = gr.Image(d["result"], label="Generated image", height=256, interactive=False, format="png",
-                               elem_id="controlnet-result")
+    with gr.Row():  # captions above the pictures: a label badge would cover their top rows
+        with gr.Column(min_width=200):
+            gr.Markdown("**c_f**: what the ControlNet receives")
+            o["condition"] = gr.Image(d["condition"], label="c_f: what the ControlNet receives", show_label=False,
+                                      height=256, interactive=False, format="png", elem_id="controlnet-condition",
+                                      buttons=["download"])
+        with gr.Column(min_width=200):
+            gr.Markdown("**Generated image**")
+            o["result"] = gr.Image(d["result"], label="Generated image", show_label=False, height=256,
+                                   interactive=False, format="png", elem_id="controlnet-result",
+                                   buttons=["download", "fullscreen"])
     o["overlay"] = gr.Checkbox(value=True, label="Overlay the sketch", info="draw c_f's strokes over the result")
     o["sweep"] = gr.Gallery(d["sweep"], label="Same seed, conditioning scale s = 0, 0.5, 1, 1.5, 2", columns=5,
                             rows=1, height=200, object_fit="contain", format="png")
