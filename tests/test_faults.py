@@ -175,3 +175,27 @@ def test_closing_a_stepwise_run_stops_the_work_before_its_next_step():
     run.close()  # what Gradio does to a cancelled generator
     assert done == [1, 2]  # the worker waited: no step ran ahead, none ran after
     assert not any(t.name == "playground-stepwise" and t.is_alive() for t in threading.enumerate())
+
+
+def test_a_client_that_goes_away_mid_run_stops_it(app_url, monkeypatch):
+    """A closed browser tab, or a killed script: the connection drops, and the run stops."""
+    import subprocess
+    import sys
+
+    from demos.guidance import sampler
+
+    steps = StepCounter(sampler.guided_eps)
+    monkeypatch.setattr(sampler, "guided_eps", steps)
+    code = ("import time; from gradio_client import Client; "
+            f"Client({app_url!r}, verbose=False).submit('a red circle', 'cfg', 5.0, 16, 100, 0, "
+            "api_name='/guidance'); time.sleep(300)")
+    client = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        steps.wait_for(3)
+    finally:
+        client.kill()
+        client.wait()
+    at_exit = steps.count
+    time.sleep(2.0)  # a run that went on would do many steps in this time
+    assert steps.count <= at_exit + 1, "the run went on after its client had gone"
+    assert not any(t.name == "playground-stepwise" and t.is_alive() for t in threading.enumerate())
