@@ -211,11 +211,12 @@ def _children(pid: int) -> list[int]:
     return kids + [g for k in kids for g in _children(k)]
 
 
-def start_server(port: int) -> subprocess.Popen:
-    """``python -m playground`` on ``port``; its output goes to a log file, shown if it fails."""
+def start_server(port: int, env: dict | None = None) -> subprocess.Popen:
+    """``python -m playground`` on ``port`` (with ``env`` added to the environment), once it
+    answers; its output goes to a log file, shown if it fails. Also used by the tests."""
     import tempfile
 
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", **(env or {})}
     log = tempfile.NamedTemporaryFile("w+", prefix="playground-load-", suffix=".log", delete=False)
     proc = subprocess.Popen([sys.executable, "-m", "playground", "--port", str(port)], cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT)

@@ -2,16 +2,12 @@
 (issue 9, item 5): through the running app, and for a fresh machine with no assets at all."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 from gradio_client import Client, handle_file
 
+from benchmarks.load import start_server
 from playground import models, settings
 from tests.conftest import ROOT, free_port
 
@@ -67,21 +63,9 @@ def test_a_broken_checkpoint_breaks_only_its_tab_with_a_clear_message(client, mo
 
 def test_without_any_assets_the_app_starts_and_only_model_tabs_say_what_is_missing(tmp_path):
     port = free_port()
-    env = {**os.environ, "PLAYGROUND_ASSETS": str(tmp_path / "no-assets"), "HF_HUB_OFFLINE": "1"}
-    server = subprocess.Popen([sys.executable, "-m", "playground", "--port", str(port)], cwd=ROOT, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
+    server = start_server(port, {"PLAYGROUND_ASSETS": str(tmp_path / "no-assets")})
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert server.poll() is None, server.stdout.read()[-3000:]
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the app did not start without assets"
-                time.sleep(0.5)
-        client = Client(url, verbose=False)
+        client = Client(f"http://127.0.0.1:{port}", verbose=False)
         for endpoint in ("flow", "sde_ode", "kv_cache"):
             assert call(client, endpoint) is not None
         for model, endpoint in NEEDS.items():

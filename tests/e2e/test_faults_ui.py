@@ -1,18 +1,14 @@
 """Faults as a user meets them in Chromium (issue 9): Stop ends a long run and the tab keeps
 working; a tab whose model is missing says so, and the other tabs work."""
 
-import os
 import re
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 
+from benchmarks.load import start_server
 from demos.guidance.ui import TITLE as GUIDANCE
 from demos.sde_ode.ui import TITLE as SDE_ODE
-from tests.conftest import ROOT, free_port
+from tests.conftest import free_port
 from tests.e2e.conftest import open_tab, shot
 
 
@@ -73,19 +69,8 @@ def test_stop_cancels_an_sde_run_and_the_next_run_works(page):
 def bare_app_url(tmp_path_factory):
     """The app on a machine without ``assets/`` (no embedded checkpoints, no examples)."""
     port = free_port()
-    env = {**os.environ, "PLAYGROUND_ASSETS": str(tmp_path_factory.mktemp("no-assets")), "HF_HUB_OFFLINE": "1"}
-    server = subprocess.Popen([sys.executable, "-m", "playground", "--port", str(port)], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            break
-        except OSError:
-            assert server.poll() is None and time.monotonic() < deadline, "the app did not start"
-            time.sleep(0.5)
-    yield url
+    server = start_server(port, {"PLAYGROUND_ASSETS": str(tmp_path_factory.mktemp("no-assets"))})
+    yield f"http://127.0.0.1:{port}"
     server.terminate()
     server.wait(timeout=30)
 
