@@ -79,6 +79,9 @@ def launch_kwargs(host: str = settings.DEFAULT_HOST, port: int = settings.DEFAUL
         "server_name": host, "server_port": port, "share": share,
         "max_file_size": settings.MAX_FILE_SIZE, "show_error": False, "ssr_mode": False,
         "state_session_capacity": settings.SESSION_CAPACITY,
+        # Gradio's run history can write runs to a Hugging Face bucket with the caller's token or,
+        # for a browser on this machine (which a --share tunnel also is), the host's own: off.
+        "run_history": False,
         "theme": THEME, "css": CSS, "footer_links": ["api"],
         "app_kwargs": {"middleware": [Middleware(RefuseRemoteFiles)]},
     }

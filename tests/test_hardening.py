@@ -52,6 +52,13 @@ def test_file_routes_never_fetch_a_url(app_url, monkeypatch, route, url):
     assert fetched == []
 
 
+@pytest.mark.parametrize("method,path", [("GET", "/gradio_api/runs"), ("GET", "/gradio_api/run-history/buckets"),
+                                         ("POST", "/gradio_api/run-history/connect")])
+def test_the_run_history_that_can_use_hugging_face_tokens_is_off(app_url, method, path):
+    data = b"{}" if method == "POST" else None
+    assert http_status(f"{app_url}{path}", data, {"Content-Type": "application/json"}) in (404, 405)
+
+
 def test_uploads_over_10_mb_are_refused_with_413(app_url):
     boundary = "----playground" + uuid.uuid4().hex
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.png\"\r\n"
