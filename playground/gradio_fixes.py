@@ -8,6 +8,13 @@ and tested in ``tests/test_gradio_fixes.py``. Remove one when the pinned Gradio 
    PNG: measured here, 4,719 of 5,963 reads made during concurrent writes were broken, and the
    load benchmark saw it as "wrong answers". The fix writes a temporary file and renames it into
    place, as Gradio's own ``save_file_to_cache`` already does.
+2. **Each property update leaks a component into the session** (gradio 6.31
+   ``Blocks.postprocess_data``): ``gr.update(...)`` or ``gr.skip()`` for an output makes a new
+   component for the session, stored under the output's id but carrying a new id of its own;
+   the next value for that output then stores it again under that new id, where it stays. One
+   component per update per session, for as long as the session lives: a step-wise run, which
+   yields ``gr.skip()`` every step, left one JSON and one Gallery behind per call (measured with
+   ``gc``). The fix gives the replacement the id of the output it replaces.
 """
 
 from __future__ import annotations
@@ -31,8 +38,24 @@ def save_pil_to_cache(img, cache_dir: str, name: str = "image", format: str = "w
     return str(target)
 
 
+def keep_the_replaced_id(setitem):
+    """``SessionState.__setitem__`` that gives a replacement component its output's id."""
+    from gradio.blocks import Block
+
+    def __setitem__(self, key, value):
+        if isinstance(value, Block) and value._id != key:
+            value._id = key
+        setitem(self, key, value)
+
+    __setitem__.keeps_the_replaced_id = True
+    return __setitem__
+
+
 def install() -> None:
     """Put the fixes in place (idempotent). Gradio's components call these through the module."""
     from gradio import processing_utils
+    from gradio.state_holder import SessionState
 
     processing_utils.save_pil_to_cache = save_pil_to_cache
+    if not getattr(SessionState.__setitem__, "keeps_the_replaced_id", False):
+        SessionState.__setitem__ = keep_the_replaced_id(SessionState.__setitem__)

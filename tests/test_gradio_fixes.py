@@ -47,3 +47,44 @@ def test_an_image_output_being_rewritten_is_never_read_half_written(tmp_path):
         thread.join()
     assert reads[0] > 100 and broken == []
     assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["image.png"]  # no temporary file left
+
+
+def test_property_updates_do_not_pile_up_components_in_the_session():
+    """A step-wise run yields ``gr.skip()`` every step; an event updates a slider's maximum.
+    Repeated in one session, the session's components must stay as many as the app has."""
+    import gradio as gr
+    from gradio_client import Client
+
+    from playground.app import launch_kwargs
+    from playground.gradio_fixes import install
+    from tests.conftest import free_port
+
+    install()
+
+    def stepwise_like(n):
+        for _ in range(3):
+            yield gr.skip()
+        yield {"n": n}, f"done {n}"
+
+    def new_maximum(n):
+        return gr.update(maximum=int(n) + 10, value=int(n))
+
+    with gr.Blocks() as demo:
+        number = gr.Number(1)
+        out_json, out_text = gr.JSON(), gr.Textbox()
+        slider = gr.Slider(0, 5)
+        gr.Button().click(stepwise_like, number, [out_json, out_text], api_name="run")
+        gr.Button().click(new_maximum, number, slider, api_name="limit")
+    demo.launch(**launch_kwargs(port=free_port()), prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(demo.local_url, verbose=False)
+        sizes = []
+        for n in range(5):
+            assert client.predict(n, api_name="/run")[1] == f"done {n}"
+            client.predict(n, api_name="/limit")
+            session = demo.state_holder.session_data[client.session_hash]
+            sizes.append(len(session.blocks_config.blocks))
+        assert sizes == [len(demo.blocks)] * 5, sizes
+        assert session.config_values[slider._id]["props"]["maximum"] == 14  # the last update holds
+    finally:
+        demo.close()
