@@ -136,8 +136,9 @@ def progress_steps(on_step: Callable[[int, int], None], should_stop: Callable[[]
 
 
 class StopButtons:
-    """One stop flag per browser session, so a Stop button's event can reach the run it stops
-    (a ``gr.State`` cannot be read while a run is going). Bounded and lock-protected.
+    """A tab's Stop button: one stop flag per browser session, so the button's event can reach
+    the run it stops (a ``gr.State`` cannot be read while a run is going). Bounded and
+    lock-protected; each tab has its own, as every tab of a page shares the session.
 
     A run takes its (cleared) flag with ``start(request)`` and checks it every step; the Stop
     button's event calls ``press(request)``; a later event of a chain asks ``pressed(request)``.
@@ -172,14 +173,9 @@ class StopButtons:
             flag = self._flags.get(getattr(request, "session_hash", None) or "")
         return flag is not None and flag.is_set()
 
-
-STOP_BUTTONS = StopButtons()
-
-
-def wire_stop(button: gr.Button) -> None:
-    """Make ``button`` stop its session's running model event (``StopButtons``), at once:
-    outside the model slots, which that run holds."""
-    button.click(STOP_BUTTONS.press, None, None, api_visibility="private", concurrency_limit=None)
+    def wire(self, button: gr.Button) -> None:
+        """Make ``button`` press this Stop, at once: outside the model slots, which the run holds."""
+        button.click(self.press, None, None, api_visibility="private", concurrency_limit=None)
 
 
 def model_event() -> dict:

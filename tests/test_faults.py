@@ -199,3 +199,19 @@ def test_a_client_that_goes_away_mid_run_stops_it(app_url, monkeypatch):
     time.sleep(2.0)  # a run that went on would do many steps in this time
     assert steps.count <= at_exit + 1, "the run went on after its client had gone"
     assert not any(t.name == "playground-stepwise" and t.is_alive() for t in threading.enumerate())
+
+
+def test_a_stop_button_stops_only_its_own_tab_and_session():
+    from playground.ui_helpers import StopButtons
+
+    class Request:
+        def __init__(self, session):
+            self.session_hash = session
+
+    guidance, flows = StopButtons(), StopButtons()
+    mine, other_tab, other_user = guidance.start(Request("a")), flows.start(Request("a")), guidance.start(Request("b"))
+    guidance.press(Request("a"))
+    assert mine.is_set() and guidance.pressed(Request("a"))
+    assert not other_tab.is_set() and not other_user.is_set()
+    assert not guidance.start(Request("a")).is_set()  # a new run starts unstopped
+    guidance.press(None)  # an API call has no session: nothing to stop, no error

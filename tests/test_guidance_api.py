@@ -60,7 +60,6 @@ def test_ui_and_compute_import_no_torch():
 
 def test_ui_events_stop_and_step_view():
     from demos.guidance import ui
-    from playground.ui_helpers import STOP_BUTTONS
 
     class Request:
         session_hash = "test-session"
@@ -70,7 +69,7 @@ def test_ui_events_stop_and_step_view():
     def progress(value, desc=None):
         calls.append(value)
         if len(calls) == 3:
-            STOP_BUTTONS.press(Request())
+            ui.STOP.press(Request())
 
     *updates, (gallery, info, figure, status, files) = ui.on_generate(
         "shapes-ldm", "a blue square", "", "cfg", 5.0, 30, "ddim", 0, 2, "1, 2", request=Request(),

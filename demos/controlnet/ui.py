@@ -16,7 +16,9 @@ import numpy as np
 from demos.controlnet import compute
 from playground import plots
 from playground.settings import ASSETS_DIR
-from playground.ui_helpers import STOP_BUTTONS, Step, explanation, model_event, stepwise, user_errors, wire_stop
+from playground.ui_helpers import Step, StopButtons, explanation, model_event, stepwise, user_errors
+
+STOP = StopButtons()  # this tab's Stop button (one flag per session)
 
 TITLE = "ControlNet"
 SUMMARY = "Draw an outline; a ControlNet steers the diffusion model to fill it."
@@ -152,7 +154,7 @@ def run_generate(source, sketch, upload, prompt, scale, start, end, guidance, st
     progress(0, desc="loading the model")
     params = make_params(prompt, scale, start, end, guidance, steps, seed, model)
     sketch = pick_sketch(source, sketch, upload)
-    stop = STOP_BUTTONS.start(request)
+    stop = STOP.start(request)
     for result in denoising(lambda on_step, cancelled: compute.generate(
             sketch, params, on_step, lambda: cancelled() or stop.is_set()), progress, "denoising"):
         if not isinstance(result, compute.Generation):
@@ -171,12 +173,12 @@ def run_generate(source, sketch, upload, prompt, scale, start, end, guidance, st
 @user_errors
 def run_sweep(source, sketch, upload, prompt, scale, start, end, guidance, steps, seed, model,
               request: gr.Request = None, progress=gr.Progress()):
-    if STOP_BUTTONS.pressed(request):  # Stop was pressed during the generation this sweep follows
+    if STOP.pressed(request):  # Stop was pressed during the generation this sweep follows
         yield gr.skip()
         return
     params = make_params(prompt, scale, start, end, guidance, steps, seed, model)
     sketch = pick_sketch(source, sketch, upload)
-    stop = STOP_BUTTONS.start(request)
+    stop = STOP.start(request)
     for results in denoising(lambda on_step, cancelled: compute.sweep(
             sketch, params, compute.SWEEP_SCALES, on_step, lambda: cancelled() or stop.is_set()),
             progress, "conditioning-scale sweep"):
@@ -311,7 +313,7 @@ def wire(demo: gr.Blocks, c: dict, o: dict, generate: gr.Button, stop: gr.Button
     generate.click(run_generate, inputs=inputs + [o["overlay"]], outputs=outputs, api_visibility="private",
                    **model_event()).success(run_sweep, inputs=inputs, outputs=o["sweep"], api_visibility="private",
                                             **model_event())
-    wire_stop(stop)  # ends the run within one denoising step
+    STOP.wire(stop)  # ends the run within one denoising step
     o["overlay"].change(redraw_overlay, inputs=[o["shown"], o["overlay"]], outputs=o["result"],
                         api_visibility="private")
     demo.load(None, js=BRUSH_READY_JS)

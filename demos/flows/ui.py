@@ -14,7 +14,9 @@ import gradio as gr
 import numpy as np
 
 from demos.flows import compute, figures
-from playground.ui_helpers import STOP_BUTTONS, explanation, model_event, user_errors, wire_stop
+from playground.ui_helpers import StopButtons, explanation, model_event, user_errors
+
+STOP = StopButtons()  # this tab's Stop button (one flag per session)
 
 TITLE = "Flows"
 SUMMARY = "Normalizing and continuous flows bend a Gaussian into a target density, layer by layer."
@@ -129,7 +131,7 @@ def on_train(data, points, flow, n_layers, train_steps, seed, request: gr.Reques
     training at its next evaluation and keeps the page as it was."""
     params = params_of(data, points, flow, n_layers, train_steps, seed)
     cached = compute.CACHE.get(compute.cache_key(params, compute.load_points(params.data, params.seed)[0]))
-    stop = STOP_BUTTONS.start(request)
+    stop = STOP.start(request)
     for item in compute.fit_iter(params):
         if stop.is_set() and isinstance(item, compute.TrainingUpdate):  # leaving closes fit_iter: training ends
             yield (*[gr.skip()] * 8, f"Stopped at step {item.step} of {item.total}: press **Train** to "
@@ -236,7 +238,7 @@ def wire(demo, inputs, train, stop, layer, plots, state, status, download) -> No
     flow.change(on_flow, [flow, n_layers], n_layers, api_visibility="private")
     train.click(on_train, inputs, [*plots, layer, state, status, download], api_visibility="private",
                 **model_event())
-    wire_stop(stop)
+    STOP.wire(stop)
     layer.input(on_layer, [layer, state], plots[:3], api_visibility="private",
                 trigger_mode="always_last", show_progress="hidden")
     gr.api(flow_api, api_name="flow", **model_event())

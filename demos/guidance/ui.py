@@ -15,8 +15,10 @@ import gradio as gr
 import numpy as np
 
 from demos.guidance import compute, defaults, figures
-from playground.ui_helpers import STOP_BUTTONS, Step, explanation, model_event, stepwise, user_errors, wire_stop
+from playground.ui_helpers import Step, StopButtons, explanation, model_event, stepwise, user_errors
 from playground.validate import shown
+
+STOP = StopButtons()  # this tab's Stop button (one flag per session)
 
 TITLE = "Guidance"
 SUMMARY = "Classifier and classifier-free guidance: what the scale s does to a diffusion model's images."
@@ -121,7 +123,7 @@ def denoising(work, progress, request, n_outputs: int, status_at: int):
     """Run ``work(on_step, should_stop)`` step-wise (``stepwise``): after each step, report the
     progress and yield a status line; finally yield the result. ``should_stop`` is true once
     the run is cancelled or this session pressed Stop (which keeps the partial images)."""
-    stop_button = STOP_BUTTONS.start(request)
+    stop_button = STOP.start(request)
     for item in stepwise(lambda on_step, cancelled: work(on_step, lambda: cancelled() or stop_button.is_set())):
         if not isinstance(item, Step):
             yield item
@@ -250,7 +252,7 @@ def build(demo: gr.Blocks) -> None:
     prompt.submit(on_generate, inputs + [view_steps], outputs, api_visibility="private", **model_event())
     scale.release(on_generate, inputs + [view_steps], outputs, api_visibility="private", **model_event())
     sweep_button.click(on_sweep, inputs, [sweep_gallery, status], api_visibility="private", **model_event())
-    wire_stop(stop)
+    STOP.wire(stop)
     model.change(on_model_change, model, model_note, api_visibility="private")
     build_api()
     # The precomputed opening views are sent on page load, not at build (app start-up budget).

@@ -13,8 +13,10 @@ import numpy as np
 
 from demos import toy_data
 from demos.sde_ode import compute, figures
-from playground.ui_helpers import (STOP_BUTTONS, Cancelled, Step, explanation, model_event, progress_steps,
-                                   stepwise, user_errors, wire_stop)
+from playground.ui_helpers import (Cancelled, Step, StopButtons, explanation, model_event, progress_steps,
+                                   stepwise, user_errors)
+
+STOP = StopButtons()  # this tab's Stop button (one flag per session)
 
 TITLE = "SDE vs ODE"
 SUMMARY = "Reverse-time SDE and probability-flow ODE run from the same noise: same clouds, different paths."
@@ -131,7 +133,7 @@ def on_run(data_choice, custom, n_data, sde, score, n_samples, n_steps, seed, sd
     """Step-wise (``stepwise``): Stop or a closed tab ends the run within 2% of its steps."""
     params = _params(data_choice, custom, n_data, sde, score, n_samples, n_steps, seed, sde_sampler, ode_solver,
                      beta_min, beta_max, sigma_min, sigma_max)
-    stop = STOP_BUTTONS.start(request)
+    stop = STOP.start(request)
 
     def work(on_step, cancelled):
         return _run(params, progress_steps(on_step, lambda: cancelled() or stop.is_set(), progress))
@@ -307,7 +309,7 @@ def _wire(demo, c, run_btn, stop_btn, run_state, t_slider, lam, stats, outputs, 
     private = {"api_visibility": "private"}
     inputs = [c[k] for k in INPUT_KEYS] + [t_slider, lam]
     run_btn.click(on_run, inputs, outputs, **private, **model_event())
-    wire_stop(stop_btn)  # the run ends within 2% of its steps
+    STOP.wire(stop_btn)  # the run ends within 2% of its steps
     t_slider.release(on_compare, [run_state, t_slider], [compare_plot, compare_md], **private)
     lam.release(on_lambda, [run_state, lam], lam_plot, **private, **model_event())
     adaptive_btn.click(on_adaptive, [run_state, stats], stats, **private, **model_event())
