@@ -24,7 +24,20 @@ USER_ERRORS = (ValueError, ModelUnavailable, DeviceUnavailable, OutOfMemory)
 
 
 def user_errors(fn):
-    """Turn the compute layer's ``ValueError`` / ``ModelUnavailable`` into ``gr.Error``.
+    """For a UI event: a user error (bad input, a missing model, out of memory) is shown as a
+    warning and the page keeps what it showed; a failed Gradio event would mark every output
+    "Error" and blank it. Anything else is logged and reported as a short error."""
+    return _guarded(fn, keep_page=True)
+
+
+def api_errors(fn):
+    """For an API endpoint: a user error comes back as the call's error message."""
+    return _guarded(fn, keep_page=False)
+
+
+def _guarded(fn, keep_page: bool):
+    """``fn`` with the compute layer's ``ValueError`` / ``ModelUnavailable`` / ``OutOfMemory``
+    turned into a message for the user (``gr.Warning`` and no change, or ``gr.Error``).
 
     Gradio shows only ``gr.Error`` text to the user (``show_error=False``); anything else
     is logged here with its traceback and reported as a short generic message. An
@@ -32,8 +45,12 @@ def user_errors(fn):
     the next request starts clean.
     """
 
-    def translate(err: Exception) -> gr.Error:
+    def handle(err: Exception):
+        """The value to return for a user error, or the ``gr.Error`` to raise."""
         if isinstance(err, USER_ERRORS):
+            if keep_page:
+                gr.Warning(str(err))
+                return gr.skip()
             return gr.Error(str(err), print_exception=False)
         log.exception("unexpected error in %s", fn.__name__)
         return gr.Error(f"Something went wrong ({type(err).__name__}); the error was logged.",
@@ -49,7 +66,10 @@ def user_errors(fn):
             except gr.Error:
                 raise
             except Exception as err:  # noqa: BLE001 - never a stack trace to the user
-                raise translate(err) from err
+                outcome = handle(err)
+                if isinstance(outcome, gr.Error):
+                    raise outcome from err
+                yield outcome
 
         return generator_wrapper
 
@@ -61,7 +81,10 @@ def user_errors(fn):
         except gr.Error:
             raise
         except Exception as err:  # noqa: BLE001 - never a stack trace to the user
-            raise translate(err) from err
+            outcome = handle(err)
+            if isinstance(outcome, gr.Error):
+                raise outcome from err
+            return outcome
 
     return wrapper
 
@@ -74,28 +97,32 @@ class Step:
     total: int
 
 
-def stepwise(work: Callable[[Callable[[int, int], None], Callable[[], bool]], Any]) -> Iterator[Any]:
+def stepwise(work: Callable[[Callable[[int, int], None], Callable[[], bool]], Any],
+             stop: threading.Event | None = None) -> Iterator[Any]:
     """Run ``work(on_step, should_stop)`` in a worker thread: yield a ``Step`` after each of
     its steps, then its return value.
 
-    Gradio stops a generator between two yields (a Stop button's ``cancels=``, a client's
-    ``/cancel``, a closed browser tab) and frees its concurrency slot; a plain function runs
-    to its end and keeps the slot. Here the worker waits after each step until the next
-    value is asked for, and closing this generator sets ``should_stop``, which ``work``
-    checks before each step: a cancelled run does no further step. An error inside
-    ``work`` is raised here.
+    Gradio stops a generator between two yields (a client's ``/cancel``, a closed browser
+    tab) and frees its concurrency slot; a plain function runs to its end and keeps the slot.
+    Here the worker waits after each step until the next value is asked for, and
+    ``should_stop``, which ``work`` checks before each step, turns true once this generator
+    is closed or ``stop`` (a ``StopButtons`` flag) is set: a stopped run does no further
+    step. An error inside ``work`` is raised here.
     """
     handover: queue.SimpleQueue = queue.SimpleQueue()
-    resume, stop = threading.Semaphore(0), threading.Event()
+    resume, closed = threading.Semaphore(0), threading.Event()
 
     def on_step(index: int, total: int) -> None:  # in the worker
         handover.put(("step", Step(index, total)))
-        while not (resume.acquire(timeout=0.05) or stop.is_set()):
+        while not (resume.acquire(timeout=0.05) or closed.is_set()):
             pass
+
+    def should_stop() -> bool:
+        return closed.is_set() or (stop is not None and stop.is_set())
 
     def run() -> None:
         try:
-            handover.put(("done", work(on_step, stop.is_set)))
+            handover.put(("done", work(on_step, should_stop)))
         except BaseException as err:  # noqa: BLE001 - re-raised in the consumer
             handover.put(("error", err))
 
@@ -112,7 +139,7 @@ def stepwise(work: Callable[[Callable[[int, int], None], Callable[[], bool]], An
                 return
             resume.release()
     finally:
-        stop.set()
+        closed.set()
         worker.join()
 
 
@@ -141,7 +168,7 @@ class StopButtons:
     lock-protected; each tab has its own, as every tab of a page shares the session.
 
     A run takes its (cleared) flag with ``start(request)`` and checks it every step; the Stop
-    button's event calls ``press(request)``; a later event of a chain asks ``pressed(request)``.
+    button's event calls ``press(request)``.
     Stopping this way ends the run normally, so the page keeps what it showed (Gradio's
     ``cancels=`` can mark every output "Error" and blank it).
     """
@@ -167,11 +194,6 @@ class StopButtons:
             flag = self._flags.get(getattr(request, "session_hash", None) or "")
         if flag is not None:
             flag.set()
-
-    def pressed(self, request: gr.Request | None) -> bool:
-        with self._lock:
-            flag = self._flags.get(getattr(request, "session_hash", None) or "")
-        return flag is not None and flag.is_set()
 
     def wire(self, button: gr.Button) -> None:
         """Make ``button`` press this Stop, at once: outside the model slots, which the run holds."""

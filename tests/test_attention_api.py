@@ -80,13 +80,17 @@ def test_context_change_changes_the_view():
     assert small[1].layout.shapes[0].x0 == 4096 and large[1].layout.shapes[0].x0 == 131_072
 
 
-def test_custom_mode_errors_become_gr_error():
-    with pytest.raises(gr.Error, match="must be divisible by n_kv_heads"):
-        ui.on_shape(*controls(preset="Custom", attention="GQA", shape=(32, 30, 128, 8, 512, 64, 7.0)))
-    with pytest.raises(gr.Error, match="n_layers must be in 1..1000"):
-        ui.on_shape(*controls(preset="Custom", attention="MHA", shape=(0, 32, 128, 8, 512, 64, 7.0)))
-    with pytest.raises(gr.Error, match="preset must be one of"):
-        ui.on_view(*controls(preset="GPT-5"))
+def test_custom_mode_errors_are_warnings_and_the_views_stay():
+    """A bad shape while typing: a warning saying what is wrong, and the plots keep the last
+    valid view (a failed event would blank them)."""
+    with pytest.warns(UserWarning, match="must be divisible by n_kv_heads"):
+        assert ui.on_shape(*controls(preset="Custom", attention="GQA", shape=(32, 30, 128, 8, 512, 64, 7.0))) \
+            == gr.skip()
+    with pytest.warns(UserWarning, match="n_layers must be in 1..1000"):
+        assert ui.on_shape(*controls(preset="Custom", attention="MHA", shape=(0, 32, 128, 8, 512, 64, 7.0))) \
+            == gr.skip()
+    with pytest.warns(UserWarning, match="preset must be one of"):
+        assert ui.on_view(*controls(preset="GPT-5")) == gr.skip()
 
 
 def test_export_writes_json_and_csv():

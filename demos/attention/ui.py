@@ -14,7 +14,8 @@ from pathlib import Path
 import gradio as gr
 
 from demos.attention import compute, figures
-from playground.ui_helpers import Step, explanation, model_event, progress_steps, stepwise, user_errors
+from playground.ui_helpers import (Step, api_errors, explanation, model_event, progress_steps, stepwise,
+                                   user_errors)
 
 TITLE = "Attention cache"
 SUMMARY = "MHA, MQA, GQA and MLA: who shares keys and values, and what the KV cache costs."
@@ -180,7 +181,7 @@ def on_preset(*controls):
             figures.heads_figure(p.config))
 
 
-@user_errors
+@api_errors
 def kv_cache_api(config: str, seq_len: int, batch_size: int, dtype: str) -> dict:
     """KV-cache size of one model: config = a preset name or a JSON object (see README)."""
     return compute.kv_cache(config, seq_len, batch_size, dtype)

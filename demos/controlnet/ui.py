@@ -16,7 +16,8 @@ import numpy as np
 from demos.controlnet import compute
 from playground import plots
 from playground.settings import ASSETS_DIR
-from playground.ui_helpers import Step, StopButtons, explanation, model_event, stepwise, user_errors
+from playground.ui_helpers import (Step, StopButtons, api_errors, explanation, model_event, stepwise,
+                                   user_errors)
 
 STOP = StopButtons()  # this tab's Stop button (one flag per session)
 
@@ -137,10 +138,10 @@ def pick_sketch(source, sketch, upload):
     return upload if source == UPLOAD else sketch
 
 
-def denoising(work, progress, desc: str):
+def denoising(work, progress, desc: str, stop):
     """Run ``work(on_step, should_stop)`` step-wise (``stepwise``, so Stop and a closed tab end
     it within a step): nothing changes on the page until the last value, the result."""
-    for item in stepwise(work):
+    for item in stepwise(work, stop):
         if not isinstance(item, Step):
             yield item
             return
@@ -151,12 +152,13 @@ def denoising(work, progress, desc: str):
 @user_errors
 def run_generate(source, sketch, upload, prompt, scale, start, end, guidance, steps, seed, model,
                  show_overlay, request: gr.Request = None, progress=gr.Progress()):
+    """The image (shown as soon as it is done), then the same seed at every conditioning scale."""
     progress(0, desc="loading the model")
     params = make_params(prompt, scale, start, end, guidance, steps, seed, model)
     sketch = pick_sketch(source, sketch, upload)
     stop = STOP.start(request)
-    for result in denoising(lambda on_step, cancelled: compute.generate(
-            sketch, params, on_step, lambda: cancelled() or stop.is_set()), progress, "denoising"):
+    for result in denoising(lambda on_step, should_stop: compute.generate(sketch, params, on_step, should_stop),
+                            progress, "denoising", stop):
         if not isinstance(result, compute.Generation):
             yield result
     if stop.is_set():  # a half-denoised image is noise: keep the page as it was
@@ -167,24 +169,14 @@ def run_generate(source, sketch, upload, prompt, scale, start, end, guidance, st
     yield (compute.condition_picture(result.condition, max(256, result.condition.shape[0])),
            result_picture(result.image, result.condition, show_overlay),
            residual_figure(result.residual_rms, result.block_names), summary, summary_file(summary),
-           (result.image, result.condition))
-
-
-@user_errors
-def run_sweep(source, sketch, upload, prompt, scale, start, end, guidance, steps, seed, model,
-              request: gr.Request = None, progress=gr.Progress()):
-    if STOP.pressed(request):  # Stop was pressed during the generation this sweep follows
-        yield gr.skip()
-        return
-    params = make_params(prompt, scale, start, end, guidance, steps, seed, model)
-    sketch = pick_sketch(source, sketch, upload)
-    stop = STOP.start(request)
-    for results in denoising(lambda on_step, cancelled: compute.sweep(
-            sketch, params, compute.SWEEP_SCALES, on_step, lambda: cancelled() or stop.is_set()),
-            progress, "conditioning-scale sweep"):
-        if not isinstance(results, list):
-            yield results
-    yield gr.skip() if stop.is_set() else [(image, f"s = {s:g}") for s, image in results]
+           (result.image, result.condition), gr.skip())
+    for sweep in denoising(lambda on_step, should_stop: compute.sweep(sketch, params, compute.SWEEP_SCALES,
+                                                                      on_step, should_stop),
+                           progress, "conditioning-scale sweep", stop):
+        if not isinstance(sweep, list):
+            yield sweep
+    if not stop.is_set():
+        yield (*[gr.skip()] * 6, [(image, f"s = {s:g}") for s, image in sweep])
 
 
 @user_errors
@@ -197,7 +189,7 @@ def redraw_overlay(shown, show_overlay):
     return result_picture(image, condition, show_overlay)
 
 
-@user_errors
+@api_errors
 def controlnet_api(sketch, prompt, conditioning_scale, guidance_scale, steps, seed):
     """The embedded model on one sketch file: (image 64x64, JSON with settings and timings).
 
@@ -310,9 +302,8 @@ def wire(demo: gr.Blocks, c: dict, o: dict, generate: gr.Button, stop: gr.Button
     inputs = [c[k] for k in ("source", "sketch", "upload", "prompt", "scale", "start", "end", "guidance",
                              "steps", "seed", "model")]
     outputs = [o["condition"], o["result"], o["residuals"], o["details"], o["download"], o["shown"]]
-    generate.click(run_generate, inputs=inputs + [o["overlay"]], outputs=outputs, api_visibility="private",
-                   **model_event()).success(run_sweep, inputs=inputs, outputs=o["sweep"], api_visibility="private",
-                                            **model_event())
+    generate.click(run_generate, inputs=inputs + [o["overlay"]], outputs=outputs + [o["sweep"]],
+                   api_visibility="private", **model_event())
     STOP.wire(stop)  # ends the run within one denoising step
     o["overlay"].change(redraw_overlay, inputs=[o["shown"], o["overlay"]], outputs=o["result"],
                         api_visibility="private")

@@ -13,7 +13,7 @@ import pandas as pd
 
 from demos.detr import compute, figures
 from playground import settings
-from playground.ui_helpers import explanation, model_event, user_errors
+from playground.ui_helpers import api_errors, explanation, model_event, user_errors
 
 TITLE = "DETR"
 SUMMARY = "Object queries and Hungarian matching: detection as set prediction, made visible."
@@ -171,7 +171,7 @@ def on_weights(state, model, threshold, query, w_class, w_l1, w_giou):
     return (*matching_views(result, truth, p.weights), download(result, truth, p))
 
 
-@user_errors
+@api_errors
 def api_detect(image, threshold):
     """The public ``detect`` endpoint: (image file, threshold) -> (annotated image, detections)."""
     return compute.detect(image, threshold)

@@ -14,7 +14,7 @@ import gradio as gr
 import numpy as np
 
 from demos.flows import compute, figures
-from playground.ui_helpers import StopButtons, explanation, model_event, user_errors
+from playground.ui_helpers import StopButtons, api_errors, explanation, model_event, user_errors
 
 STOP = StopButtons()  # this tab's Stop button (one flag per session)
 
@@ -158,7 +158,7 @@ def on_layer(k, params, progress=gr.Progress()):
     return layer_figures(result, k)
 
 
-@user_errors
+@api_errors
 def flow_api(data: str, flow: str, n_layers: int, train_steps: int, seed: int) -> dict:
     """Train a flow (or reuse a cached one) and return its log-density on a grid.
 

@@ -15,7 +15,8 @@ import gradio as gr
 import numpy as np
 
 from demos.guidance import compute, defaults, figures
-from playground.ui_helpers import Step, StopButtons, explanation, model_event, stepwise, user_errors
+from playground.ui_helpers import (Step, StopButtons, api_errors, explanation, model_event, stepwise,
+                                   user_errors)
 from playground.validate import shown
 
 STOP = StopButtons()  # this tab's Stop button (one flag per session)
@@ -123,8 +124,7 @@ def denoising(work, progress, request, n_outputs: int, status_at: int):
     """Run ``work(on_step, should_stop)`` step-wise (``stepwise``): after each step, report the
     progress and yield a status line; finally yield the result. ``should_stop`` is true once
     the run is cancelled or this session pressed Stop (which keeps the partial images)."""
-    stop_button = STOP.start(request)
-    for item in stepwise(lambda on_step, cancelled: work(on_step, lambda: cancelled() or stop_button.is_set())):
+    for item in stepwise(work, STOP.start(request)):
         if not isinstance(item, Step):
             yield item
             return
@@ -179,7 +179,7 @@ def initial_values() -> dict:
             "status": "Showing the default settings (precomputed). Change anything and press **Generate**."}
 
 
-@user_errors
+@api_errors
 def api_guidance(prompt: str, mode: str, guidance_scale: float, n_images: int, steps: int, seed: int):
     """Images of the embedded model for ``prompt`` (DDIM), then {settings, timings}.
 

@@ -13,8 +13,8 @@ import numpy as np
 
 from demos import toy_data
 from demos.sde_ode import compute, figures
-from playground.ui_helpers import (Cancelled, Step, StopButtons, explanation, model_event, progress_steps,
-                                   stepwise, user_errors)
+from playground.ui_helpers import (Cancelled, Step, StopButtons, api_errors, explanation, model_event,
+                                   progress_steps, stepwise, user_errors)
 
 STOP = StopButtons()  # this tab's Stop button (one flag per session)
 
@@ -135,11 +135,11 @@ def on_run(data_choice, custom, n_data, sde, score, n_samples, n_steps, seed, sd
                      beta_min, beta_max, sigma_min, sigma_max)
     stop = STOP.start(request)
 
-    def work(on_step, cancelled):
-        return _run(params, progress_steps(on_step, lambda: cancelled() or stop.is_set(), progress))
+    def work(on_step, should_stop):
+        return _run(params, progress_steps(on_step, should_stop, progress))
 
     try:
-        for run in stepwise(work):
+        for run in stepwise(work, stop):
             if isinstance(run, Step):
                 yield gr.skip()
     except Cancelled:
@@ -202,7 +202,7 @@ def _custom_points(text: str) -> list:
     return toy_data.parse_points(text).tolist()
 
 
-@user_errors
+@api_errors
 def api_sde_ode(data: str, sde: str, score: str, n_samples: int, n_steps: int, seed: int) -> dict:
     """Final samples of the reverse SDE (Euler-Maruyama) and the probability-flow ODE (Heun) from
     the same noise: ``{"sde": [[x, y], ...], "ode": [[x, y], ...], "nfe_sde": int, "nfe_ode": int}``.

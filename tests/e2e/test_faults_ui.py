@@ -19,8 +19,17 @@ def set_number(page, elem_id: str, value: str) -> None:
     box.press("Tab")
 
 
-def status(page) -> str:
-    return page.locator("#guidance-status").inner_text()
+def start_then_stop(page, start: str, status_id: str, running: str) -> int:
+    """Press the ``start`` button, wait until the status shows ``running``, press the tab's Stop
+    button, wait for "Stopped at step k": returns k."""
+    tab = status_id.split("-")[0]
+    page.get_by_role("button", name=start, exact=True).click()
+    page.wait_for_function(f"document.querySelector('#{status_id}').innerText.includes('{running}')",
+                           timeout=120_000)
+    page.locator(f"#{tab}-stop").click()
+    page.wait_for_function(f"document.querySelector('#{status_id}').innerText.includes('Stopped at step')",
+                           timeout=60_000)
+    return int(re.search(r"Stopped at step (\d+)", page.locator(f"#{status_id}").inner_text()).group(1))
 
 
 def test_stop_ends_a_long_guidance_run_within_a_step_and_shows_where(page):
@@ -28,13 +37,7 @@ def test_stop_ends_a_long_guidance_run_within_a_step_and_shows_where(page):
     page.wait_for_selector("#guidance-gallery img", timeout=240_000)
     set_number(page, "guidance-n-steps", "100")
     set_number(page, "guidance-n-images", "16")  # 16 x 100 steps: many seconds here
-    page.get_by_role("button", name="Generate", exact=True).click()
-    page.wait_for_function("document.querySelector('#guidance-status').innerText.includes('Denoising… step')",
-                           timeout=120_000)
-    page.locator("#guidance-stop").click()
-    page.wait_for_function("document.querySelector('#guidance-status').innerText.includes('Stopped at step')",
-                           timeout=60_000)
-    stopped_at = int(re.search(r"Stopped at step (\d+)", status(page)).group(1))
+    stopped_at = start_then_stop(page, "Generate", "guidance-status", "Denoising… step")
     assert 1 <= stopped_at < 100
     assert page.locator("#guidance-gallery img").count() == 16  # the partial images are shown
     shot(page, "guidance_stopped")
@@ -106,12 +109,20 @@ def test_stop_ends_a_long_flow_training_and_says_where(page):
     page.wait_for_selector("#flows-plot-0 .js-plotly-plot", timeout=60_000)
     set_number(page, "flows-layers", "12")
     set_number(page, "flows-steps", "5000")  # 12 layers x 5000 steps: far longer than this test
-    page.get_by_role("button", name="Train", exact=True).click()
-    page.wait_for_function("document.querySelector('#flows-status').innerText.includes('Training… step')",
-                           timeout=60_000)
-    page.locator("#flows-stop").click()
-    page.wait_for_function("document.querySelector('#flows-status').innerText.includes('Stopped at step')",
-                           timeout=30_000)
-    step = int(re.search(r"Stopped at step (\d+) of 5000", page.locator("#flows-status").inner_text()).group(1))
-    assert step < 5000
+    assert start_then_stop(page, "Train", "flows-status", "Training… step") < 5000
     shot(page, "flows_stopped")
+
+
+def test_a_bad_input_is_a_warning_and_the_page_keeps_its_images(page):
+    open_tab(page, GUIDANCE)
+    page.wait_for_selector("#guidance-gallery img", timeout=240_000)
+    images = "els => els.map(e => e.src)"
+    before = page.eval_on_selector_all("#guidance-gallery img", images)
+    prompt = page.locator("#guidance-prompt textarea")
+    prompt.fill("a pink elephant")
+    prompt.press("Enter")
+    page.locator(".toast-body").filter(has_text="does not know 'pink', 'elephant'").first.wait_for(timeout=60_000)
+    page.wait_for_timeout(500)
+    assert page.eval_on_selector_all("#guidance-gallery img", images) == before  # not blanked
+    assert "Error" not in page.locator("#guidance-gallery").inner_text()
+    shot(page, "guidance_bad_prompt")
