@@ -1,13 +1,15 @@
-"""Command line: ``python -m playground [--host --port --share --device --tabs]``."""
+"""Command line: ``python -m playground [--host --port --share --device --tabs --root-path]``."""
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import socket
 import sys
+import threading
 
-from playground import settings
+from playground import settings, tempfiles
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -21,6 +23,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="where models run (default: PLAYGROUND_DEVICE or auto = cuda, then mps, then cpu)")
     parser.add_argument("--tabs", default=None,
                         help="comma-separated subset of tab ids to show (default: all)")
+    parser.add_argument("--root-path", default="",
+                        help="the sub-path a reverse proxy serves the app under, e.g. /playground (default: none)")
     return parser.parse_args(argv)
 
 
@@ -45,11 +49,37 @@ def check_port(host: str, port: int) -> None:
     if not 0 < port < 65536:
         fail(f"--port must be in 1..65535, got {port}")
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        # As the server itself binds: a port whose last connections linger in TIME-WAIT (a replica
+        # that just crashed) is free at once, while a port something listens on is still refused.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as err:
             fail(f"cannot listen on {host}:{port} ({err.strerror}); pass another --port or stop "
                  "the program using it")
+
+
+def check_root_path(path: str) -> str:
+    """The sub-path without its trailing ``/`` (``""`` for none); a malformed one is a one-line error."""
+    path = path.strip()
+    if not path or path == "/":
+        return ""
+    if not path.startswith("/") or any(c in path for c in " ?#\\") or "//" in path or "/../" in path + "/":
+        fail(f"--root-path must be a path like /playground (a leading '/', no spaces, '?', '#' or '..'), "
+             f"got {path[:60]!r}")
+    return path.rstrip("/")
+
+
+def stop_on_sigterm(demo, lifecycle) -> None:
+    """SIGTERM drains (no new work, runs in flight finish, at most ``PLAYGROUND_DRAIN_TIMEOUT_S``),
+    then the server closes and the process exits 0; a second SIGTERM stops at once."""
+    def on_sigterm(signum, frame):
+        if lifecycle.draining.is_set():
+            raise KeyboardInterrupt
+        threading.Thread(target=lifecycle.drain, args=(demo, settings.DRAIN_TIMEOUT_S), daemon=True,
+                         name="playground-drain").start()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def check_device(device: str | None) -> None:
@@ -67,15 +97,21 @@ def check_device(device: str | None) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    root_path = check_root_path(args.root_path)
+    tempfiles.configure_process()  # before Gradio reads GRADIO_TEMP_DIR
     tabs = check_tabs(args.tabs)
     check_device(args.device)
     check_port(args.host, args.port)
     settings.mark_public(args.host, args.share)
 
-    from playground.app import build_app, launch_kwargs
+    from playground.app import TABS, build_app, launch_kwargs
+    from playground.serving import Lifecycle
 
     demo = build_app(tabs)
-    demo.launch(**launch_kwargs(args.host, args.port, args.share), prevent_thread_lock=True)
+    lifecycle = Lifecycle(tabs or TABS)
+    demo.launch(**launch_kwargs(args.host, args.port, args.share, root_path, lifecycle), prevent_thread_lock=True)
+    stop_on_sigterm(demo, lifecycle)
+    tempfiles.Cleaner().start()
     if args.share and not demo.share_url:
         print("warning: --share could not create a public link (no network?); "
               f"serving locally only at {demo.local_url}", file=sys.stderr, flush=True)

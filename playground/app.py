@@ -15,7 +15,7 @@ import gradio as gr
 from starlette.middleware import Middleware
 from starlette.responses import PlainTextResponse
 
-from playground import gradio_fixes, home, settings
+from playground import gradio_fixes, home, serving, settings
 
 # Tab ids in display order; each is a folder under demos/.
 TABS: list[str] = ["sde_ode", "flows", "guidance", "controlnet", "attention", "detr"]
@@ -41,15 +41,16 @@ def build_app(tabs: list[str] | None = None) -> gr.Blocks:
     gradio_fixes.install()
     tab_ids = list(TABS if tabs is None else tabs)
     modules = [(tab_id, tab_module(tab_id)) for tab_id in tab_ids]
-    with gr.Blocks(title="Generative Playground", analytics_enabled=False) as demo:
-        with gr.Tabs():
-            with gr.Tab("Home", id="home"):
-                home.build(demo, [(tab_id, m.TITLE, m.SUMMARY) for tab_id, m in modules])
-            for tab_id, module in modules:
-                with gr.Tab(module.TITLE, id=tab_id):
-                    module.build(demo)
-    demo.queue(max_size=settings.QUEUE_MAX_SIZE,
-               default_concurrency_limit=settings.DEFAULT_CONCURRENCY_LIMIT)
+    with gradio_fixes.building():  # the server app and the page's config are made once, by launch
+        with gr.Blocks(title="Generative Playground", analytics_enabled=False) as demo:
+            with gr.Tabs():
+                with gr.Tab("Home", id="home"):
+                    home.build(demo, [(tab_id, m.TITLE, m.SUMMARY) for tab_id, m in modules])
+                for tab_id, module in modules:
+                    with gr.Tab(module.TITLE, id=tab_id):
+                        module.build(demo)
+        demo.queue(max_size=settings.QUEUE_MAX_SIZE,
+                   default_concurrency_limit=settings.DEFAULT_CONCURRENCY_LIMIT)
     return demo
 
 
@@ -73,9 +74,13 @@ class RefuseRemoteFiles:
 
 
 def launch_kwargs(host: str = settings.DEFAULT_HOST, port: int = settings.DEFAULT_PORT,
-                  share: bool = False) -> dict:
-    """Launch settings fit for a public link."""
+                  share: bool = False, root_path: str = "", lifecycle: serving.Lifecycle | None = None) -> dict:
+    """Launch settings fit for a public link. ``root_path``: the sub-path a reverse proxy serves
+    the app under (``/playground``); ``lifecycle``: the health, readiness and drain state
+    (``playground/serving.py``; a fresh one for every tab by default)."""
+    lifecycle = lifecycle or serving.Lifecycle(TABS)
     return {
+        **({"root_path": root_path} if root_path else {}),
         "server_name": host, "server_port": port, "share": share,
         "max_file_size": settings.MAX_FILE_SIZE, "show_error": False, "ssr_mode": False,
         "state_session_capacity": settings.SESSION_CAPACITY,
@@ -83,5 +88,5 @@ def launch_kwargs(host: str = settings.DEFAULT_HOST, port: int = settings.DEFAUL
         # for a browser on this machine (which a --share tunnel also is), the host's own: off.
         "run_history": False,
         "theme": THEME, "css": CSS, "footer_links": ["api"],
-        "app_kwargs": {"middleware": [Middleware(RefuseRemoteFiles)]},
+        "app_kwargs": {"middleware": [Middleware(RefuseRemoteFiles), Middleware(serving.Serving, lifecycle=lifecycle)]},
     }

@@ -27,6 +27,14 @@ MAX_FILE_SIZE = "10mb"
 SESSION_CAPACITY = int(os.environ.get("PLAYGROUND_SESSION_CAPACITY", "512"))
 MAX_IMAGE_PIXELS = 50_000_000  # see limit_image_pixels
 
+# A server that runs for weeks (issue 19). Temp folder: see playground/tempfiles.py.
+TEMP_MAX_AGE_S = float(os.environ.get("PLAYGROUND_TEMP_MAX_AGE_S", str(6 * 3600)))  # longer than a lecture
+TEMP_MAX_MB = float(os.environ.get("PLAYGROUND_TEMP_MAX_MB", "1000"))
+TEMP_KEEP_S = float(os.environ.get("PLAYGROUND_TEMP_KEEP_S", "1800"))  # the size limit never deletes younger files
+TEMP_SWEEP_S = float(os.environ.get("PLAYGROUND_TEMP_SWEEP_S", "300"))
+# On SIGTERM: no new work, runs in flight get this long to finish, then the process exits.
+DRAIN_TIMEOUT_S = float(os.environ.get("PLAYGROUND_DRAIN_TIMEOUT_S", "60"))
+
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 

@@ -20,7 +20,7 @@ def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
 def test_help_lists_every_option():
     result = run_cli("--help")
     assert result.returncode == 0
-    for option in ("--host", "--port", "--share", "--device", "--tabs"):
+    for option in ("--host", "--port", "--share", "--device", "--tabs", "--root-path"):
         assert option in result.stdout
 
 
@@ -40,6 +40,35 @@ def test_busy_port_is_one_line_error():
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and str(port) in lines[0] and "--port" in lines[0]
+
+
+def test_a_port_whose_last_connections_are_in_time_wait_is_free_at_once():
+    """A replica that crashed leaves its accepted connections in TIME-WAIT; the restart's port
+    check must not refuse the port for a minute (SO_REUSEADDR, as the server binds)."""
+    from playground.__main__ import check_port
+
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn's listening socket
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = server.accept()
+        accepted.close()  # the server side closes first: its end goes to TIME-WAIT
+        client.recv(1)
+        client.close()
+    with open("/proc/net/tcp") as f:
+        assert any(line.split()[1].endswith(f":{port:04X}") and line.split()[3] == "06" for line in f), \
+            "expected a TIME-WAIT socket on the port"
+    check_port("127.0.0.1", port)  # no SystemExit
+
+
+@pytest.mark.parametrize("root_path", ["playground", "/a b", "/x/../y", "/q?x=1"])
+def test_a_malformed_root_path_is_one_line_error(root_path):
+    result = run_cli("--root-path", root_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--root-path must be a path like /playground" in lines[0]
 
 
 def test_cuda_without_cuda_is_one_line_error():

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import csv
 import json
-import tempfile
-from pathlib import Path
 
 import gradio as gr
 
 from demos.attention import compute, figures
+from playground import tempfiles
 from playground.ui_helpers import (Step, api_errors, explanation, model_event, progress_steps, stepwise,
                                    user_errors)
 
@@ -237,7 +236,7 @@ def on_export(*controls_and_run):
             "weight_dtype": p.weight_dtype, "sizes": compute.sizes_table(p),
             "gpu_fits": compute.gpu_fits(p), "paper_93_3_derivation": compute.paper_reduction(),
             "real_run": run}
-    folder = Path(tempfile.mkdtemp(prefix="attention_"))
+    folder = tempfiles.output_folder("attention_")
     (folder / "kv_cache.json").write_text(json.dumps(data, indent=2, default=str))
     with open(folder / "kv_cache_sizes.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(data["sizes"][0]))

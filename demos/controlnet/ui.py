@@ -7,14 +7,12 @@ Run alone with ``python -m demos.controlnet.ui``. Imports no torch: generation i
 from __future__ import annotations
 
 import json
-import tempfile
-from pathlib import Path
 
 import gradio as gr
 import numpy as np
 
 from demos.controlnet import compute
-from playground import plots
+from playground import plots, tempfiles
 from playground.settings import ASSETS_DIR
 from playground.ui_helpers import (Step, StopButtons, api_errors, explanation, model_event, stepwise,
                                    user_errors)
@@ -119,7 +117,7 @@ def result_picture(image: np.ndarray, condition: np.ndarray, show_overlay: bool)
 
 def summary_file(summary: dict) -> str:
     """The JSON summary written to a temporary file for download."""
-    path = Path(tempfile.mkdtemp(prefix="controlnet_")) / "controlnet.json"
+    path = tempfiles.output_folder("controlnet_") / "controlnet.json"
     path.write_text(json.dumps(summary, indent=2))
     return str(path)
 

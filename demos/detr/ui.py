@@ -6,13 +6,11 @@ functions, which import ``demos.detr.model`` (torch, transformers) on first use.
 
 from __future__ import annotations
 
-import tempfile
-
 import gradio as gr
 import pandas as pd
 
 from demos.detr import compute, figures
-from playground import settings
+from playground import settings, tempfiles
 from playground.ui_helpers import api_errors, explanation, model_event, user_errors
 
 TITLE = "DETR"
@@ -83,9 +81,9 @@ def download(result: compute.DetrResult, truth, p: compute.DetrParams) -> str:
     matching = None
     if truth is not None and result.model == "shapes-detr":
         matching = compute.match_scene(result, truth, p.weights)
-    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="detr_", delete=False) as f:
-        f.write(compute.report_json(result, p.threshold, matching))
-    return f.name
+    path = tempfiles.output_folder("detr_") / "detr.json"
+    path.write_text(compute.report_json(result, p.threshold, matching))
+    return str(path)
 
 
 def params_of(model, threshold, query, w_class, w_l1, w_giou, seed=0) -> compute.DetrParams:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import functools
 import json
-import tempfile
 
 import gradio as gr
 import numpy as np
 
 from demos.flows import compute, figures
+from playground import tempfiles
 from playground.ui_helpers import StopButtons, api_errors, explanation, model_event, user_errors
 
 STOP = StopButtons()  # this tab's Stop button (one flag per session)
@@ -108,9 +108,9 @@ def layer_slider(result: compute.FlowResult) -> dict:
 
 def download_file(result: compute.FlowResult) -> str:
     """The API's JSON for what is shown, as a file."""
-    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="flow_", delete=False) as f:
-        json.dump(compute.api_output(result), f)
-    return f.name
+    path = tempfiles.output_folder("flow_") / "flow.json"
+    path.write_text(json.dumps(compute.api_output(result)))
+    return str(path)
 
 
 # ----------------------------------------------------------------------------- callbacks

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import functools
 import json
-import tempfile
-from pathlib import Path
 
 import gradio as gr
 import numpy as np
 
 from demos.guidance import compute, defaults, figures
+from playground import tempfiles
 from playground.ui_helpers import (Step, StopButtons, api_errors, explanation, model_event, stepwise,
                                    user_errors)
 from playground.validate import shown
@@ -112,7 +111,7 @@ def download_files(result: compute.Generation, name: str) -> list[str]:
     """A PNG strip of the images and a JSON of the settings and timings."""
     from PIL import Image
 
-    folder = Path(tempfile.mkdtemp(prefix="guidance_"))
+    folder = tempfiles.output_folder("guidance_")
     strip = np.concatenate(list(result.images), axis=1)  # (H, B*W, 3)
     Image.fromarray(strip).save(folder / f"{name}.png")
     (folder / f"{name}.json").write_text(json.dumps({"settings": result.settings, "timings": result.timings},

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import tempfile
 import threading
 from collections import OrderedDict
 
@@ -13,6 +12,7 @@ import numpy as np
 
 from demos import toy_data
 from demos.sde_ode import compute, figures
+from playground import tempfiles
 from playground.ui_helpers import (Cancelled, Step, StopButtons, api_errors, explanation, model_event,
                                    progress_steps, stepwise, user_errors)
 
@@ -114,9 +114,9 @@ def _compare_text(n: dict) -> str:
 
 
 def _download(run: compute.Run) -> str:
-    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="sde_ode_", delete=False) as f:
-        f.write(compute.run_json(run))
-    return f.name
+    path = tempfiles.output_folder("sde_ode_") / "sde_ode.json"
+    path.write_text(compute.run_json(run))
+    return str(path)
 
 
 @functools.lru_cache(maxsize=1)
