@@ -11,11 +11,17 @@
 Only "queue full" is an acceptable error. Prints p50/p95 latency per endpoint and error counts.
 
     python -m benchmarks.load --users 12 [--rounds 2] [--url http://127.0.0.1:7860]
+    python -m benchmarks.load --users 12 --url http://127.0.0.1:8080/ --pid-files 'deploy/run/replica-*/pid'
+
+With ``--url`` it loads an app it did not start (e.g. replicas behind nginx, ``deploy/replicas.sh``);
+``--pid-files`` (a glob) names the processes whose memory is read, and behind a balancer that sets
+``X-Replica`` the table also says how many users (sessions) each replica served.
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import hashlib
 import os
 import statistics
@@ -211,20 +217,21 @@ def _children(pid: int) -> list[int]:
     return kids + [g for k in kids for g in _children(k)]
 
 
-def start_server(port: int, env: dict | None = None) -> subprocess.Popen:
-    """``python -m playground`` on ``port`` (with ``env`` added to the environment), once it
-    answers; its output goes to a log file, shown if it fails. Also used by the tests."""
+def start_server(port: int, env: dict | None = None, args: tuple[str, ...] = ()) -> subprocess.Popen:
+    """``python -m playground`` on ``port`` (with ``env`` added to the environment and ``args`` to
+    the command line), once it answers; its output goes to a log file, shown if it fails. Also used
+    by the tests."""
     import tempfile
 
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", **(env or {})}
     log = tempfile.NamedTemporaryFile("w+", prefix="playground-load-", suffix=".log", delete=False)
-    proc = subprocess.Popen([sys.executable, "-m", "playground", "--port", str(port)], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "playground", "--port", str(port), *args], cwd=ROOT, env=env,
                             stdout=log, stderr=subprocess.STDOUT)
     for _ in range(600):
         if proc.poll() is not None:
             break
         try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
             return proc
         except OSError:
             time.sleep(0.2)
@@ -244,10 +251,11 @@ def prepare(url: str, users: int) -> dict:
             "clients": [Client(url, verbose=False) for _ in range(users)]}
 
 
-def run_rounds(setup: dict, rounds: int, pid: int | None = None) -> dict:
+def run_rounds(setup: dict, rounds: int, pid: int | None = None, pids: list[int] | None = None) -> dict:
     """``rounds`` rounds of every user calling every endpoint at once: results, and the server's
-    resident memory after each round if its ``pid`` is given."""
+    resident memory after each round if its ``pid`` is given (each of ``pids``: ``replica_rss_mb``)."""
     clients, memory, results = setup["clients"], [], Results()
+    replicas: dict[int, list[float]] = {p: [] for p in pids or []}
     for _ in range(rounds):
         with ThreadPoolExecutor(len(clients)) as pool:
             for future in [pool.submit(user_round, client, u, setup["scenarios"], setup["reference"], results)
@@ -255,13 +263,30 @@ def run_rounds(setup: dict, rounds: int, pid: int | None = None) -> dict:
                 future.result()
         if pid:
             memory.append(rss_mb(pid))
-    return {"results": results, "rss_mb": memory}
+        for p, values in replicas.items():
+            values.append(rss_mb(p))
+    return {"results": results, "rss_mb": memory, "replica_rss_mb": replicas}
 
 
-def run(url: str, users: int, rounds: int, pid: int | None) -> dict:
+def sessions_per_replica(url: str, clients: list) -> dict[str, int]:
+    """Behind a balancer that names the replica in ``X-Replica`` (deploy/): how many of the
+    clients' sessions (their affinity cookies) each replica serves. Empty without the header."""
+    import httpx
+
+    counts: dict[str, int] = {}
+    for client in clients:
+        replica = httpx.get(url.rstrip("/") + "/healthz", cookies=client.cookies, timeout=10).headers.get("x-replica")
+        if replica:
+            counts[replica] = counts.get(replica, 0) + 1
+    return counts
+
+
+def run(url: str, users: int, rounds: int, pid: int | None, pids: list[int] | None = None) -> dict:
     """The whole load test; returns a summary for ``report``."""
     setup = prepare(url, users)
-    return {**setup, **run_rounds(setup, rounds, pid)}
+    summary = {**setup, **run_rounds(setup, rounds, pid, pids)}
+    summary["sessions"] = sessions_per_replica(url, setup["clients"])
+    return summary
 
 
 def report(summary: dict, users: int) -> None:
@@ -282,6 +307,10 @@ def report(summary: dict, users: int) -> None:
         print(f"  {api}: {count} right answers were not bit-identical to the reference (within the tolerances)")
     if summary["rss_mb"]:
         print("server RSS after each round (MB): " + ", ".join(f"{m:.0f}" for m in summary["rss_mb"]))
+    for p, values in summary.get("replica_rss_mb", {}).items():
+        print(f"process {p} RSS after each round (MB): " + ", ".join(f"{m:.0f}" for m in values))
+    if summary.get("sessions"):
+        print("sessions per replica (X-Replica): " + ", ".join(f"{r} {n}" for r, n in sorted(summary["sessions"].items())))
 
 
 def main() -> None:
@@ -290,11 +319,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--url", default=None, help="an already running app (default: start one)")
     parser.add_argument("--port", type=int, default=7899)
+    parser.add_argument("--pid-files", default=None,
+                        help="with --url: a glob of PID files whose processes' memory is read, e.g. 'deploy/run/replica-*/pid'")
     args = parser.parse_args()
+    pids = [int(Path(f).read_text()) for f in sorted(glob.glob(args.pid_files))] if args.pid_files else []
+    if args.pid_files and not pids:
+        raise SystemExit(f"error: no PID file matches {args.pid_files!r}")
     proc = None if args.url else start_server(args.port)
     url = args.url or f"http://127.0.0.1:{args.port}/"
     try:
-        summary = run(url, args.users, args.rounds, proc.pid if proc else None)
+        summary = run(url, args.users, args.rounds, proc.pid if proc else None, pids)
     finally:
         if proc:
             proc.terminate()
