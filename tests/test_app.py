@@ -5,16 +5,46 @@ import sys
 
 from playground import settings
 from playground.app import TABS, build_app, launch_kwargs
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port
 
-HEAVY = ("torch", "diffusers", "transformers")
+HEAVY = ("scipy", "torch", "transformers", "diffusers")  # seconds to import: never at start-up (issue 21)
 
 
-def test_building_the_app_imports_no_model_library():
-    code = ("import sys; from playground.app import build_app; build_app(); "
-            f"print([m for m in {HEAVY!r} if m in sys.modules])")
+def test_importing_every_tab_and_building_the_app_imports_no_heavy_library():
+    """In a fresh process (a clean ``sys.modules``): every ``demos/<tab>/ui.py`` of ``TABS`` and
+    ``build_app()`` import none of scipy, torch, transformers, diffusers; they load on first use."""
+    code = ("import importlib, sys; from playground.app import TABS, build_app; "
+            "[importlib.import_module(f'demos.{tab}.ui') for tab in TABS]; build_app(); "
+            f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_app_and_its_config_are_made_by_launch_only(monkeypatch):
+    """Gradio builds a FastAPI app and the page's config in ``Blocks.__init__``, ``__exit__``
+    and ``queue()`` and again in ``launch``; inside ``build_app`` it makes none
+    (``gradio_fixes.building``): ``launch`` makes the app once."""
+    from gradio.blocks import BlocksConfig
+    from gradio.routes import App
+
+    counts = {"apps": 0, "configs": 0}
+    setup, get_config = App.setup_mcp_server, BlocksConfig.get_config  # run by every real create_app / config
+
+    def counting(key, fn):
+        def wrapper(*args, **kwargs):
+            counts[key] += 1
+            return fn(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(App, "setup_mcp_server", staticmethod(counting("apps", setup)))
+    monkeypatch.setattr(BlocksConfig, "get_config", counting("configs", get_config))
+    demo = build_app(tabs=["attention"])
+    assert counts == {"apps": 0, "configs": 0} and demo.app is None and demo.config is None
+    demo.launch(**launch_kwargs(port=free_port()), prevent_thread_lock=True, quiet=True)
+    try:
+        assert counts["apps"] == 1 and demo.app is not None and demo.config["components"]
+    finally:
+        demo.close()
 
 
 def test_compute_modules_do_not_import_gradio():
