@@ -7,6 +7,7 @@ Run alone with ``python -m demos.attention.ui``. Imports no torch: the real run 
 from __future__ import annotations
 
 import csv
+import functools
 import json
 
 import gradio as gr
@@ -330,7 +331,7 @@ def build(demo: gr.Blocks) -> None:
             view = view_controls(p)
         with gr.Column(scale=2):
             summary = gr.Markdown(headline(p), elem_id="attention-summary")
-            memory = gr.Plot(figures.memory_figure(p), label="KV cache against context length",
+            memory = gr.Plot(label="KV cache against context length",
                              elem_id="attention-memory")
     sizes = gr.Dataframe(value=sizes_rows(p), headers=SIZE_HEADERS, interactive=False, wrap=True,
                          elem_id="attention-sizes",
@@ -338,7 +339,7 @@ def build(demo: gr.Blocks) -> None:
     gr.Markdown(paper_note())
     fits = gr.Dataframe(value=fits_rows(p), headers=FIT_HEADERS, interactive=False, wrap=True,
                         label="What fits on one GPU beside the weights (upper bounds: activations ignored)")
-    heads = gr.Plot(figures.heads_figure(p.config), label="which query heads share which keys and values")
+    heads = gr.Plot(label="which query heads share which keys and values")
     explanation(explanation_text())
     gr.Examples([["DeepSeek-V2", 131_072, 1, "bf16"], ["DeepSeek-67B", 131_072, 1, "bf16"],
                  ["Llama-2-70B", 4_096, 32, "fp16"], ["Falcon-7B", 2_048, 64, "fp16"],
@@ -352,6 +353,15 @@ def build(demo: gr.Blocks) -> None:
     run_button.click(on_run, run_inputs, run_outputs, api_visibility="private", **model_event())
     export.click(on_export, [preset, *shape, *view, run_outputs[-1]], files, api_visibility="private")
     gr.api(kv_cache_api, api_name="kv_cache")
+    demo.load(opening_figures, outputs=[memory, heads], api_visibility="private")
+
+
+@functools.lru_cache(maxsize=1)
+def opening_figures() -> tuple:
+    """The default model's two plots: drawn on page load, not at build (the app's start-up
+    budget); cached per process."""
+    p = compute.CacheParams()
+    return figures.memory_figure(p), figures.heads_figure(p.config)
 
 
 def wire(preset, shape: list, view: list, view_outputs: list, heads) -> None:

@@ -6,6 +6,7 @@ Run alone with ``python -m demos.controlnet.ui``. Imports no torch: generation i
 
 from __future__ import annotations
 
+import functools
 import json
 
 import gradio as gr
@@ -241,6 +242,9 @@ def build_inputs() -> dict:
     return c
 
 
+OPENING = ("condition", "result", "sweep", "residuals", "details", "shown")  # the outputs set on page load
+
+
 def default_values() -> dict:
     """What the outputs show when the tab opens: the saved default view, or placeholders."""
     view = compute.load_default_view()
@@ -255,27 +259,35 @@ def default_values() -> dict:
             "details": summary, "shown": (view["image"], view["condition"])}
 
 
+@functools.lru_cache(maxsize=1)
+def opening_views() -> tuple:
+    """The saved default view, in ``OPENING``'s order: sent on page load, not at build (the app's
+    start-up budget: it decodes images and draws a plot); cached per process."""
+    d = default_values()
+    return tuple(d[k] for k in OPENING)
+
+
 def build_outputs() -> dict:
-    d, o = default_values(), {}
+    o = {}
     with gr.Row():  # captions above the pictures: a label badge would cover their top rows
         with gr.Column(min_width=200):
             gr.Markdown("**c_f**: what the ControlNet receives")
-            o["condition"] = gr.Image(d["condition"], label="c_f: what the ControlNet receives", show_label=False,
+            o["condition"] = gr.Image(label="c_f: what the ControlNet receives", show_label=False,
                                       height=256, interactive=False, format="png", elem_id="controlnet-condition",
                                       buttons=["download"])
         with gr.Column(min_width=200):
             gr.Markdown("**Generated image**")
-            o["result"] = gr.Image(d["result"], label="Generated image", show_label=False, height=256,
+            o["result"] = gr.Image(label="Generated image", show_label=False, height=256,
                                    interactive=False, format="png", elem_id="controlnet-result",
                                    buttons=["download", "fullscreen"])
     o["overlay"] = gr.Checkbox(value=True, label="Overlay the sketch", info="draw c_f's strokes over the result")
-    o["sweep"] = gr.Gallery(d["sweep"], label="Same seed, conditioning scale s = 0, 0.5, 1, 1.5, 2", columns=5,
+    o["sweep"] = gr.Gallery(label="Same seed, conditioning scale s = 0, 0.5, 1, 1.5, 2", columns=5,
                             rows=1, height=200, object_fit="contain", format="png")
-    o["residuals"] = gr.Plot(value=d["residuals"], label="ControlNet residuals")
+    o["residuals"] = gr.Plot(label="ControlNet residuals")
     with gr.Accordion("Settings and timings (JSON)", open=False):
-        o["details"] = gr.JSON(d["details"], label="settings and timings", elem_id="controlnet-details")
+        o["details"] = gr.JSON(label="settings and timings", elem_id="controlnet-details")
     o["download"] = gr.File(label="Download settings, timings and residuals (JSON)", interactive=False)
-    o["shown"] = gr.State(d["shown"])  # (image without overlay, c_f) of what the page shows
+    o["shown"] = gr.State(None)  # (image without overlay, c_f) of what the page shows
     return o
 
 
@@ -306,6 +318,7 @@ def wire(demo: gr.Blocks, c: dict, o: dict, generate: gr.Button, stop: gr.Button
     o["overlay"].change(redraw_overlay, inputs=[o["shown"], o["overlay"]], outputs=o["result"],
                         api_visibility="private")
     demo.load(None, js=BRUSH_READY_JS)
+    demo.load(opening_views, outputs=[o[k] for k in OPENING], api_visibility="private")
     c["sketch"].input(None, js=f"() => '{CANVAS}'", outputs=c["source"])
     c["upload"].change(None, js=f"(x) => x ? '{UPLOAD}' : '{CANVAS}'", inputs=c["upload"], outputs=c["source"])
     build_api()

@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 
 @dataclass(frozen=True)
@@ -127,6 +126,8 @@ def hungarian_match(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Returns ``(query_idx, target_idx)``, each (min(N, M),), sorted by target index.
     """
+    from scipy.optimize import linear_sum_assignment  # 0.4 s to import: not at the app's start-up
+
     cost = np.asarray(cost, dtype=np.float64)
     if not np.isfinite(cost).all():
         raise ValueError("the matching cost contains NaN or infinity")

@@ -6,6 +6,8 @@ functions, which import ``demos.detr.model`` (torch, transformers) on first use.
 
 from __future__ import annotations
 
+import functools
+
 import gradio as gr
 import pandas as pd
 
@@ -98,9 +100,11 @@ def all_views(result, truth, p: compute.DetrParams) -> tuple:
             gr.update(maximum=query_max, value=min(p.query, query_max)), {"result": result, "truth": truth})
 
 
+@functools.lru_cache(maxsize=1)
 def default_views() -> tuple:
-    """The tab's opening state from the stored outputs of the default scene (no torch at start-up),
-    or placeholders when they are missing."""
+    """The tab's opening state from the stored outputs of the default scene (no torch), or
+    placeholders when they are missing. Sent on page load, not at build (the app's start-up
+    budget: the matching imports scipy, the views draw images and plots); cached per process."""
     try:
         result, truth = compute.result_from_json(DEFAULT_OUTPUTS.read_text())
     except (OSError, ValueError, KeyError):
@@ -181,13 +185,11 @@ def examples() -> list[list[str]]:
 
 
 def build(demo: gr.Blocks) -> None:
-    (v_image, v_annotated, v_json, v_queries, v_table, v_attention, v_cost, v_matching, v_loss, v_file, v_query,
-     v_state) = default_views()
     gr.Markdown(INTRO)
-    state = gr.State(v_state)
+    state = gr.State({})
     with gr.Row():
         with gr.Column(scale=1):
-            image_in = gr.Image(v_image, label="Image", elem_id="detr-image", type="filepath", image_mode=None,
+            image_in = gr.Image(label="Image", elem_id="detr-image", type="filepath", image_mode=None,
                                sources=["upload", "clipboard"], height=320)  # compute decodes, safely
             with gr.Row():
                 seed = gr.Number(value=P.seed, elem_id="detr-seed", precision=0, minimum=0, maximum=compute.MAX_SEED, label="Seed",
@@ -199,16 +201,16 @@ def build(demo: gr.Blocks) -> None:
                                   info="show query j when max_c p̂_j(c) ≥ τ (c ≠ ∅)")
             detect_btn = gr.Button("Detect on this image")
         with gr.Column(scale=1):
-            annotated = gr.Image(v_annotated, label="Detections (label, score)", elem_id="detr-annotated", type="pil", height=420, interactive=False)
+            annotated = gr.Image(label="Detections (label, score)", elem_id="detr-annotated", type="pil", height=420, interactive=False)
     with gr.Row():
         with gr.Column(scale=3):
-            queries_plot = gr.Plot(v_queries, label="Every query", elem_id="detr-queries")
+            queries_plot = gr.Plot(label="Every query", elem_id="detr-queries")
         with gr.Column(scale=2):
-            query = gr.Slider(0, 11, value=v_query, step=1, label="Query j", elem_id="detr-query",
+            query = gr.Slider(0, 11, value=P.query, step=1, label="Query j", elem_id="detr-query",
                               info="the query whose decoder cross-attention is shown")
-            attention = gr.Image(v_attention, label="Cross-attention of query j (last decoder layer)", elem_id="detr-attention", type="pil",
+            attention = gr.Image(label="Cross-attention of query j (last decoder layer)", elem_id="detr-attention", type="pil",
                                  height=300, interactive=False)
-    query_table = gr.Dataframe(v_table, label="Every query's prediction (boxes in the image's pixels)", elem_id="detr-table", interactive=False,
+    query_table = gr.Dataframe(label="Every query's prediction (boxes in the image's pixels)", elem_id="detr-table", interactive=False,
                                max_height=260)
     gr.Markdown("### Hungarian matching (generated scenes: the ground truth is known)")
     with gr.Row():
@@ -217,14 +219,14 @@ def build(demo: gr.Blocks) -> None:
         w_l1 = gr.Slider(0, 10, value=P.w_l1, step=0.1, label="w_L1", info="weight of ‖b_i − b̂_j‖₁")
         w_giou = gr.Slider(0, 10, value=P.w_giou, step=0.1, label="w_GIoU", info="weight of −GIoU(b_i, b̂_j)")
     with gr.Row():
-        cost_plot = gr.Plot(v_cost, label="Cost matrix and assignment", elem_id="detr-cost")
-        matching_img = gr.Image(v_matching, label="Optimal assignment σ*: ground truth (GT) ↔ query", type="pil", height=420,
+        cost_plot = gr.Plot(label="Cost matrix and assignment", elem_id="detr-cost")
+        matching_img = gr.Image(label="Optimal assignment σ*: ground truth (GT) ↔ query", type="pil", height=420,
                                 interactive=False)
     with gr.Row():
-        loss_plot = gr.Plot(v_loss, label="Loss terms")
+        loss_plot = gr.Plot(label="Loss terms")
         with gr.Column():
-            found_json = gr.JSON(v_json, label="Detections (JSON, as the API returns them)")
-            download_file = gr.File(v_file, label="Download everything shown (JSON)", interactive=False)
+            found_json = gr.JSON(label="Detections (JSON, as the API returns them)")
+            download_file = gr.File(label="Download everything shown (JSON)", interactive=False)
     explanation(EXPLANATION)
     if examples():
         gr.Examples(examples(), inputs=[image_in], label="Example images (no ground truth)")
@@ -243,6 +245,7 @@ def build(demo: gr.Blocks) -> None:
     query.release(on_query, [state, query, threshold], [attention, queries_plot], api_visibility="private")
     for weight in (w_class, w_l1, w_giou):
         weight.release(on_weights, [state, *controls], [*matching_out, download_file], api_visibility="private")
+    demo.load(default_views, outputs=[image_in, *everything], api_visibility="private")
 
     # The public endpoint: an image file (not decoded by Gradio, so bad files get our message).
     with gr.Row(visible=False):
