@@ -28,6 +28,14 @@ def figure(title: str = "", x_title: str = "", y_title: str = "", height: int = 
     return fig
 
 
+def make_subplots(**kwargs) -> go.Figure:
+    """``plotly.subplots.make_subplots``, imported on first use: it loads plotly's validators and
+    narwhals (0.1 s), which the app's start-up does not need."""
+    from plotly.subplots import make_subplots as plotly_make_subplots
+
+    return plotly_make_subplots(**kwargs)
+
+
 def equal_axes(fig: go.Figure) -> go.Figure:
     """Same scale on x and y (for 2-D data)."""
     fig.update_yaxes(scaleanchor="x", scaleratio=1)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from demos.guidance import compute
 from playground import plots
@@ -23,9 +22,9 @@ def step_view(records: list[dict], mode: str) -> go.Figure:
     if not records:
         return _message("No steps recorded.")
     rows = len(records)
-    fig = make_subplots(rows=rows, cols=4, horizontal_spacing=0.03, vertical_spacing=0.06 / max(rows, 1),
-                        column_titles=list(_columns(mode)),
-                        row_titles=[f"step {r['step']} (t={r['t']})" for r in records])
+    fig = plots.make_subplots(rows=rows, cols=4, horizontal_spacing=0.03, vertical_spacing=0.06 / max(rows, 1),
+                              column_titles=list(_columns(mode)),
+                              row_titles=[f"step {r['step']} (t={r['t']})" for r in records])
     limit = max(float(compute.magnitude(r["direction"]).max()) for r in records) or 1.0
     for row, record in enumerate(records, start=1):
         fig.add_trace(go.Image(z=record["x0_image"], hoverinfo="skip"), row=row, col=1)
@@ -56,8 +55,8 @@ def curve(data: dict | None) -> go.Figure:
     """Prompt adherence and diversity against the scale s, as measured on the embedded model."""
     if not data:
         return _message("No measured curve yet: run `python -m benchmarks.guidance --write-curve`.")
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
-                        subplot_titles=("prompt adherence (checker)", "diversity (mean pairwise RMS distance)"))
+    fig = plots.make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
+                              subplot_titles=("prompt adherence (checker)", "diversity (mean pairwise RMS distance)"))
     for i, (mode, series) in enumerate(data["modes"].items()):
         color = plots.COLORS[i]
         name = compute.MODE_LABELS.get(mode, mode)

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from demos.sde_ode import compute
-from playground.plots import COLORS, figure, points_trace
+from playground.plots import COLORS, figure, make_subplots, points_trace
 
 ANIM_POINTS = 1000  # particles per cloud per animation frame
 PATHS_SHOWN = 5  # paths per sampler in the path views
