@@ -38,7 +38,12 @@ def render(kind: str, ports: list[int], listen: str, run_dir: Path, root_path: s
         fail(f"--root-path must be a path like /playground, got {root_path[:60]!r}")
     if kind == "nginx":
         servers = "\n".join(f"        server 127.0.0.1:{p} max_fails=1 fail_timeout=10s;" for p in ports)
+        extras = "" if not root_path else (
+            "        # Served under a sub-path: the site's root sends visitors there; browsers ask for /favicon.ico\n"
+            f"        location = / {{ return 302 {root_path}/; }}\n"
+            "        location = /favicon.ico { proxy_pass http://playground_replicas/favicon.ico; }")
         fields = {"SERVERS": servers, "LOCATION": f"{root_path}/", "ROOT_PATH_OR_NONE": root_path or "(none)",
+                  "ROOT_PATH_EXTRAS": extras,
                   "DAEMON": "daemon off;" if foreground else ""}
     else:
         servers = "\n".join(f"    server r{i} 127.0.0.1:{p} cookie r{i} check inter 2s"

@@ -21,7 +21,10 @@ import threading
 import time
 
 NEW_WORK = re.compile(r"^/gradio_api/(queue/join|call/|run/|api/|upload)")
-NOT_WORK = re.compile(r"^/(healthz|readyz)$|/heartbeat/")  # long-lived or ours: not "in flight"
+# Downloads in flight (a result's files, fetched just after it completes). Not the event streams:
+# a run's stream is counted as the run, and a stream a client left open (or one no run feeds)
+# must not hold a stopping server for its whole timeout.
+DOWNLOAD = re.compile(r"^/gradio_api/file[=/]")
 DRAINING_MESSAGE = "This server is restarting: reload the page to continue on another one."
 
 
@@ -74,11 +77,11 @@ class Lifecycle:
 
     # -- drain ---------------------------------------------------------------------------------
     def busy(self, demo) -> int:
-        """Runs queued or running, plus HTTP requests in flight (downloads, streams)."""
+        """Runs queued or running, plus downloads in flight."""
         queue = demo._queue
         return len(queue) + queue.get_active_worker_count() + self.in_flight
 
-    def drain(self, demo, timeout_s: float, quiet_s: float = 0.5, poll_s: float = 0.05) -> bool:
+    def drain(self, demo, timeout_s: float, quiet_s: float = 2.0, poll_s: float = 0.05) -> bool:
         """Refuse new work, wait until nothing has been in flight for ``quiet_s`` (a client fetches
         a result's files just after it completes) or ``timeout_s`` passed, then close ``demo``.
         True if everything in flight finished."""
@@ -111,7 +114,7 @@ async def _respond(send, status: int, body: bytes, content_type: bytes) -> None:
 
 class Serving:
     """ASGI middleware: ``/healthz`` and ``/readyz``; during a drain, 503 for new work; counts
-    the HTTP requests in flight."""
+    the downloads in flight."""
 
     def __init__(self, app, lifecycle: Lifecycle):
         self.app, self.lifecycle = app, lifecycle
@@ -128,7 +131,7 @@ class Serving:
         if lifecycle.draining.is_set() and scope.get("method") == "POST" and NEW_WORK.match(path):
             return await _respond(send, 503, json.dumps({"detail": DRAINING_MESSAGE}).encode(),
                                   b"application/json")
-        counted = not NOT_WORK.search(path)
+        counted = bool(DOWNLOAD.match(path))
         if counted:
             with lifecycle._lock:
                 lifecycle.in_flight += 1
