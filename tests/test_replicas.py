@@ -23,8 +23,7 @@ import pytest
 from benchmarks import load
 from tests.conftest import ROOT, free_port
 
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-pytestmark = pytest.mark.skipif(not Path(NGINX).exists(), reason="nginx is installed by scripts/test.sh")
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"  # Debian's; scripts/test.sh installs it
 SESSIONS_PER_REPLICA = 2
 CALLS_PER_SESSION = 3
 LONG_GUIDANCE = ("a red circle", "cfg", 5.0, 4, 40, 7)  # a second or more: long enough to interrupt
@@ -51,6 +50,7 @@ class Nginx:
     """nginx in the foreground on ``port`` with a configuration rendered from the template."""
 
     def __init__(self, folder: Path, ports: list[int], root_path: str = "", sticky: bool = True):
+        assert Path(NGINX).exists(), "nginx is missing: `bash scripts/test.sh` installs it (apt-get install nginx)"
         self.folder, self.port = folder, free_port()
         argv = ["nginx", "--ports", ",".join(map(str, ports)), "--listen", f"127.0.0.1:{self.port}",
                 "--run-dir", str(folder), "--foreground", "--out", str(folder / "nginx.conf")]
@@ -96,7 +96,7 @@ class Nginx:
 def cluster(tmp_path_factory):
     folder = tmp_path_factory.mktemp("replicas")
     ports = [free_port(), free_port()]
-    started, nginxes = [], []
+    started, nginxes, procs = [], [], {}
     try:
         with ThreadPoolExecutor(2) as pool:
             futures = [pool.submit(load.start_server, port, {"PLAYGROUND_TEMP_DIR": str(folder / f"replica-{i}"),
@@ -107,12 +107,13 @@ def cluster(tmp_path_factory):
         for name in ("sticky", "round_robin"):
             (folder / name).mkdir()
             nginxes.append(Nginx(folder / name, ports, sticky=name == "sticky"))
-        yield {"folder": folder, "ports": ports, "procs": dict(zip(ports, started)),
+        procs.update(zip(ports, started))  # a replica restarted by a test replaces its entry
+        yield {"folder": folder, "ports": ports, "procs": procs,
                "replicas": [f"127.0.0.1:{p}" for p in ports], "nginx": nginxes[0], "round_robin": nginxes[1]}
     finally:
         for item in nginxes:
             item.stop()
-        for proc in started:
+        for proc in [*started, *procs.values()]:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(timeout=30)
