@@ -18,13 +18,15 @@ from starlette.responses import PlainTextResponse
 from playground import gradio_fixes, home, serving, settings
 
 # Tab ids in display order; each is a folder under demos/.
-TABS: list[str] = ["sde_ode", "flows", "guidance", "controlnet", "attention", "detr"]
+TABS: list[str] = ["sde_ode", "flows", "guidance", "controlnet", "attention", "detr", "rnn_transformer"]
 
 THEME = gr.themes.Soft(primary_hue="indigo")
 CSS = """
 .gp-card {border: 1px solid var(--border-color-primary); border-radius: 10px; padding: 12px 14px;}
 .gp-card h3 {margin: 0 0 4px 0;}
 .gp-soon {opacity: 0.6;}
+.gp-scroll table {display: block; overflow-x: auto; max-width: 100%;}
+.gp-scroll th, .gp-scroll td {white-space: nowrap;}
 """
 
 

@@ -22,7 +22,7 @@ CATALOG = [
     ("controlnet", "ControlNet", "Draw an outline; a ControlNet steers the diffusion model to fill it."),
     ("attention", "Attention cache", "MHA, MQA, GQA and MLA: who shares keys and values, and what the KV cache costs."),
     ("detr", "DETR", "Object queries and Hungarian matching: detection as set prediction, made visible."),
-    ("rnn_transformer", "RNN vs Transformer", "Recurrence against attention on the same sequence task."),
+    ("rnn_transformer", "RNN vs Transformer", "Recurrence against attention on the same recall task: what each remembers, and what it costs."),
     ("dpo_rlhf", "DPO vs RLHF", "Two ways to learn from preferences, side by side."),
     ("hallucination", "Hallucination", "When and why a language model makes things up."),
     ("instruction_tuning", "Instruction tuning", "What fine-tuning on instructions changes in a model."),

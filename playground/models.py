@@ -380,6 +380,10 @@ MODELS: list[ModelSpec] = [
     ModelSpec("detr-resnet-50", "DETR ResNet-50 (COCO)", "demos.detr.model:load_detr",
               hub_id="facebook/detr-resnet-50", revision="no_timm",
               how_to_get="DETR-R50 is about 170 MB"),
+    *[ModelSpec(f"recall-{kind}", f"Associative recall {title} (embedded)", "demos.rnn_transformer.models:load_recall",
+                embedded_dir=f"rnn_transformer/{kind}",
+                how_to_get="Train it with `python -m demos.rnn_transformer.train`")
+      for kind, title in (("rnn", "tanh RNN"), ("lstm", "LSTM"), ("gru", "GRU"), ("transformer", "Transformer"))],
 ]
 
 REGISTRY = ModelRegistry(MODELS)

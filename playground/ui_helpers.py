@@ -4,6 +4,7 @@ model-event settings."""
 from __future__ import annotations
 
 import contextvars
+import dataclasses
 import functools
 import inspect
 import logging
@@ -212,3 +213,26 @@ def explanation(markdown: str, title: str = "What am I looking at?", open: bool 
         gr.Markdown(markdown, latex_delimiters=[{"left": "$$", "right": "$$", "display": True},
                                                 {"left": "$", "right": "$", "display": False}])
     return accordion
+
+
+class Binding:
+    """One declaration mapping each field of a tab's Params dataclass to its component.
+
+    ``Binding(BuilderParams, n_pairs=slider, seed=number)``; an event takes ``binding.inputs``
+    (a set of components, so Gradio passes one ``{component: value}`` dict) and builds the
+    parameters by name with ``binding.params(values)``: no positional input lists.
+    """
+
+    def __init__(self, params_type: type, **components: gr.components.Component):
+        names = [f.name for f in dataclasses.fields(params_type)]
+        if sorted(names) != sorted(components):
+            raise TypeError(f"{params_type.__name__} has fields {names}; bound: {sorted(components)}")
+        self.params_type, self.components = params_type, components
+
+    @property
+    def inputs(self) -> set:
+        return set(self.components.values())
+
+    def params(self, values: dict) -> Any:
+        """The Params object of the values an event received (``{component: value}``)."""
+        return self.params_type(**{name: values[c] for name, c in self.components.items()})

@@ -1,0 +1,63 @@
+"""RNN vs Transformer tab in Chromium: build a sequence, move the distance slider, see every
+model's answer change; a bad typed sequence warns and the page keeps what it showed."""
+
+from demos.rnn_transformer.ui import TITLE
+from tests.e2e.conftest import open_tab, shot
+
+
+def answers(page) -> str:
+    return page.locator("#recall-answers").inner_text()
+
+
+def set_slider(page, elem_id: str, value: int) -> None:
+    """Type a value into a slider's number box and commit it, as a user can."""
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.scroll_into_view_if_needed()
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def model_rows(page) -> dict:
+    """{model title: its answer row} from the answers table."""
+    rows = page.locator("#recall-answers tbody tr")
+    return {rows.nth(i).locator("td").nth(0).inner_text(): rows.nth(i).inner_text() for i in range(rows.count())}
+
+
+def test_build_a_sequence_and_move_the_distance(page):
+    open_tab(page, TITLE)
+    page.wait_for_selector("#recall-saliency .js-plotly-plot", timeout=30_000)
+    page.wait_for_selector("#recall-accuracy .js-plotly-plot", timeout=30_000)
+    assert "distance d = 24" in answers(page)  # the opening view, drawn without running a model
+    shot(page, "rnn_transformer_default")
+
+    # 1. four pairs, the first asked, 2 filler tokens: every model answers a short recall
+    set_slider(page, "recall-query", 1)
+    page.wait_for_function("document.querySelector('#recall-answers').innerText.includes('d = 24')", timeout=30_000)
+    set_slider(page, "recall-distance", 6)
+    page.wait_for_function("document.querySelector('#recall-answers').innerText.includes('d = 6')", timeout=30_000)
+    near = model_rows(page)
+    assert set(near) == {"tanh RNN", "LSTM", "GRU", "Transformer"}
+    saliency_near = page.locator("#recall-saliency .js-plotly-plot").inner_html()
+
+    # 2. the distance slider to 134: more filler, and every model's row (answer or probability) changes
+    set_slider(page, "recall-distance", 134)
+    page.wait_for_function("document.querySelector('#recall-answers').innerText.includes('d = 134')", timeout=30_000)
+    far = model_rows(page)
+    for model in near:
+        assert far[model] != near[model], model
+    assert page.locator("#recall-saliency .js-plotly-plot").inner_html() != saliency_near
+    assert page.locator("#recall-sequence textarea").input_value().count(".") == 128
+    shot(page, "rnn_transformer_far")
+
+
+def test_a_bad_typed_sequence_warns_and_keeps_the_view(page):
+    open_tab(page, TITLE)
+    page.wait_for_selector("#recall-saliency .js-plotly-plot", timeout=30_000)
+    before = answers(page)
+    box = page.locator("#recall-sequence textarea")
+    box.fill("a 3 b 4 ? z")
+    page.locator("#recall-answer").click()
+    page.get_by_text("the query key 'z' is not among the pairs").first.wait_for(timeout=30_000)
+    assert answers(page) == before
+    page.locator("#recall-saliency .js-plotly-plot").wait_for()
+    shot(page, "rnn_transformer_bad_input")
