@@ -16,7 +16,7 @@ SALIENCY_FLOOR = 1e-30
 def _token_axis(fig: go.Figure, sequence: Sequence) -> None:
     """Positions on x, labelled ``index: token``; the queried value is marked."""
     labels = [f"{t}<br>{i}" for i, t in enumerate(sequence.tokens)]
-    step = max(1, -(-len(labels) // 30))  # at most 30 labels
+    step = max(1, -(-len(labels) // 20))  # at most 20 labels
     fig.update_xaxes(tickmode="array", tickvals=list(range(0, len(labels), step)),
                      ticktext=labels[::step], tickangle=0)
     fig.add_vline(x=sequence.value_position, line={"color": COLORS[4], "dash": "dot", "width": 1.5},
@@ -34,6 +34,9 @@ def saliency_figure(sequence: Sequence, models: dict) -> go.Figure:
                                  name=MODEL_TITLES[kind], line={"color": MODEL_COLORS[kind], "width": 2},
                                  marker={"size": 4}))
     fig.update_yaxes(type="log", exponentformat="power")
+    if any(min(models[kind]["saliency"]) == 0 for kind in MODEL_KINDS):
+        fig.add_annotation(text="0 (below float32's range) is drawn at 1e-30", showarrow=False, x=1, y=0,
+                           xref="paper", yref="paper", xanchor="right", yanchor="bottom", font={"size": 11})
     _token_axis(fig, sequence)
     return fig
 

@@ -224,13 +224,14 @@ def cost_markdown(cost: dict, when: str) -> str:
 @user_errors
 def on_train(kind: str, seconds: float, request: gr.Request, progress=gr.Progress()):
     """Train a fresh model of ``kind`` for ``seconds`` (progress, Stop), drawing its learning curve
-    beside the embedded checkpoints', then its accuracy against distance."""
+    beside the embedded checkpoints', then its accuracy against distance beside theirs."""
     kind = validate.check_choice("model to train", kind, list(MODEL_KINDS))
     seconds = validate.check_float("seconds", seconds, *LIVE_SECONDS)
     from demos.rnn_transformer import models
 
     live = {"kind": kind, "log": []}
     cfg = models.TrainConfig(steps=100_000, eval_every=20, eval_size=256, seed=random.randint(0, 999_999))
+    stop = STOP.start(request)
 
     def work(on_step, should_stop):
         def on_eval(record):
@@ -240,18 +241,22 @@ def on_train(kind: str, seconds: float, request: gr.Request, progress=gr.Progres
         model, _ = models.train(kind, cfg, on_eval=on_eval, should_stop=should_stop, seconds=seconds)
         return models.accuracy_by_distance(model, n_per_point=100)
 
-    logs = training_logs()
-    for result in stepwise(work, STOP.start(request)):
+    logs, title = training_logs(), MODEL_TITLES[kind]
+    for result in stepwise(work, stop):
         if isinstance(result, Step):
-            progress(result.index / result.total, desc=f"training the {MODEL_TITLES[kind]}")
-            yield figures.learning_curves_figure(logs, live), gr.skip(), gr.skip()
+            last = live["log"][-1]
+            progress(result.index / result.total, desc=f"training the {title}")
+            yield (figures.learning_curves_figure(logs, live), gr.skip(),
+                   f"Training the {title}… step {last['step']}, {last['seconds']:.0f} s, "
+                   f"validation accuracy {last['val_accuracy']:.2f}")
     steps = live["log"][-1]["step"] if live["log"] else 0
+    budget = (stored("training_log.json") or {}).get("models", {}).get(kind, {}).get("train_config", {}).get("steps")
+    note = (f"{'Stopped at step' if stop.is_set() else 'Trained for'} {steps} steps: a fresh {title} "
+            f"(the embedded one had {budget or 'its full budget of'} steps). Its held-out accuracy against "
+            "distance (100 sequences per point) is the dotted line in the accuracy plot.")
     evaluation = stored("evaluation.json")
-    note = (f"Trained a fresh {MODEL_TITLES[kind]} for {steps} steps ({live['log'][-1]['seconds'] if live['log'] else 0:.0f} s; "
-            f"the embedded ones had {(stored('training_log.json') or {}).get('models', {}).get(kind, {}).get('train_config', {}).get('steps', '?')}). "
-            "Its held-out accuracy against distance (100 sequences per point) is the thick line below.")
-    accuracy = figures.accuracy_figure(evaluation, live={"kind": kind, **result}) if evaluation else figures.message_figure(
-        "No stored evaluation: run `python -m benchmarks.rnn_transformer`")
+    accuracy = (figures.accuracy_figure(evaluation, live={"kind": kind, **result}) if evaluation
+                else figures.message_figure("No stored evaluation: run `python -m benchmarks.rnn_transformer`"))
     yield figures.learning_curves_figure(logs, live), accuracy, note
 
 
@@ -344,7 +349,7 @@ def build(demo: gr.Blocks) -> None:
         with gr.Column(min_width=160):
             train = gr.Button("Train", variant="primary", elem_id="recall-train")
             stop = gr.Button("Stop", size="sm", elem_id="recall-stop")
-    train_note = gr.Markdown()
+    train_note = gr.Markdown(elem_id="recall-status")
     curves = gr.Plot(figures.learning_curves_figure(training_logs()), label="learning curves", elem_id="recall-curves")
     explanation(EXPLANATION)
     with gr.Row():

@@ -61,3 +61,18 @@ def test_a_bad_typed_sequence_warns_and_keeps_the_view(page):
     assert answers(page) == before
     page.locator("#recall-saliency .js-plotly-plot").wait_for()
     shot(page, "rnn_transformer_bad_input")
+
+
+def test_train_live_draws_its_curve_and_stops(page):
+    from tests.e2e.test_faults_ui import start_then_stop
+
+    open_tab(page, TITLE)
+    page.wait_for_selector("#recall-curves .js-plotly-plot", timeout=30_000)
+    before = page.locator("#recall-curves .js-plotly-plot").inner_html()
+    stopped_at = start_then_stop(page, "Train", "recall-status", "Training the Transformer… step")
+    assert stopped_at >= 20
+    page.wait_for_function(
+        "document.querySelector('#recall-accuracy').innerText.includes('trained live')", timeout=60_000)
+    assert "trained live" in page.locator("#recall-curves").inner_text()
+    assert page.locator("#recall-curves .js-plotly-plot").inner_html() != before
+    shot(page, "rnn_transformer_trained_live")
