@@ -15,13 +15,15 @@ and tested in ``tests/test_gradio_fixes.py``. Remove one when the pinned Gradio 
    component per update per session, for as long as the session lives: a step-wise run, which
    yields ``gr.skip()`` every step, left one JSON and one Gallery behind per call (measured with
    ``gc``). The fix gives the replacement the id of the output it replaces.
-3. **The app is built four times** (gradio 6.31 ``Blocks.__init__`` calls ``queue()``; ``queue()``
-   and ``Blocks.__exit__`` each call ``App.create_app``, which computes the page's config again
-   in ``setup_mcp_server``; ``launch`` builds the app and the config once more): a FastAPI app
-   with its ~80 routes and a config of every component, three of them thrown away, about 0.5 s
-   of the playground's start-up. Inside ``building()`` (``build_app`` uses it) Gradio makes no
-   app and no config; ``launch`` (or ``gr.mount_gradio_app``) makes the one it serves, so
-   ``demo.app`` and ``demo.config`` are ``None`` until then.
+3. **The app is built four times and configured five** (gradio 6.31 ``Blocks.__init__`` calls
+   ``queue()``; ``queue()`` and ``Blocks.__exit__`` each call ``App.create_app``, which computes
+   the page's config again in ``setup_mcp_server``; ``__exit__`` computes it too; ``launch``
+   computes it, then builds the app, which computes it once more): a FastAPI app with its ~80
+   routes and a config of every component, all but one of each thrown away, about 0.5 s of the
+   playground's start-up. Inside ``building()`` (``build_app`` uses it) Gradio makes no app and
+   no config, so ``demo.app`` and ``demo.config`` are ``None`` until ``launch`` (or
+   ``gr.mount_gradio_app``) makes the ones it serves; within ``launch`` the config is computed
+   once (again only if what ``setup_mcp_server`` adds, MCP on or translations, changed).
 """
 
 from __future__ import annotations
@@ -61,35 +63,76 @@ def keep_the_replaced_id(setitem):
     return __setitem__
 
 
-_BUILDING = threading.local()  # per thread: another thread's launch is never affected
+_STATE = threading.local()  # per thread: a build or a launch in another thread is not affected
 
 
 @contextlib.contextmanager
 def building():
     """While inside, Blocks made or configured in this thread get no app and no config of their
     own yet (``App.create_app`` and ``Blocks.get_config_file`` return ``None``); ``launch``
-    makes both, once. Needs ``install()``."""
-    _BUILDING.depth = getattr(_BUILDING, "depth", 0) + 1
+    makes both. Needs ``install()``."""
+    _STATE.building = getattr(_STATE, "building", 0) + 1
     try:
         yield
     finally:
-        _BUILDING.depth -= 1
+        _STATE.building -= 1
 
 
 def is_building() -> bool:
-    return getattr(_BUILDING, "depth", 0) > 0
+    return getattr(_STATE, "building", 0) > 0
 
 
-def skipped_while_building(method):
-    """``method`` (``App.create_app`` or ``Blocks.get_config_file``) that does nothing inside
-    ``building()``: its result is only stored (``self.app``, ``self.config``) and replaced by
-    ``launch``."""
+def launch_configures_once(launch):
+    """``Blocks.launch`` during which the page's config is computed once (see ``configured_once``)."""
 
-    @functools.wraps(method)
-    def wrapper(*args, **kwargs):
-        return None if is_building() else method(*args, **kwargs)
+    @functools.wraps(launch)
+    def wrapper(self, *args, **kwargs):
+        _STATE.launching, _STATE.launch_config = self, None
+        try:
+            return launch(self, *args, **kwargs)
+        finally:
+            _STATE.launching = _STATE.launch_config = None
 
-    wrapper.skipped_while_building = True
+    wrapper.configures_once = True
+    return wrapper
+
+
+def configured_once(get_config_file):
+    """``Blocks.get_config_file``: nothing inside ``building()`` (only stored in ``self.config``
+    and replaced by ``launch``); during ``launch``, until its app is made, computed once and
+    reused unless MCP or the translations changed since (nothing else in between changes it)."""
+
+    @functools.wraps(get_config_file)
+    def wrapper(self):
+        if is_building():
+            return None
+        if getattr(_STATE, "launching", None) is not self:
+            return get_config_file(self)
+        mcp, i18n = getattr(self, "mcp_server", None), getattr(self, "i18n_instance", None)
+        cached = _STATE.launch_config
+        if cached is None or cached[0] != mcp or cached[1] is not i18n:
+            cached = _STATE.launch_config = (mcp, i18n, get_config_file(self))
+        return cached[2]
+
+    wrapper.configures_once = True
+    return wrapper
+
+
+def app_made_by_launch(create_app):
+    """``App.create_app``: nothing inside ``building()`` (only stored in ``self.app`` and replaced
+    by ``launch``); the app ``launch`` makes ends its reuse of the config."""
+
+    @functools.wraps(create_app)
+    def wrapper(blocks, *args, **kwargs):
+        if is_building():
+            return None
+        try:
+            return create_app(blocks, *args, **kwargs)
+        finally:
+            if getattr(_STATE, "launching", None) is blocks:
+                _STATE.launching = _STATE.launch_config = None
+
+    wrapper.configures_once = True
     return wrapper
 
 
@@ -103,7 +146,9 @@ def install() -> None:
     processing_utils.save_pil_to_cache = save_pil_to_cache
     if not getattr(SessionState.__setitem__, "keeps_the_replaced_id", False):
         SessionState.__setitem__ = keep_the_replaced_id(SessionState.__setitem__)
-    if not getattr(App.create_app, "skipped_while_building", False):
-        App.create_app = staticmethod(skipped_while_building(App.create_app))
-    if not getattr(Blocks.get_config_file, "skipped_while_building", False):
-        Blocks.get_config_file = skipped_while_building(Blocks.get_config_file)
+    if not getattr(App.create_app, "configures_once", False):
+        App.create_app = staticmethod(app_made_by_launch(App.create_app))
+    if not getattr(Blocks.get_config_file, "configures_once", False):
+        Blocks.get_config_file = configured_once(Blocks.get_config_file)
+    if not getattr(Blocks.launch, "configures_once", False):
+        Blocks.launch = launch_configures_once(Blocks.launch)

@@ -22,8 +22,8 @@ def test_importing_every_tab_and_building_the_app_imports_no_heavy_library():
 
 def test_the_app_and_its_config_are_made_by_launch_only(monkeypatch):
     """Gradio builds a FastAPI app and the page's config in ``Blocks.__init__``, ``__exit__``
-    and ``queue()`` and again in ``launch``; inside ``build_app`` it makes none
-    (``gradio_fixes.building``): ``launch`` makes the app once."""
+    and ``queue()`` and again in ``launch`` (the config twice); inside ``build_app`` it makes none
+    (``gradio_fixes.building``): ``launch`` makes each once, and later configs are fresh."""
     from gradio.blocks import BlocksConfig
     from gradio.routes import App
 
@@ -42,7 +42,8 @@ def test_the_app_and_its_config_are_made_by_launch_only(monkeypatch):
     assert counts == {"apps": 0, "configs": 0} and demo.app is None and demo.config is None
     demo.launch(**launch_kwargs(port=free_port()), prevent_thread_lock=True, quiet=True)
     try:
-        assert counts["apps"] == 1 and demo.app is not None and demo.config["components"]
+        assert counts == {"apps": 1, "configs": 1} and demo.app is not None and demo.config["components"]
+        assert demo.get_config_file() is not demo.config and counts["configs"] == 2
     finally:
         demo.close()
 
