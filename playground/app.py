@@ -43,15 +43,16 @@ def build_app(tabs: list[str] | None = None) -> gr.Blocks:
     gradio_fixes.install()
     tab_ids = list(TABS if tabs is None else tabs)
     modules = [(tab_id, tab_module(tab_id)) for tab_id in tab_ids]
-    with gr.Blocks(title="Generative Playground", analytics_enabled=False) as demo:
-        with gr.Tabs():
-            with gr.Tab("Home", id="home"):
-                home.build(demo, [(tab_id, m.TITLE, m.SUMMARY) for tab_id, m in modules])
-            for tab_id, module in modules:
-                with gr.Tab(module.TITLE, id=tab_id):
-                    module.build(demo)
-    demo.queue(max_size=settings.QUEUE_MAX_SIZE,
-               default_concurrency_limit=settings.DEFAULT_CONCURRENCY_LIMIT)
+    with gradio_fixes.building():  # the server app and the page's config are made once, by launch
+        with gr.Blocks(title="Generative Playground", analytics_enabled=False) as demo:
+            with gr.Tabs():
+                with gr.Tab("Home", id="home"):
+                    home.build(demo, [(tab_id, m.TITLE, m.SUMMARY) for tab_id, m in modules])
+                for tab_id, module in modules:
+                    with gr.Tab(module.TITLE, id=tab_id):
+                        module.build(demo)
+        demo.queue(max_size=settings.QUEUE_MAX_SIZE,
+                   default_concurrency_limit=settings.DEFAULT_CONCURRENCY_LIMIT)
     return demo
 
 
