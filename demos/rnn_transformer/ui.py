@@ -8,6 +8,7 @@ from the benchmark's stored results (``assets/rnn_transformer/*.json``).
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import random
 from dataclasses import dataclass
@@ -100,14 +101,29 @@ def views(sequence: compute.Sequence, result: dict, attention_from: str, states_
             figures.states_figure(sequence, models[states_of]["states"], states_of))
 
 
-def default_views() -> tuple | None:
-    """The opening view from ``default_view.json`` (the default builder sequence, answered by the
-    committed checkpoints), or None when it is missing or not for this default."""
-    data = stored("default_view.json")
+MISSING = "No stored evaluation: run `python -m benchmarks.rnn_transformer --write`"
+
+
+@functools.lru_cache(maxsize=1)
+def opening_views() -> tuple:
+    """Everything the tab shows when it opens, drawn on page load (not at build: the app's start-up
+    budget) from the stored files, without running a model; cached per process. In the order of
+    ``build``'s load outputs: the default sequence's views (from ``default_view.json``, if it is for this default), the
+    accuracy plots, the cost plot and its note, the learning curves."""
+    data, evaluation = stored("default_view.json"), stored("evaluation.json")
     sequence = compute.built_sequence(P)
-    if not data or data.get("sequence") != sequence.text():
-        return None
-    return sequence, views(sequence, data["result"], next(iter(ATTENTION_FROM)), "lstm")
+    if data and data.get("sequence") == sequence.text():
+        seen = views(sequence, data["result"], next(iter(ATTENTION_FROM)), "lstm")
+    else:
+        seen = ("Press “Answer” to run the models.", *[figures.message_figure("Press “Answer” to run the models.")] * 4)
+    cost = (evaluation or {}).get("cost")
+    missing = figures.message_figure(MISSING)
+    return (*seen,
+            figures.accuracy_figure(evaluation) if evaluation else missing,
+            figures.accuracy_figure(evaluation, by="pairs") if evaluation else missing,
+            figures.cost_figure(cost) if cost else missing,
+            cost_markdown(cost, "measured by the benchmark") if cost else "",
+            figures.learning_curves_figure(training_logs()))
 
 
 # ----------------------------------------------------------------------------- callbacks
@@ -256,7 +272,7 @@ def on_train(kind: str, seconds: float, request: gr.Request, progress=gr.Progres
             "distance (100 sequences per point) is the dotted line in the accuracy plot.")
     evaluation = stored("evaluation.json")
     accuracy = (figures.accuracy_figure(evaluation, live={"kind": kind, **result}) if evaluation
-                else figures.message_figure("No stored evaluation: run `python -m benchmarks.rnn_transformer`"))
+                else figures.message_figure(MISSING))
     yield figures.learning_curves_figure(logs, live), accuracy, note
 
 
@@ -297,48 +313,38 @@ def builder_controls() -> Binding:
 
 
 def build(demo: gr.Blocks) -> None:
-    opening = default_views()
-    sequence_text = opening[0].text() if opening else compute.built_sequence(P).text()
-    placeholder = figures.message_figure("Press “Answer” to run the models.")
-    v_answers, v_probs, v_saliency, v_attention, v_states = opening[1] if opening else (
-        "", placeholder, placeholder, placeholder, placeholder)
     gr.Markdown(INTRO)
     builder = builder_controls()
     with gr.Row(equal_height=True):
-        text = gr.Textbox(sequence_text, label="sequence (edit it, then Answer)", elem_id="recall-sequence",
-                          info="space-separated: pairs, filler '.', then '?' and a key; at most 8 pairs, 160 tokens",
-                          scale=4, max_lines=3, min_width=240)
+        text = gr.Textbox(compute.built_sequence(P).text(), label="sequence (edit it, then Answer)",
+                          elem_id="recall-sequence", scale=4, max_lines=3, min_width=240,
+                          info="space-separated: pairs, filler '.', then '?' and a key; at most 8 pairs, 160 tokens")
         with gr.Column(scale=1, min_width=160):
             run = gr.Button("Answer", variant="primary", elem_id="recall-answer")
             example = gr.Button("Random example", elem_id="recall-random")
-    answers = gr.Markdown(v_answers, elem_id="recall-answers", elem_classes=["gp-scroll"])
+    answers = gr.Markdown(elem_id="recall-answers", elem_classes=["gp-scroll"])
     with gr.Row():
-        probs = gr.Plot(v_probs, label="p(value) per model", elem_id="recall-probs", min_width=300)
-        saliency = gr.Plot(v_saliency, label="saliency", elem_id="recall-saliency", min_width=300)
+        probs = gr.Plot(label="p(value) per model", elem_id="recall-probs", min_width=300)
+        saliency = gr.Plot(label="saliency", elem_id="recall-saliency", min_width=300)
     evaluation = stored("evaluation.json")
-    missing = figures.message_figure("No stored evaluation: run `python -m benchmarks.rnn_transformer`")
     with gr.Row():
-        accuracy = gr.Plot(figures.accuracy_figure(evaluation) if evaluation else missing,
-                           label="accuracy against distance", elem_id="recall-accuracy", min_width=300)
-        by_pairs = gr.Plot(figures.accuracy_figure(evaluation, by="pairs") if evaluation else missing,
-                           label="accuracy against the number of pairs", elem_id="recall-by-pairs", min_width=300)
+        accuracy = gr.Plot(label="accuracy against distance", elem_id="recall-accuracy", min_width=300)
+        by_pairs = gr.Plot(label="accuracy against the number of pairs", elem_id="recall-by-pairs", min_width=300)
     gr.Markdown(findings(evaluation))
     gr.Markdown("### What each model looks at")
     with gr.Row():
         attention_from = gr.Radio(list(ATTENTION_FROM), value=next(iter(ATTENTION_FROM)), label="Transformer attention from",
-                             elem_id="recall-attention-from")
+                                  elem_id="recall-attention-from")
         states_of = gr.Radio([("tanh RNN", "rnn"), ("LSTM", "lstm"), ("GRU", "gru")], value="lstm",
-                          label="hidden state of", elem_id="recall-states-of")
+                             label="hidden state of", elem_id="recall-states-of")
     with gr.Row():
-        attention = gr.Plot(v_attention, label="attention", elem_id="recall-attention", min_width=300)
-        states = gr.Plot(v_states, label="hidden state", elem_id="recall-states", min_width=300)
+        attention = gr.Plot(label="attention", elem_id="recall-attention", min_width=300)
+        states = gr.Plot(label="hidden state", elem_id="recall-states", min_width=300)
     gr.Markdown("### The cost of recurrence")
-    cost = (evaluation or {}).get("cost")
     with gr.Row(elem_classes=["gp-scroll"]):
-        cost_plot = gr.Plot(figures.cost_figure(cost) if cost else missing, label="time against length",
-                            elem_id="recall-cost", min_width=300)
+        cost_plot = gr.Plot(label="time against length", elem_id="recall-cost", min_width=300)
         with gr.Column(min_width=260):
-            cost_note = gr.Markdown(cost_markdown(cost, "measured by the benchmark") if cost else "")
+            cost_note = gr.Markdown()
             measure = gr.Button("Measure on this machine now (~10 s)", size="sm")
     gr.Markdown("### Train one live")
     with gr.Row():
@@ -350,7 +356,7 @@ def build(demo: gr.Blocks) -> None:
             train = gr.Button("Train", variant="primary", elem_id="recall-train")
             stop = gr.Button("Stop", size="sm", elem_id="recall-stop")
     train_note = gr.Markdown(elem_id="recall-status")
-    curves = gr.Plot(figures.learning_curves_figure(training_logs()), label="learning curves", elem_id="recall-curves")
+    curves = gr.Plot(label="learning curves", elem_id="recall-curves")
     explanation(EXPLANATION)
     with gr.Row():
         export = gr.Button("Download what you see (JSON + CSV)", size="sm")
@@ -385,7 +391,9 @@ def build(demo: gr.Blocks) -> None:
     train.click(on_train, [kind, seconds], [curves, accuracy, train_note], api_visibility="private", **model_event())
     STOP.wire(stop)
     export.click(on_export, [text], files, api_visibility="private")
-    gr.api(recall_api, api_name="recall")
+    gr.api(recall_api, api_name="recall", **model_event())
+    demo.load(opening_views, outputs=[answers, probs, saliency, attention, states, accuracy, by_pairs, cost_plot,
+                                      cost_note, curves], api_visibility="private")
 
 
 def findings(evaluation: dict | None) -> str:
