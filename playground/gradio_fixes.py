@@ -24,12 +24,17 @@ and tested in ``tests/test_gradio_fixes.py``. Remove one when the pinned Gradio 
    no config, so ``demo.app`` and ``demo.config`` are ``None`` until ``launch`` (or
    ``gr.mount_gradio_app``) makes the ones it serves; within ``launch`` the config is computed
    once (again only if what ``setup_mcp_server`` adds, MCP on or translations, changed).
+4. **Every component made reads its constructor's signature again** (gradio 6.31
+   ``component_meta.updateable`` calls ``inspect.getfullargspec`` on each ``__init__``, and on
+   each ``gr.update`` in an event): a third of the time building the app's ~400 components took.
+   The fix caches the signature per constructor (a class's ``__init__`` never changes).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import os
 import tempfile
 import threading
@@ -136,9 +141,19 @@ def app_made_by_launch(create_app):
     return wrapper
 
 
+class CachedSignatures:
+    """The ``inspect`` module as ``gradio.component_meta`` sees it, ``getfullargspec`` cached per
+    function (constructors only: a bounded set)."""
+
+    getfullargspec = staticmethod(functools.lru_cache(maxsize=None)(inspect.getfullargspec))
+
+    def __getattr__(self, name):
+        return getattr(inspect, name)
+
+
 def install() -> None:
     """Put the fixes in place (idempotent). Gradio's components call these through the module."""
-    from gradio import processing_utils
+    from gradio import component_meta, processing_utils
     from gradio.blocks import Blocks
     from gradio.routes import App
     from gradio.state_holder import SessionState
@@ -152,3 +167,4 @@ def install() -> None:
         Blocks.get_config_file = configured_once(Blocks.get_config_file)
     if not getattr(Blocks.launch, "configures_once", False):
         Blocks.launch = launch_configures_once(Blocks.launch)
+    component_meta.inspect = CachedSignatures()

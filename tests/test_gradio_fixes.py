@@ -88,3 +88,22 @@ def test_property_updates_do_not_pile_up_components_in_the_session():
         assert session.config_values[slider._id]["props"]["maximum"] == 14  # the last update holds
     finally:
         demo.close()
+
+
+def test_components_read_their_constructor_signature_once_and_keep_their_arguments():
+    import gradio as gr
+    from gradio import component_meta
+
+    from playground.gradio_fixes import install
+
+    install()
+    cached = component_meta.inspect.getfullargspec
+    cached.cache_clear()
+    sliders = [gr.Slider(0, 10, 3, step=1)]
+    first = cached.cache_info().misses  # Slider's __init__ and its base classes'
+    sliders += [gr.Slider(0, 10, 3, step=1) for _ in range(2)]
+    assert first >= 1 and cached.cache_info().misses == first and cached.cache_info().hits >= 2 * first
+    for slider in sliders:  # positional arguments still land under their names
+        assert (slider.minimum, slider.maximum, slider.value, slider.step) == (0, 10, 3, 1)
+        assert slider._constructor_args[0] == {"minimum": 0, "maximum": 10, "value": 3, "step": 1}
+    assert component_meta.inspect.signature is __import__("inspect").signature  # the rest is inspect's
