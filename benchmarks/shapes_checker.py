@@ -54,6 +54,13 @@ def background_colour(image: np.ndarray) -> np.ndarray:
     return np.median(border, axis=0)
 
 
+def foreground_mask(image: np.ndarray) -> np.ndarray:
+    """Pixels (H, W) bool whose largest channel difference from the border's median colour exceeds
+    ``FOREGROUND_DIFF``: the shape(s) on the light background, from pixels alone (steps 1-2)."""
+    image = np.asarray(image)[..., :3]
+    return np.abs(image.astype(np.float64) - background_colour(image)).max(axis=2) > FOREGROUND_DIFF
+
+
 def largest_component(mask: np.ndarray) -> np.ndarray:
     """The largest 4-connected component of a boolean mask (H, W)."""
     labels, n = ndimage.label(mask)

@@ -27,7 +27,7 @@ import torch
 from diffusers import (DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler,
                        StableDiffusionPipeline)
 
-from demos.guidance import shapes_ldm
+from demos.guidance import cross_attention, shapes_ldm
 from playground import settings
 from playground.models import ModelUnavailable
 
@@ -77,6 +77,7 @@ def _ready(model: GuidanceModel, device) -> GuidanceModel:
     """Move to ``device``, eval mode, no parameter gradients (the model is shared read-only)."""
     model.pipe.to(device)
     model.pipe.set_progress_bar_config(disable=True)
+    cross_attention.install(model.pipe.unet)  # records only inside cross_attention.recording()
     for module in model.components.values():
         if isinstance(module, torch.nn.Module):
             module.eval().requires_grad_(False)
@@ -207,7 +208,7 @@ def record_step(model, step, t, z_t, eps_hat, eps_u, direction, abar_t) -> dict:
     """The step view of image 0: decoded x0_hat and the noise predictions (C, h, w) as arrays."""
     x0_image, _ = decode(model, predicted_x0(z_t[:1], eps_hat[:1], abar_t))
     as_np = lambda x: x[0].float().cpu().numpy()  # noqa: E731
-    return {"step": step, "t": int(t), "x0_image": x0_image[0], "eps_hat": as_np(eps_hat),
+    return {"step": step, "t": int(t), "x0_image": x0_image[0], "z_t": as_np(z_t), "eps_hat": as_np(eps_hat),
             "eps_uncond": as_np(eps_u), "eps_cond": as_np(eps_u + direction), "direction": as_np(direction)}
 
 
