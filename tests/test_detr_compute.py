@@ -197,6 +197,20 @@ def test_stored_default_outputs_match_the_model():
     assert stored.image.shape == (128, 128, 3) and len(truth.labels) >= 1 and P.seed == 0
 
 
+def test_the_opening_views_write_their_download_again_once_the_temp_sweeper_deleted_it():
+    """The opening views are cached per process; their JSON download is a temp file, which the
+    temp folder's sweeper deletes after hours: a page load then gets a fresh copy, not an error."""
+    from demos.detr import ui
+
+    views = ui.opening_views()
+    first = Path(views[ui.DOWNLOAD])
+    content = first.read_text()
+    first.unlink()
+    again = ui.opening_views()
+    assert Path(again[ui.DOWNLOAD]).read_text() == content
+    assert len(again) == len(views) and again[ui.DOWNLOAD - 1] is views[ui.DOWNLOAD - 1]
+
+
 def test_a_local_folder_loads_through_the_same_loader(monkeypatch):
     """PLAYGROUND_MODEL_DETR_RESNET_50 may point at any DETR folder saved with save_pretrained."""
     from playground import models, settings

@@ -7,6 +7,7 @@ functions, which import ``demos.detr.model`` (torch, transformers) on first use.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import gradio as gr
 import pandas as pd
@@ -114,6 +115,20 @@ def default_views() -> tuple:
                 figures.empty_figure(message, 420), None, figures.empty_figure(message), None, P.query, {})
     views = all_views(result, truth, P)
     return (result.image, *views[:-2], P.query, views[-1])
+
+
+DOWNLOAD = 9  # default_views()'s download file
+
+
+def opening_views() -> tuple:
+    """``default_views()``, its download written again if it is gone: the temp folder's sweeper
+    deletes files older than ``PLAYGROUND_TEMP_MAX_AGE_S``, and a missing file would fail the
+    page load's event (every opening view with it)."""
+    views = default_views()
+    state = views[-1]
+    if views[DOWNLOAD] is not None and not Path(views[DOWNLOAD]).is_file() and state:
+        views = (*views[:DOWNLOAD], download(state["result"], state["truth"], P), *views[DOWNLOAD + 1:])
+    return views
 
 
 # ----------------------------------------------------------------------------- callbacks
@@ -245,7 +260,7 @@ def build(demo: gr.Blocks) -> None:
     query.release(on_query, [state, query, threshold], [attention, queries_plot], api_visibility="private")
     for weight in (w_class, w_l1, w_giou):
         weight.release(on_weights, [state, *controls], [*matching_out, download_file], api_visibility="private")
-    demo.load(default_views, outputs=[image_in, *everything], api_visibility="private")
+    demo.load(opening_views, outputs=[image_in, *everything], api_visibility="private")
 
     # The public endpoint: an image file (not decoded by Gradio, so bad files get our message).
     with gr.Row(visible=False):
