@@ -35,6 +35,7 @@ VALID = {  # a quick valid call per endpoint (the API info's examples, "..." and
     "kv_cache": {"config": "Llama-2-7B", "seq_len": 4096, "batch_size": 1, "dtype": "bf16"},
     "detect": {"threshold": 0.5},
     "recall": {"sequence": "a 3 f 7 . . ? f"},
+    "sd_internals": {"prompt": "a red circle", "steps": 2, "seed": 0},
 }
 TEXT_ONLY = {"recall"}  # endpoints whose only inputs are text (no number to send NaN to)
 BAD_JSON_NUMBERS = [  # numbers inside the JSON strings that data and config accept

@@ -12,7 +12,7 @@ import json
 import gradio as gr
 import numpy as np
 
-from demos.guidance import compute, defaults, figures
+from demos.guidance import compute, defaults, figures, internals_ui
 from playground import tempfiles
 from playground.ui_helpers import (Step, StopButtons, api_errors, explanation, model_event, stepwise,
                                    user_errors)
@@ -244,6 +244,7 @@ def build(demo: gr.Blocks) -> None:
     curve_plot = gr.Plot(label="Adherence and diversity vs s")
     explanation(EXPLANATION)
     gr.Examples(EXAMPLES, [prompt, mode, scale], label="Examples (click, then Generate)")
+    internals_ui.build_section(demo, model)  # inside the model: VAE, latents, cross-attention per word
 
     inputs = [model, prompt, negative, mode, scale, steps, scheduler, seed, n_images]
     outputs = [gallery, info, step_plot, status, files]
