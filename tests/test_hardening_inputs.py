@@ -308,7 +308,8 @@ def image_inputs(app_url) -> dict[str, dict]:
             for c in config["components"] if c["id"] in read and c["type"] in ("image", "imageeditor")}
 
 
-@pytest.mark.parametrize("label", ["Image", "Upload an outline (dark strokes on light paper, any size)"])
+@pytest.mark.parametrize("label", ["Image", "Upload an outline (dark strokes on light paper, any size)",
+                                   "Upload any picture"])
 def test_the_upload_components_hand_over_the_file_undecoded(app_url, label):
     """``type="filepath"`` with ``image_mode=None``: Gradio opens only the header and passes the
     path on, so the tab's compute applies its size check before any pixel is decoded."""

@@ -209,8 +209,8 @@ def build_section(demo: gr.Blocks, model: gr.Dropdown) -> None:
     gr.Markdown("#### Autoencoder round trip: x → z = E(x) → D(z)")
     with gr.Row():
         with gr.Column(scale=1, min_width=220):
-            upload = gr.Image(type="filepath", label="Upload any picture", sources=["upload"], height=180,
-                              elem_id="internals-upload")
+            upload = gr.Image(type="filepath", image_mode=None, label="Upload any picture", sources=["upload"],
+                              height=180, elem_id="internals-upload")  # undecoded: autoencode checks the size
             with gr.Row():
                 image_seed = gr.Number(0, label="Shapes World image seed", precision=0, minimum=0, min_width=100)
                 new_image = gr.Button("New Shapes World image", min_width=120)

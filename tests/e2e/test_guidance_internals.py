@@ -2,8 +2,10 @@
 step slider, see the word maps change; the section at phone width and in the dark theme."""
 
 from demos.guidance.ui import TITLE
+from tests.conftest import ROOT
 from tests.e2e.conftest import drag, open_tab, shot
 
+EXAMPLE = ROOT / "assets" / "detr_examples" / "scene.png"  # any picture: a 128 x 128 scene of several shapes
 WORDS = "#internals-words .js-plotly-plot"
 SIGNATURE = """() => { const p = document.querySelector('#internals-words .js-plotly-plot');
   if (!p || !p.data || p.data.length < 2) return null;
@@ -49,6 +51,14 @@ def test_generate_move_the_step_slider_see_the_word_maps_change(page):
     page.wait_for_timeout(300)
     page.locator("#internals-words").scroll_into_view_if_needed()
     shot(page, "guidance_internals_step_moved")
+
+    # 3. the autoencoder on an uploaded picture: its PSNR and compression are reported
+    page.locator("#internals-upload input[type=file]").set_input_files(str(EXAMPLE))
+    page.wait_for_function("document.querySelector('#internals-trip-status').innerText.includes('your picture')",
+                           timeout=120_000)
+    assert "48×" in page.locator("#internals-trip-status").inner_text()
+    page.locator("#internals-trip").scroll_into_view_if_needed()
+    shot(page, "guidance_internals_upload")
 
 
 def test_the_section_at_phone_width_in_the_dark_theme(browser, app_url):
