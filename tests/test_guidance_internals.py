@@ -159,3 +159,11 @@ def test_the_stored_opening_view_loads_without_a_model():
     assert result.step_maps.shape[:2] == (25, 8) and (result.step_maps >= 0).all()
     assert result.latents.shape == (25, 4, 8, 8) and trip.latent.shape == (4, 8, 8)
     assert result.words == ["a", "red", "circle"] and trip.psnr_db > 20
+
+
+def test_a_huge_upload_is_refused_from_its_header(tmp_path):
+    from tests.test_hardening_inputs import solid_png
+
+    path = solid_png(tmp_path / "huge.png", 12_000, 12_000)  # a few kB that would decode to 144 MP
+    with pytest.raises(ValueError, match="megapixels"):
+        internals.autoencode(str(path))

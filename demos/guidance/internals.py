@@ -26,7 +26,7 @@ import numpy as np
 from demos.guidance import compute
 from playground.validate import check_choice, check_float, check_int
 
-MAX_MAP_SIZE = 128  # heat maps at the image's size, at most this many pixels a side (SD 1.5: 512 -> 128)
+MAX_MAP_SIZE = 64  # heat maps at the image's size, at most this many pixels a side (SD 1.5: 64 x 64 over 512)
 SPECIAL_NAMES = {"<|startoftext|>": "<start>", "<|endoftext|>": "<end>", "<pad>": "<pad>"}
 
 
