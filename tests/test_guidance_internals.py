@@ -167,3 +167,11 @@ def test_a_huge_upload_is_refused_from_its_header(tmp_path):
     path = solid_png(tmp_path / "huge.png", 12_000, 12_000)  # a few kB that would decode to 144 MP
     with pytest.raises(ValueError, match="megapixels"):
         internals.autoencode(str(path))
+
+
+def test_a_stopped_run_keeps_the_maps_and_latents_of_the_steps_it_did():
+    done = []
+    result = internals.generate(internals.InternalsParams(steps=10), on_step=lambda i, n: done.append(i),
+                                should_stop=lambda: len(done) >= 3)
+    assert result.settings["steps_done"] == 3 and result.step_maps.shape[0] == 3
+    assert result.latents.shape[0] == 3 and result.step_maps[-1].max() > 0

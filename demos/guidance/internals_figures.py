@@ -41,7 +41,7 @@ def word_maps(image: np.ndarray, labels: list[str], maps: list[np.ndarray], shar
         return message("No words to show.")
     n = 1 + len(maps)
     rows = _rows(n)
-    titles = ["image"] + [f"“{label}” ({100 * share:.0f}%)" for label, share in zip(labels, shares)]
+    titles = ["image"] + [f"“{label}”<br>{100 * share:.0f}%" for label, share in zip(labels, shares)]
     fig = plots.make_subplots(rows=rows, cols=COLS, horizontal_spacing=0.02, vertical_spacing=0.12 / rows,
                               subplot_titles=titles)
     fig.add_trace(go.Image(z=image, hoverinfo="skip"), **_at(0))

@@ -16,9 +16,10 @@ import numpy as np
 from demos.guidance import internals, internals_defaults
 from demos.guidance import internals_figures as figures
 from playground import tempfiles
-from playground.ui_helpers import Step, api_errors, explanation, model_event, stepwise, user_errors
+from playground.ui_helpers import Step, StopButtons, api_errors, explanation, model_event, stepwise, user_errors
 
 SPECIALS = ("<start>", "<end>", "<pad>")
+STOP = StopButtons()  # this section's Stop button (one flag per session)
 
 INTRO = """
 ### Inside the latent diffusion model
@@ -44,7 +45,8 @@ latent position $i$ attends over the tokens $j$ with $A^{l,h}_{ij} = \operatorna
 so $\sum_j A_{ij} = 1$. A word's map is $D_j = \sum_t\sum_l\sum_h \operatorname{up}(A^{l,h,t}_{:,j})$:
 each 4×4 map upsampled (bicubic, clamped at 0) to the 64×64 image and summed over heads, the six
 cross-attention layers and the steps (the slider shows one step $t$, or steps $1..t$ summed). Each map
-is drawn from its own minimum (dark) to its maximum (bright); the percentage is the token's share of all attention.
+is drawn from its own minimum (dark) to its maximum (bright); the percentage is the token's share of
+all attention in the steps shown.
 
 **What the tokens do.** The text encoder is causal, so `<start>` knows nothing of the prompt: it
 gets the largest share (~18%) everywhere, an attention "sink". `a` carries no information either:
@@ -80,7 +82,7 @@ def views(result: internals.Internals, step, cumulative: bool) -> tuple:
     share = maps.sum(axis=(1, 2)) / (maps.sum() or 1.0)  # (L,)
     rows = shown_tokens(result)
     what = f"steps 1..{k} summed" if cumulative else f"step {k} alone"
-    caption = f"“{result.settings['prompt']}”: {what} of {total}, heads and layers summed"
+    caption = f"“{result.settings['prompt']}”: {what}, of {total}"
     word_fig = figures.word_maps(result.image, [label for label, _ in rows], [maps[p].sum(axis=0) for _, p in rows],
                                  [float(share[p].sum()) for _, p in rows], caption)
     if result.latents is None:
@@ -119,9 +121,11 @@ def download(result: internals.Internals) -> list[str]:
 
 # ----------------------------------------------------------------------------- events
 @user_errors
-def on_look(model, prompt, steps, seed, scale, cumulative, progress=gr.Progress()):
+def on_look(model, prompt, steps, seed, scale, cumulative, request: gr.Request = None, progress=gr.Progress()):
+    # Named parameters: Gradio passes ``request`` only to a parameter it can see.
     params = internals.InternalsParams(prompt=prompt, steps=steps, seed=seed, guidance_scale=scale, model=model)
-    for item in stepwise(lambda on_step, should_stop: internals.generate(params, True, False, on_step, should_stop)):
+    work = lambda on_step, should_stop: internals.generate(params, True, False, on_step, should_stop)  # noqa: E731
+    for item in stepwise(work, STOP.start(request)):
         if isinstance(item, Step):
             progress((item.index, item.total), desc="denoising with attention recorded")
             yield (gr.skip(),) * 6 + (f"Denoising… step {item.index} of {item.total}",) + (gr.skip(),)
@@ -164,7 +168,7 @@ def opening_view() -> tuple:
         empty = figures.message("Press Look inside to record a generation.")
         return None, empty, empty, empty, "", "Press **Look inside**."
     result, trip = stored
-    word_fig, latent_fig = views(result, len(result.step_maps), False)
+    word_fig, latent_fig = views(result, len(result.step_maps), True)
     return (result, word_fig, latent_fig, figures.round_trip(trip),
             trip_status(trip, f"Autoencoder on Shapes World image {internals_defaults.TRIP_SEED} (never trained on)"),
             status_of(result, "Showing the precomputed default:"))
@@ -195,14 +199,13 @@ def build_section(demo: gr.Blocks, model: gr.Dropdown) -> None:
         seed = gr.Number(default.seed, label="Seed", info="fixes z_T", precision=0, minimum=0, scale=1, min_width=100)
         scale = gr.Number(default.guidance_scale, label="Guidance scale s", info="classifier-free, 0-20",
                           minimum=0, maximum=20, scale=1, min_width=100)
-        look = gr.Button("Look inside", variant="primary", elem_id="internals-look", scale=1, min_width=120)
+        with gr.Column(scale=1, min_width=120):
+            look = gr.Button("Look inside", variant="primary", elem_id="internals-look")
+            stop = gr.Button("Stop", variant="stop", elem_id="internals-stop")
     status = gr.Markdown(elem_id="internals-status")
-    with gr.Row():
-        step = gr.Slider(1, default.steps, value=default.steps, step=1, label="Step t",
-                         info="which denoising step the maps below show", elem_id="internals-step", scale=3,
-                         min_width=260)
-        cumulative = gr.Checkbox(False, label="Sum steps 1..t (DAAM's aggregate at t = last)", scale=1,
-                                 min_width=220)
+    step = gr.Slider(1, default.steps, value=default.steps, step=1, label="Step t",
+                     info="which denoising step the maps below show", elem_id="internals-step")
+    cumulative = gr.Checkbox(True, label="Sum steps 1..t (DAAM's aggregate at t = last); off: step t alone")
     word_plot = gr.Plot(label="Cross-attention per word", show_label=False, elem_id="internals-words")
     latent_plot = gr.Plot(label="The latent z_t and its decodings at step t", show_label=False,
                           elem_id="internals-latents")
@@ -228,6 +231,7 @@ def build_section(demo: gr.Blocks, model: gr.Dropdown) -> None:
     for event in (step.input, cumulative.input):
         event(on_step_view, [state, step, cumulative], [word_plot, latent_plot], api_visibility="private",
               show_progress="hidden", trigger_mode="always_last")  # a drag's last value is always drawn
+    STOP.wire(stop)
     upload.upload(on_upload, [upload, model], [trip_plot, trip_note], api_visibility="private", **model_event())
     new_image.click(on_shapes_image, [image_seed, model], [trip_plot, trip_note], api_visibility="private",
                     **model_event())

@@ -47,7 +47,7 @@ def test_generate_move_the_step_slider_see_the_word_maps_change(page):
     wait_changed(page, generated, timeout=60_000)
     slider = page.locator("#internals-step input[type=number]").input_value()
     assert slider != "8"
-    page.wait_for_function(f"() => ({SIGNATURE})().includes('step {slider} alone')", timeout=60_000)
+    page.wait_for_function(f"() => ({SIGNATURE})().includes('steps 1..{slider} summed')", timeout=60_000)
     page.wait_for_timeout(300)
     page.locator("#internals-words").scroll_into_view_if_needed()
     shot(page, "guidance_internals_step_moved")
