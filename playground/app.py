@@ -15,10 +15,11 @@ import gradio as gr
 from starlette.middleware import Middleware
 from starlette.responses import PlainTextResponse
 
-from playground import gradio_fixes, home, serving, settings
+from playground import gradio_fixes, home, serving, settings, tempfiles
 
 # Tab ids in display order; each is a folder under demos/.
-TABS: list[str] = ["sde_ode", "flows", "guidance", "controlnet", "attention", "detr", "rnn_transformer"]
+TABS: list[str] = ["sde_ode", "flows", "guidance", "controlnet", "attention", "detr", "rnn_transformer",
+                   "hallucination"]
 
 THEME = gr.themes.Soft(primary_hue="indigo")
 CSS = """
@@ -90,5 +91,8 @@ def launch_kwargs(host: str = settings.DEFAULT_HOST, port: int = settings.DEFAUL
         # for a browser on this machine (which a --share tunnel also is), the host's own: off.
         "run_history": False,
         "theme": THEME, "css": CSS, "footer_links": ["api"],
+        # the tabs' downloads (tempfiles.output_folder): outside the system temp folder once the
+        # server process has pointed ``tempfile`` at its own tmp/ (tempfiles.configure_process)
+        "allowed_paths": [str(tempfiles.root() / "outputs")],
         "app_kwargs": {"middleware": [Middleware(RefuseRemoteFiles), Middleware(serving.Serving, lifecycle=lifecycle)]},
     }

@@ -384,6 +384,12 @@ MODELS: list[ModelSpec] = [
                 embedded_dir=f"rnn_transformer/{kind}",
                 how_to_get="Train it with `python -m demos.rnn_transformer.train`")
       for kind, title in (("rnn", "tanh RNN"), ("lstm", "LSTM"), ("gru", "GRU"), ("transformer", "Transformer"))],
+    ModelSpec("textworld-base", "Text World base LM (embedded LlamaForCausalLM)", "demos.language_model:load_causal_lm",
+              embedded_dir="text_world/base", how_to_get="Train it with `python -m demos.hallucination.train`"),
+    *[ModelSpec(f"textworld-gekhman-{share}", f"Text World base LM fine-tuned on QA, {share}% unknown (embedded)",
+                "demos.language_model:load_causal_lm", embedded_dir=f"text_world/gekhman-{share}",
+                how_to_get="Train it with `python -m demos.hallucination.train`")
+      for share in (0, 25, 50, 75)],
 ]
 
 REGISTRY = ModelRegistry(MODELS)

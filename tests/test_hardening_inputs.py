@@ -36,6 +36,7 @@ VALID = {  # a quick valid call per endpoint (the API info's examples, "..." and
     "detect": {"threshold": 0.5},
     "recall": {"sequence": "a 3 f 7 . . ? f"},
     "sd_internals": {"prompt": "a red circle", "steps": 2, "seed": 0},
+    "ask": {"question": "Where was Zorbat Quenlip born?", "model": "base", "n_samples": 2, "temperature": 1.0, "seed": 0},
 }
 TEXT_ONLY = {"recall"}  # endpoints whose only inputs are text (no number to send NaN to)
 BAD_JSON_NUMBERS = [  # numbers inside the JSON strings that data and config accept
@@ -360,6 +361,7 @@ except Image.DecompressionBombError:
     ("flow", ["x" * 1_000_000, "realnvp", 2, 50, 0], "1,000,000 characters"),
     ("recall", ["a 3 " * 250_000 + "? a"], "at most 160 are allowed"),
     ("recall", ["x" * 1_000_000], "unknown token(s) 'xxxxxxxxxx"),
+    ("ask", ["x" * 1_000_000, "base", 2, 1.0, 0], "1,000,000 characters"),
 ])
 def test_huge_or_deeply_nested_text_gets_a_short_clear_message(app_url, endpoint, args, expected):
     """A megabyte of text or JSON nested 100,000 deep: refused fast, and the message does not

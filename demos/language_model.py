@@ -1,0 +1,233 @@
+"""The one small-LM toolkit every language tab uses: the word-level tokenizer, a Llama config,
+one training loop (pretraining or fine-tuning with the loss masked to response tokens),
+``generate`` with a per-request ``torch.Generator``, and ``sequence_logprob``.
+
+Imported lazily by the tabs (it pulls in torch and transformers). Every model, embedded or a
+user's real checkpoint, is loaded through ``playground.models`` with ``load_causal_lm``
+(``AutoModelForCausalLM`` / ``AutoTokenizer``), so the same code runs a real Hugging Face causal LM.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+
+SPECIAL = {"pad_token": "[PAD]", "unk_token": "[UNK]", "bos_token": "[BOS]", "eos_token": "[EOS]"}
+
+
+@dataclass
+class LanguageModel:
+    """A causal LM and its tokenizer (what the registry's loader returns)."""
+
+    model: object  # transformers PreTrainedModel
+    tokenizer: object  # transformers PreTrainedTokenizerBase
+
+
+# ----------------------------------------------------------------------------- tokenizer and config
+def build_tokenizer(texts: Iterable[str]):
+    """A word-level ``PreTrainedTokenizerFast`` over every word and punctuation mark of ``texts``
+    (the ``tokenizers`` library; saved with ``save_pretrained``, loadable by ``AutoTokenizer``)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    pre = pre_tokenizers.Whitespace()  # \w+ | [^\w\s]+
+    words = sorted({w for text in texts for w, _ in pre.pre_tokenize_str(text)})
+    vocab = {token: i for i, token in enumerate([*SPECIAL.values(), *words])}
+    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token=SPECIAL["unk_token"]))
+    core.pre_tokenizer = pre
+    return PreTrainedTokenizerFast(tokenizer_object=core, **SPECIAL)
+
+
+def llama_config(tokenizer, hidden: int = 192, layers: int = 4, heads: int = 4, intermediate: int = 512,
+                 max_positions: int = 128):
+    """A small ``LlamaConfig`` (tied embeddings) for ``tokenizer``'s vocabulary."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=intermediate,
+                       num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
+                       max_position_embeddings=max_positions, tie_word_embeddings=True,
+                       bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                       pad_token_id=tokenizer.pad_token_id)
+
+
+def detokenize(text: str) -> str:
+    """Undo the word-level decoder's spaces around punctuation: ``Renmis ' s job .`` -> ``Renmis's job.``"""
+    text = re.sub(r" ' s\b", "'s", text)
+    return re.sub(r" ([.,:;?!])", r"\1", text).strip()
+
+
+def load_causal_lm(source, device: str, dtype) -> LanguageModel:
+    """``ModelSpec`` loader: ``AutoModelForCausalLM`` + ``AutoTokenizer`` from a folder or hub id."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs = source.pretrained_kwargs()
+    tokenizer = AutoTokenizer.from_pretrained(source.location, local_files_only=kwargs["local_files_only"],
+                                              **({"revision": kwargs["revision"]} if "revision" in kwargs else {}))
+    model = AutoModelForCausalLM.from_pretrained(source.location, dtype=dtype, **kwargs).to(device).eval()
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return LanguageModel(model, tokenizer)
+
+
+# ----------------------------------------------------------------------------- batches
+def encode(tokenizer, prompt: str, response: str = "") -> tuple[list[int], int]:
+    """``[BOS] prompt response`` ids and the number of prompt tokens (BOS included)."""
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    prompt_ids = bos + tokenizer.encode(prompt, add_special_tokens=False)
+    response_ids = tokenizer.encode(response, add_special_tokens=False) if response else []
+    return prompt_ids + response_ids, len(prompt_ids)
+
+
+def left_padded(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Left-padded ids (B, T), attention mask (B, T) and position ids (B, T)."""
+    length = max(len(r) for r in rows)
+    ids = torch.full((len(rows), length), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), length), dtype=torch.long)
+    for i, r in enumerate(rows):
+        ids[i, length - len(r):] = torch.tensor(r)
+        mask[i, length - len(r):] = 1
+    return ids, mask, (mask.cumsum(-1) - 1).clamp(min=0)
+
+
+@dataclass(frozen=True)
+class Example:
+    """One training sequence: ``ids`` and from which position the loss counts (0 = all)."""
+
+    ids: tuple[int, ...]
+    loss_from: int = 0
+
+
+def examples(tokenizer, pairs: Iterable[tuple[str, str]], response_only: bool) -> list[Example]:
+    """``(prompt, response)`` pairs as examples ending in EOS; ``response_only`` masks the loss to the
+    response tokens (and EOS), as instruction and question fine-tuning do."""
+    out = []
+    for prompt, response in pairs:
+        ids, n_prompt = encode(tokenizer, prompt, response)
+        out.append(Example(tuple(ids + [tokenizer.eos_token_id]), n_prompt if response_only else 1))
+    return out
+
+
+def batch_tensors(batch: list[Example], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded ids, attention mask and labels (-100 where the loss does not count)."""
+    length = max(len(e.ids) for e in batch)
+    ids = torch.full((len(batch), length), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), length), -100, dtype=torch.long)
+    for i, e in enumerate(batch):
+        ids[i, :len(e.ids)] = torch.tensor(e.ids)
+        labels[i, e.loss_from:len(e.ids)] = torch.tensor(e.ids[e.loss_from:])
+    return ids, (ids != pad_id).long() | (labels != -100).long(), labels
+
+
+# ----------------------------------------------------------------------------- training
+@dataclass(frozen=True)
+class TrainConfig:
+    steps: int = 2000
+    batch: int = 64
+    lr: float = 2e-3
+    min_lr_ratio: float = 0.1
+    warmup: int = 100
+    weight_decay: float = 0.01
+    clip: float = 1.0
+    log_every: int = 100
+    seed: int = 0
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def train(model, data: list[Example], cfg: TrainConfig, pad_id: int,
+          on_log: Callable[[dict], None] | None = None) -> list[dict]:
+    """AdamW over shuffled epochs of ``data`` (cross-entropy on the unmasked tokens, next-token
+    shift done by the model), warm-up then cosine; returns the log (mean loss every ``log_every``)."""
+    generator = torch.Generator().manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    model.train()
+    order, cursor, losses, log, start = torch.randperm(len(data), generator=generator), 0, [], [], time.perf_counter()
+    for step in range(cfg.steps):
+        if cursor + cfg.batch > len(order):
+            order, cursor = torch.randperm(len(data), generator=generator), 0
+        batch = [data[int(i)] for i in order[cursor:cursor + cfg.batch]]
+        cursor += cfg.batch
+        ids, mask, labels = batch_tensors(batch, pad_id)
+        for group in optimiser.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        optimiser.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+        optimiser.step()
+        losses.append(loss.item())
+        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
+            record = {"step": step + 1, "loss": sum(losses) / len(losses), "seconds": round(time.perf_counter() - start, 1)}
+            losses = []
+            log.append(record)
+            if on_log:
+                on_log(record)
+    model.eval()
+    return log
+
+
+# ----------------------------------------------------------------------------- inference
+@torch.no_grad()
+def sequence_logprob(lm: LanguageModel, prompt: str, responses: list[str]) -> list[float]:
+    """``log p(response | prompt)`` for each response: the sum of its tokens' log-probabilities
+    from one forward pass (batched, left-padded)."""
+    rows, starts = [], []
+    for r in responses:
+        ids, n_prompt = encode(lm.tokenizer, prompt, r)
+        rows.append(ids)
+        starts.append(n_prompt)
+    ids, mask, position = left_padded(rows, lm.tokenizer.pad_token_id)
+    logp = lm.model(input_ids=ids, attention_mask=mask, position_ids=position).logits.float().log_softmax(-1)  # (B, T, V)
+    out = []
+    for b, (row, start) in enumerate(zip(rows, starts)):
+        offset = ids.shape[1] - len(row)
+        targets = torch.tensor(row[start:])  # the response tokens
+        positions = torch.arange(offset + start - 1, offset + len(row) - 1)  # the logits predicting them
+        out.append(float(logp[b, positions, targets].sum()))
+    return out
+
+
+@torch.no_grad()
+def generate(lm: LanguageModel, prompts: list[str], max_new_tokens: int = 8, temperature: float = 1.0,
+             generator: torch.Generator | None = None, stop: tuple[str, ...] = (".",)) -> list[str]:
+    """Continue each prompt (greedy when ``generator`` is None, else sampled at ``temperature``
+    from the per-request ``generator``) until a ``stop`` token, EOS, or ``max_new_tokens``;
+    returns the decoded continuations (stop token included). Left-padded batch, KV cache."""
+    tok = lm.tokenizer
+    ids, mask, position = left_padded([encode(tok, p)[0] for p in prompts], tok.pad_token_id)
+    stop_ids = {tok.convert_tokens_to_ids(s) for s in stop} | {tok.eos_token_id}
+    out = lm.model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True)
+    new = torch.full((len(prompts), 0), tok.pad_token_id, dtype=torch.long)
+    done = torch.zeros(len(prompts), dtype=torch.bool)
+    for _ in range(max_new_tokens):
+        logits = out.logits[:, -1].float()  # (B, V)
+        if generator is None:
+            token = logits.argmax(-1)
+        else:
+            token = torch.multinomial((logits / temperature).softmax(-1), 1, generator=generator)[:, 0]
+        token = torch.where(done, torch.full_like(token, tok.pad_token_id), token)
+        new = torch.cat([new, token[:, None]], dim=1)
+        done |= torch.tensor([int(t) in stop_ids for t in token])
+        if bool(done.all()):
+            break
+        mask = torch.cat([mask, torch.ones(len(prompts), 1, dtype=torch.long)], dim=1)
+        position = position[:, -1:] + 1
+        out = lm.model(input_ids=token[:, None], attention_mask=mask, position_ids=position,
+                       past_key_values=out.past_key_values, use_cache=True)
+    texts = []
+    for row in new.tolist():
+        kept = [t for t in row if t != tok.pad_token_id and t != tok.eos_token_id]
+        texts.append(detokenize(tok.decode(kept)))
+    return texts

@@ -1,0 +1,42 @@
+"""Hallucination tab in Chromium: ask about a frequent and a never-seen person and see the difference."""
+
+from demos import text_world as tw
+from demos.hallucination import compute
+from demos.hallucination.ui import TITLE
+from tests.e2e.conftest import open_tab, shot
+
+
+def ask(page, question: str) -> str:
+    box = page.locator("#hallucination-question textarea")
+    box.fill(question)
+    before = page.locator("#hallucination-answer").inner_text()
+    page.locator("#hallucination-ask").click()
+    page.wait_for_function("s => document.querySelector('#hallucination-answer').innerText !== s", arg=before,
+                           timeout=60_000)
+    return page.locator("#hallucination-answer").inner_text()
+
+
+def test_a_frequent_and_a_never_seen_person(page):
+    open_tab(page, TITLE)
+    page.wait_for_selector("#hallucination-frequency .js-plotly-plot", timeout=30_000)
+    assert "stated 32 times" in page.locator("#hallucination-answer").inner_text()  # the opening view
+    unseen = next(p for p in compute.oracle().people.values() if p.split == "unseen")
+    text = ask(page, tw.question(unseen.name, "city"))
+    assert "never seen in training" in text
+    shot(page, "hallucination_unseen")
+    frequent = next(p for p in compute.oracle().people.values() if p.split == "bio_only" and p.f == 32 and p.name not in text)
+    text = ask(page, tw.question(frequent.name, "job"))
+    assert "stated 32 times" in text and "the answer is right" in text
+    ask(page, "Tell me about Zorbat Quenlip.")
+    assert "cannot be checked" in page.locator("#hallucination-answer").inner_text()
+    shot(page, "hallucination_frequent")
+
+
+def test_bad_input_warns_and_the_page_keeps_its_answer(page):
+    open_tab(page, TITLE)
+    page.wait_for_selector("#hallucination-candidates .js-plotly-plot", timeout=30_000)
+    before = page.locator("#hallucination-answer").inner_text()
+    page.locator("#hallucination-question textarea").fill("")
+    page.locator("#hallucination-ask").click()
+    page.get_by_text("question must be a non-empty text").first.wait_for(timeout=30_000)
+    assert page.locator("#hallucination-answer").inner_text() == before
