@@ -35,6 +35,20 @@ def app_url():
 
 
 @pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium driven by Playwright, one per test session: Playwright's sync API cannot be
+    started twice in one thread, so every browser test (tests/e2e and the serving tests) shares it."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="session")
 def client(app_url):
     """A ``gradio_client.Client`` connected to the test app."""
     from gradio_client import Client

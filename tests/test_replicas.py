@@ -267,31 +267,28 @@ def test_under_a_root_path_every_call_and_file_url_works_through_nginx(sub_path,
     assert config["root"].rstrip("/") == sub_path.url.rstrip("/"), config["root"]
 
 
-def test_a_browser_runs_a_tab_under_the_root_path(sub_path):
-    from playwright.sync_api import sync_playwright
-
+def test_a_browser_runs_a_tab_under_the_root_path(sub_path, browser):
+    """In the session's browser (tests/conftest.py: Playwright's sync API cannot start twice)."""
     from demos.attention.ui import TITLE
-    from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_context(viewport={"width": 1280, "height": 800}).new_page()
-            errors, outside = [], []
-            page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
-            page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(sub_path.url) else None)
-            page.goto(sub_path.url, wait_until="load")
-            page.get_by_role("tab", name=TITLE, exact=True).click()
-            page.wait_for_selector("#attention-summary", timeout=60_000)
-            page.get_by_label("model (preset)").click()
-            page.get_by_role("option", name="Llama-2-70B", exact=True).click()
-            page.wait_for_function("document.querySelector('#attention-summary').innerText.includes('Llama-2-70B')",
-                                   timeout=60_000)
-            assert "163,840" in page.locator("#attention-sizes").inner_text()
-        finally:
-            browser.close()
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        page = context.new_page()
+        errors, outside = [], []
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+        page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(sub_path.url) else None)
+        page.goto(sub_path.url, wait_until="load")
+        page.get_by_role("tab", name=TITLE, exact=True).click()
+        page.wait_for_selector("#attention-summary", timeout=60_000)
+        page.get_by_label("model (preset)").click()
+        page.get_by_role("option", name="Llama-2-70B", exact=True).click()
+        page.wait_for_function("document.querySelector('#attention-summary').innerText.includes('Llama-2-70B')",
+                               timeout=60_000)
+        assert "163,840" in page.locator("#attention-sizes").inner_text()
+    finally:
+        context.close()
     assert not errors, errors
     assert not [u for u in outside if u.startswith("http://127.0.0.1")], outside
 
