@@ -6,12 +6,12 @@ from demos.hallucination.ui import TITLE
 from tests.e2e.conftest import open_tab, shot
 
 
-def ask(page, question: str) -> str:
-    box = page.locator("#hallucination-question textarea")
-    box.fill(question)
-    before = page.locator("#hallucination-answer").inner_text()
+def ask(page, question: str, expect: str) -> str:
+    """Ask ``question`` and wait until the answer panel shows ``expect`` (a text only the new answer
+    has: the panel keeps the old answer under a progress timer while the model runs)."""
+    page.locator("#hallucination-question textarea").fill(question)
     page.locator("#hallucination-ask").click()
-    page.wait_for_function("s => document.querySelector('#hallucination-answer').innerText !== s", arg=before,
+    page.wait_for_function("e => document.querySelector('#hallucination-answer').innerText.includes(e)", arg=expect,
                            timeout=60_000)
     return page.locator("#hallucination-answer").inner_text()
 
@@ -21,14 +21,13 @@ def test_a_frequent_and_a_never_seen_person(page):
     page.wait_for_selector("#hallucination-frequency .js-plotly-plot", timeout=30_000)
     assert "stated 32 times" in page.locator("#hallucination-answer").inner_text()  # the opening view
     unseen = next(p for p in compute.oracle().people.values() if p.split == "unseen")
-    text = ask(page, tw.question(unseen.name, "city"))
-    assert "never seen in training" in text
+    ask(page, tw.question(unseen.name, "city"), "never seen in training")
     shot(page, "hallucination_unseen")
-    frequent = next(p for p in compute.oracle().people.values() if p.split == "bio_only" and p.f == 32 and p.name not in text)
-    text = ask(page, tw.question(frequent.name, "job"))
+    frequent = next(p for p in compute.oracle().people.values() if p.split == "bio_only" and p.f == 32
+                    and p.job != unseen.city)
+    text = ask(page, tw.question(frequent.name, "job"), f"The world says {frequent.job}")
     assert "stated 32 times" in text and "the answer is right" in text
-    ask(page, "Tell me about Zorbat Quenlip.")
-    assert "cannot be checked" in page.locator("#hallucination-answer").inner_text()
+    ask(page, "Tell me about Zorbat Quenlip.", "cannot be checked")
     shot(page, "hallucination_frequent")
 
 

@@ -1,6 +1,7 @@
 """RNN vs Transformer tab in Chromium: build a sequence, move the distance slider, see every
 model's answer change; a bad typed sequence warns and the page keeps what it showed."""
 
+from demos.rnn_transformer import compute
 from demos.rnn_transformer.ui import TITLE
 from tests.e2e.conftest import open_tab, shot
 
@@ -31,8 +32,10 @@ def test_build_a_sequence_and_move_the_distance(page):
     shot(page, "rnn_transformer_default")
 
     # 1. four pairs, the first asked, 2 filler tokens: every model answers a short recall
-    set_slider(page, "recall-query", 1)
-    page.wait_for_function("document.querySelector('#recall-answers').innerText.includes('d = 24')", timeout=30_000)
+    first = compute.built_sequence(compute.BuilderParams(n_pairs=4, query=1, distance=24, seed=0))
+    set_slider(page, "recall-query", 1)  # wait for this event to finish before the next one
+    page.wait_for_function("t => document.querySelector('#recall-answers').innerText.includes(t)",
+                           arg=f"Asked: key {first.key}, whose value is {first.target}; distance d = 24", timeout=30_000)
     set_slider(page, "recall-distance", 6)
     page.wait_for_function("document.querySelector('#recall-answers').innerText.includes('d = 6')", timeout=30_000)
     near = model_rows(page)
