@@ -163,7 +163,8 @@ def findings() -> str:
             f"{acc.get(32, float('nan')):.2f} at f = 32 (Spearman with f {ev['spearman_accuracy_f']:.2f}). People never "
             f"seen: right {u['accuracy']:.0%} of the time (chance), yet answered with top probability above 0.5 "
             f"**{u['confident']:.0%}** of the time, with {u['valid_mass']:.0%} of the probability on valid values: "
-            f"confident hallucination. Semantic entropy of {d['n_samples']} samples tells wrong answers from right "
+            f"{'confident hallucination' if u['confident'] >= 0.5 else 'a fluent answer, often a confident one'}. "
+            f"Fine-tuning on unknown facts makes it worse (below). Semantic entropy of {d['n_samples']} samples tells wrong answers from right "
             f"ones with AUROC **{d['auroc_semantic_entropy']:.2f}** (1 − agreement: {d['auroc_disagreement']:.2f}).")
 
 
