@@ -65,3 +65,12 @@ def heatmap_trace(x: Sequence[float], y: Sequence[float], z: np.ndarray, name: s
     """A heatmap of ``z`` with ``len(y)`` rows and ``len(x)`` columns."""
     return go.Heatmap(x=list(x), y=list(y), z=np.asarray(z).tolist(), name=name, colorscale=colorscale,
                       showscale=showscale, zmin=zmin, zmax=zmax, hoverinfo="x+y+z")
+
+
+def message_figure(text: str, height: int = 300) -> go.Figure:
+    """An empty figure that says ``text`` (a view that cannot be drawn yet, and why)."""
+    fig = figure(height=height)
+    fig.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return fig

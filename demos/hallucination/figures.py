@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from playground.plots import COLORS, figure
+from playground.plots import COLORS, figure, message_figure
 
 
 def candidates_figure(candidates: dict, truth: str | None, answer: str) -> go.Figure:
@@ -119,12 +119,4 @@ def context_figure(context: dict) -> go.Figure:
         fig.add_trace(go.Bar(x=[str(f) for f in context["f"]], y=context[key], name=name, marker_color=color))
     fig.update_layout(barmode="stack")
     fig.update_yaxes(range=[0, 1])
-    return fig
-
-
-def message_figure(text: str, height: int = 300) -> go.Figure:
-    fig = figure(height=height)
-    fig.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
     return fig

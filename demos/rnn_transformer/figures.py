@@ -7,7 +7,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from demos.rnn_transformer.compute import MODEL_KINDS, MODEL_TITLES, Sequence
-from playground.plots import COLORS, figure, heatmap_trace
+from playground.plots import COLORS, figure, heatmap_trace, message_figure
 
 MODEL_COLORS = dict(zip(MODEL_KINDS, COLORS))
 SALIENCY_FLOOR = 1e-30
@@ -128,12 +128,4 @@ def learning_curves_figure(logs: dict, live: dict | None = None) -> go.Figure:
                                  line={"color": MODEL_COLORS[live["kind"]], "width": 3}))
     fig.add_hline(y=0.1, line={"color": "#8b93a1", "dash": "dash"})
     fig.update_yaxes(range=[0, 1.05])
-    return fig
-
-
-def message_figure(text: str, height: int = 300) -> go.Figure:
-    fig = figure(height=height)
-    fig.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
     return fig
