@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from playground.plots import COLORS, figure, message_figure
+from playground.plots import COLORS, figure
 
 
 def candidates_figure(candidates: dict, truth: str | None, answer: str) -> go.Figure:

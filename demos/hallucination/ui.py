@@ -16,6 +16,7 @@ import numpy as np
 from demos import text_world as tw
 from demos.hallucination import compute, figures
 from playground import settings, validate
+from playground.plots import message_figure
 from playground.ui_helpers import Binding, api_errors, explanation, model_event, user_errors
 
 TITLE = "Hallucination"
@@ -126,7 +127,7 @@ def samples_markdown(p: compute.AskParams, result: dict) -> str:
 def ask_views(p: compute.AskParams, result: dict) -> tuple:
     check = compute.check_answer(p.question, result["answer"])
     plot = (figures.candidates_figure(result["candidates"], check.get("truth"), result["answer"]) if result["candidates"]
-            else figures.message_figure("Not one of the four question forms: no candidate values to show."))
+            else message_figure("Not one of the four question forms: no candidate values to show."))
     return answer_markdown(p, result), plot, samples_markdown(p, result)
 
 
@@ -220,7 +221,7 @@ def opening_views() -> tuple:
     """Everything the tab shows when it opens, from the stored evaluation (no model runs), drawn on
     page load rather than at build (the app's start-up budget); cached per process. In the order of
     ``build``'s load outputs."""
-    ev, missing = evaluation(), figures.message_figure(MISSING)
+    ev, missing = evaluation(), message_figure(MISSING)
     p, result = opening_default()
     asked = ask_views(p, result) if result else ("", missing, "")
     if not ev:

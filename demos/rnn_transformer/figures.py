@@ -7,7 +7,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from demos.rnn_transformer.compute import MODEL_KINDS, MODEL_TITLES, Sequence
-from playground.plots import COLORS, figure, heatmap_trace, message_figure
+from playground.plots import COLORS, figure, heatmap_trace
 
 MODEL_COLORS = dict(zip(MODEL_KINDS, COLORS))
 SALIENCY_FLOOR = 1e-30

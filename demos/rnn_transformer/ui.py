@@ -18,6 +18,7 @@ import gradio as gr
 from demos.rnn_transformer import compute, figures
 from demos.rnn_transformer.compute import MODEL_KINDS, MODEL_TITLES
 from playground import settings, tempfiles, validate
+from playground.plots import message_figure
 from playground.ui_helpers import (Binding, Step, StopButtons, api_errors, explanation, model_event, stepwise,
                                    user_errors)
 
@@ -115,9 +116,9 @@ def opening_views() -> tuple:
     if data and data.get("sequence") == sequence.text():
         seen = views(sequence, data["result"], next(iter(ATTENTION_FROM)), "lstm")
     else:
-        seen = ("Press “Answer” to run the models.", *[figures.message_figure("Press “Answer” to run the models.")] * 4)
+        seen = ("Press “Answer” to run the models.", *[message_figure("Press “Answer” to run the models.")] * 4)
     cost = (evaluation or {}).get("cost")
-    missing = figures.message_figure(MISSING)
+    missing = message_figure(MISSING)
     return (*seen,
             figures.accuracy_figure(evaluation) if evaluation else missing,
             figures.accuracy_figure(evaluation, by="pairs") if evaluation else missing,
@@ -272,7 +273,7 @@ def on_train(kind: str, seconds: float, request: gr.Request, progress=gr.Progres
             "distance (100 sequences per point) is the dotted line in the accuracy plot.")
     evaluation = stored("evaluation.json")
     accuracy = (figures.accuracy_figure(evaluation, live={"kind": kind, **result}) if evaluation
-                else figures.message_figure(MISSING))
+                else message_figure(MISSING))
     yield figures.learning_curves_figure(logs, live), accuracy, note
 
 
