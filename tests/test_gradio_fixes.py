@@ -2,7 +2,6 @@
 
 import io
 import threading
-import time
 
 import numpy as np
 from PIL import Image
@@ -23,29 +22,37 @@ def test_an_image_output_being_rewritten_is_never_read_half_written(tmp_path):
 
     image = Image.fromarray(np.random.default_rng(0).integers(0, 255, (384, 384, 3), dtype=np.uint8))
     path = gradio_fixes.save_pil_to_cache(image, str(tmp_path), format="png")
-    stop, reads, broken = threading.Event(), [0], []
+    # Counted, not timed (issue 14: a busy machine did 79 reads in the 1.5 s this test once allowed):
+    # the reader starts once both writers are writing, reads READS times, and the writers go on
+    # rewriting the file until it is done, so every read overlaps rewrites however slow the machine.
+    READS = 150
+    writing = [threading.Event(), threading.Event()]
+    done, reads, writes, broken = threading.Event(), [0], [0, 0], []
 
-    def write():
-        while not stop.is_set():
+    def write(i):
+        while not done.is_set():
             assert gradio_fixes.save_pil_to_cache(image, str(tmp_path), format="png") == path
+            writes[i] += 1
+            writing[i].set()
 
     def read():
-        while not stop.is_set():
+        for event in writing:
+            event.wait()
+        while reads[0] < READS:
             data = open(path, "rb").read()
             reads[0] += 1
             try:
                 Image.open(io.BytesIO(data)).load()
             except Exception as err:  # noqa: BLE001 - any failure to decode is a broken read
                 broken.append(err)
+        done.set()
 
-    threads = [threading.Thread(target=write) for _ in range(2)] + [threading.Thread(target=read)]
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(2)] + [threading.Thread(target=read)]
     for thread in threads:
         thread.start()
-    time.sleep(1.5)
-    stop.set()
     for thread in threads:
         thread.join()
-    assert reads[0] > 100 and broken == []
+    assert reads[0] == READS and min(writes) >= 1 and broken == []
     assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["image.png"]  # no temporary file left
 
 

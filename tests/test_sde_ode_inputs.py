@@ -3,7 +3,6 @@
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -34,10 +33,8 @@ GOOD = dict(data="two_moons", sde="VP", score="exact", n_samples=10, n_steps=5, 
     ("seed", -1, "seed"),
 ])
 def test_bad_input_is_a_clear_message(field, value, message):
-    start = time.perf_counter()
     with pytest.raises(ValueError, match=message):
         compute.api_sde_ode(**{**GOOD, field: value})
-    assert time.perf_counter() - start < 5  # no hang (a generous ceiling, not a benchmark)
 
 
 def test_good_input_and_user_points():
