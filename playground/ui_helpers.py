@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import functools
+import html
 import inspect
 import logging
 import queue
@@ -49,8 +50,8 @@ def _guarded(fn, keep_page: bool):
     def handle(err: Exception):
         """The value to return for a user error, or the ``gr.Error`` to raise."""
         if isinstance(err, USER_ERRORS):
-            if keep_page:
-                gr.Warning(str(err))
+            if keep_page:  # a toast renders (sanitised) HTML: the message is text
+                gr.Warning(html.escape(str(err), quote=False))
                 return gr.skip()
             return gr.Error(str(err), print_exception=False)
         log.exception("unexpected error in %s", fn.__name__)
@@ -221,13 +222,31 @@ class Binding:
     ``Binding(BuilderParams, n_pairs=slider, seed=number)``; an event takes ``binding.inputs``
     (a set of components, so Gradio passes one ``{component: value}`` dict) and builds the
     parameters by name with ``binding.params(values)``: no positional input lists.
+
+    A tab's ``build`` returns its Binding; the app then gives the tab, from the Binding alone, a
+    URL that carries every bound field, a "Copy link to this view" button and a "Reproduce in
+    Python" panel (``playground/sharing.py``). Keyword options (not fields):
+
+    - ``check``: ``params -> anything``, raising ``ValueError``: the validation the controls get;
+      values read from a link go through it (and the components' own bounds and choices);
+    - ``api``: an ``Api``: the tab's endpoint call for the current settings;
+    - ``note``: a line beside the Copy-link button (what a link cannot carry: uploads, drawings).
+
+    ``binding.on_open(opening, show, outputs)`` says what opening a link to the tab shows.
     """
 
-    def __init__(self, params_type: type, **components: gr.components.Component):
+    OPTIONS = ("check", "api", "note")
+
+    def __init__(self, params_type: type, *, check: Callable[[Any], Any] | None = None,
+                 api: "Api | None" = None, note: str = "", **components: gr.components.Component):
         names = [f.name for f in dataclasses.fields(params_type)]
         if sorted(names) != sorted(components):
             raise TypeError(f"{params_type.__name__} has fields {names}; bound: {sorted(components)}")
-        self.params_type, self.components = params_type, components
+        self.params_type, self.components = params_type, {n: components[n] for n in names}
+        self.check, self.api, self.note = check, api, note
+        self.opening = self.show = None
+        self.show_outputs: list = []
+        self.show_kwargs: dict = {}
 
     @property
     def inputs(self) -> set:
@@ -236,3 +255,72 @@ class Binding:
     def params(self, values: dict) -> Any:
         """The Params object of the values an event received (``{component: value}``)."""
         return self.params_type(**{name: values[c] for name, c in self.components.items()})
+
+    def values(self, params: Any) -> dict:
+        """``{component: value}`` of a Params object: what an event of ``inputs`` receives."""
+        return {c: getattr(params, name) for name, c in self.components.items()}
+
+    def defaults(self) -> Any:
+        """The Params object of the values the controls open with."""
+        return self.params_type(**{name: c.value for name, c in self.components.items()})
+
+    def event(self, fn: Callable) -> Callable:
+        """``fn(params, ...)`` as an event of ``inputs``: it gets the Params object, and ``request``
+        and ``progress`` if it has those parameters; user errors become warnings (``user_errors``)."""
+        wanted = inspect.signature(fn).parameters
+
+        def extras(request, progress) -> dict:
+            return {k: v for k, v in (("request", request), ("progress", progress)) if k in wanted}
+
+        if inspect.isgeneratorfunction(fn):
+            def callback(values: dict, request: gr.Request = None, progress=gr.Progress()):
+                return (yield from fn(self.params(values), **extras(request, progress)))
+        else:
+            def callback(values: dict, request: gr.Request = None, progress=gr.Progress()):
+                return fn(self.params(values), **extras(request, progress))
+        callback.__name__ = callback.__qualname__ = f"on_{fn.__name__}"
+        return user_errors(callback)
+
+    def on_open(self, opening=None, show: Callable | None = None, outputs: list | tuple = (), **event_kwargs) -> None:
+        """Opening a link to this tab: once ``opening`` (the tab's page-load event, which draws the
+        default view) is done, the link's values are set on the controls and, when they differ from
+        the defaults, ``show`` runs: one of the tab's events, called as ``show(values, request=,
+        progress=)`` with ``values`` as ``inputs`` would give them, returning (or yielding) the values
+        of ``outputs``. ``event_kwargs`` go to that event (``model_event()`` when ``show`` runs a model)."""
+        self.opening, self.show, self.show_outputs, self.show_kwargs = opening, show, list(outputs), event_kwargs
+
+
+@dataclass(frozen=True)
+class File:
+    """An argument of an ``Api`` call that is a file: ``handle_file(path)`` in the snippet."""
+
+    path: str
+
+
+@dataclass(frozen=True)
+class Api:
+    """A tab's endpoint, for its "Reproduce in Python" panel: ``args(params)`` gives the endpoint's
+    inputs by name, in the endpoint's order, for the tab's current settings (``File`` for a file);
+    ``note`` says what of the tab the endpoint does not take."""
+
+    name: str
+    args: Callable[[Any], dict]
+    note: str = ""
+
+
+def run_steps(work: Callable[[Callable[[int, int], None], Callable[[], bool]], Any],
+              stop: threading.Event | None = None, each: Callable[[Step], Any] | None = None):
+    """Consume a ``stepwise`` run inside a generator callback: ``result = yield from run_steps(work, stop, each)``.
+
+    After each step it yields ``each(step)`` (by default ``gr.skip()``: the page stays as it is, and
+    Gradio can stop the generator there); it returns the run's result. An error inside ``work``
+    (``Cancelled`` included) is raised at the ``yield from``.
+    """
+    steps = stepwise(work, stop)
+    try:
+        for item in steps:
+            if not isinstance(item, Step):
+                return item
+            yield gr.skip() if each is None else each(item)
+    finally:
+        steps.close()

@@ -7,6 +7,7 @@ import pytest
 from gradio_client.exceptions import AppError
 
 from demos.attention import compute, ui
+from playground.ui_helpers import user_errors
 from tests.conftest import call_raw
 
 
@@ -61,11 +62,11 @@ def test_kv_cache_bad_input_over_raw_http(app_url, data, message):
 
 def controls(preset="DeepSeek-V2", attention="MLA", shape=(60, 128, 128, 8, 512, 64, 236.0),
              view=(32_768, 1, "bf16", "bf16")):
-    return (preset, attention, *shape, *view)
+    return ui.Controls(preset, attention, *shape, *view)
 
 
 def test_preset_fills_the_shape_and_renders():
-    out = ui.on_preset(*controls(preset="Llama-2-70B"))
+    out = ui.preset_changed(controls(preset="Llama-2-70B"))
     attention, n_layers, n_heads, head_dim, n_kv = (u["value"] for u in out[:5])
     assert (attention, n_layers, n_heads, head_dim, n_kv) == ("GQA", 80, 64, 128, 8)
     summary, memory, sizes, fits, heads = out[8:]
@@ -74,27 +75,47 @@ def test_preset_fills_the_shape_and_renders():
 
 
 def test_context_change_changes_the_view():
-    small = ui.on_view(*controls(view=(4096, 1, "bf16", "bf16")))
-    large = ui.on_view(*controls(view=(131_072, 1, "bf16", "bf16")))
+    small = ui.view_changed(controls(view=(4096, 1, "bf16", "bf16")))
+    large = ui.view_changed(controls(view=(131_072, 1, "bf16", "bf16")))
     assert small[0] != large[0] and small[2] != large[2]
     assert small[1].layout.shapes[0].x0 == 4096 and large[1].layout.shapes[0].x0 == 131_072
+
+
+def test_each_change_computes_its_view_once(monkeypatch):
+    """One validation and one of each table per change (it used to validate twice and run gpu_fits twice)."""
+    from demos.attention import compute
+    calls = {"check_params": 0, "gpu_fits": 0, "sizes_table": 0}
+    for name in calls:
+        original = getattr(compute, name)
+
+        def counted(*args, _name=name, _original=original, **kwargs):
+            calls[_name] += 1
+            return _original(*args, **kwargs)
+        monkeypatch.setattr(compute, name, counted)
+    ui.view_changed(controls(view=(4096, 2, "fp16", "bf16")))
+    assert calls == {"check_params": 1, "gpu_fits": 1, "sizes_table": 1}
+    for name in calls:
+        calls[name] = 0
+    ui.shape_changed(controls(preset="Custom", attention="GQA", shape=(32, 32, 128, 8, 512, 64, 7.0)))
+    assert calls["gpu_fits"] == 1 and calls["sizes_table"] == 1
 
 
 def test_custom_mode_errors_are_warnings_and_the_views_stay():
     """A bad shape while typing: a warning saying what is wrong, and the plots keep the last
     valid view (a failed event would blank them)."""
+    on_shape, on_view = user_errors(ui.shape_changed), user_errors(ui.view_changed)
     with pytest.warns(UserWarning, match="must be divisible by n_kv_heads"):
-        assert ui.on_shape(*controls(preset="Custom", attention="GQA", shape=(32, 30, 128, 8, 512, 64, 7.0))) \
+        assert on_shape(controls(preset="Custom", attention="GQA", shape=(32, 30, 128, 8, 512, 64, 7.0))) \
             == gr.skip()
     with pytest.warns(UserWarning, match="n_layers must be in 1..1000"):
-        assert ui.on_shape(*controls(preset="Custom", attention="MHA", shape=(0, 32, 128, 8, 512, 64, 7.0))) \
+        assert on_shape(controls(preset="Custom", attention="MHA", shape=(0, 32, 128, 8, 512, 64, 7.0))) \
             == gr.skip()
     with pytest.warns(UserWarning, match="preset must be one of"):
-        assert ui.on_view(*controls(preset="GPT-5")) == gr.skip()
+        assert on_view(controls(preset="GPT-5")) == gr.skip()
 
 
 def test_export_writes_json_and_csv():
-    update = ui.on_export(*controls(), None)
+    update = ui.export(controls(), None)
     json_path, csv_path = update["value"]
     data = json.loads(open(json_path).read())
     assert data["kv_cache"]["elements_per_token"] == 34_560

@@ -71,7 +71,7 @@ def test_flow_endpoint_rejects_raw_http_garbage(app_url, data, message):
 
 
 def test_preview_and_layer_callbacks_render_every_view():
-    outputs = ui.on_preview("ring", "", "realnvp", 2, 100, 0)
+    outputs = ui.preview(ui.Controls("ring", "", "realnvp", 2, 100, 0))
     assert len(outputs) == 11 and "True density" in outputs[4].layout.title.text
     params = compute.FlowParams(*SMALL)
     result = compute.fit(params)

@@ -71,9 +71,9 @@ def test_ui_events_stop_and_step_view():
         if len(calls) == 3:
             ui.STOP.press(Request())
 
-    *updates, (gallery, info, figure, status, files) = ui.on_generate(
-        "shapes-ldm", "a blue square", "", "cfg", 5.0, 30, "ddim", 0, 2, "1, 2", request=Request(),
-        progress=progress)
+    controls = ui.Controls(model="shapes-ldm", prompt="a blue square", negative_prompt="", mode="cfg",
+                           guidance_scale=5.0, steps=30, scheduler="ddim", seed=0, n_images=2, view_steps="1, 2")
+    *updates, (gallery, info, figure, status, files) = ui.generate(controls, request=Request(), progress=progress)
     assert [u[3] for u in updates] == [f"Denoising… step {i} of 30" for i in (1, 2, 3)]  # one per step
     assert info["settings"]["stopped_at_step"] == 3 and "Stopped at step 3" in status
     assert len(gallery) == 2 and len(figure.data) == 2 * 4  # two recorded steps, four panels each

@@ -252,7 +252,11 @@ def same_shape(cfg: AttentionConfig, attention: str) -> AttentionConfig:
 
 def kv_cache(config: Any, seq_len: Any, batch_size: Any, dtype: Any) -> dict:
     """The ``kv_cache`` endpoint: validated inputs -> the cache's size as plain JSON numbers."""
-    p = check_params(CacheParams(config, seq_len, batch_size, dtype))
+    return cache_numbers(check_params(CacheParams(config, seq_len, batch_size, dtype)))
+
+
+def cache_numbers(p: CacheParams) -> dict:
+    """``kv_cache``'s numbers for already validated params."""
     cfg = p.config
     elements = elements_per_token(cfg)
     per_token = bytes_for(elements, p.dtype)
@@ -329,6 +333,25 @@ def gpu_fits(p: CacheParams) -> list[dict]:
                      "max_batch": free // (per_token * p.seq_len) if free > 0 else 0,
                      "max_context_cache_only": size_gb * GB // (per_token * p.batch_size)})
     return rows
+
+
+@dataclass(frozen=True)
+class CacheView:
+    """Everything the tab's sizes view shows for one ``CacheParams``, computed once per change
+    (the figures and tables only format it)."""
+
+    params: CacheParams  # validated
+    numbers: dict  # cache_numbers: what the kv_cache endpoint returns
+    sizes: list[dict]  # sizes_table
+    fits: list[dict]  # gpu_fits
+    contexts: np.ndarray  # (P,) context_grid
+    curves: dict[str, np.ndarray]  # memory_curves: (P,) bytes per variant
+
+
+def cache_view(p: CacheParams) -> CacheView:
+    """The sizes view of validated params (``check_params``: done once, by the caller)."""
+    contexts = context_grid(p.seq_len)
+    return CacheView(p, cache_numbers(p), sizes_table(p), gpu_fits(p), contexts, memory_curves(p, contexts))
 
 
 def kv_group_of_head(n_heads: int, n_kv_heads: int) -> np.ndarray:

@@ -17,11 +17,10 @@ MAX_HEADS_DRAWN = 128
 GREY = "rgba(120,120,120,0.8)"
 
 
-def memory_figure(p: compute.CacheParams) -> go.Figure:
+def memory_figure(view: compute.CacheView) -> go.Figure:
     """KV-cache GB against context length for each variant at the model's shape, GPU lines, and
     where the model's own cache meets each GPU's room beside the weights."""
-    contexts = compute.context_grid(p.seq_len)                                # (P,)
-    curves = compute.memory_curves(p, contexts)
+    p, contexts, curves = view.params, view.contexts, view.curves              # contexts: (P,)
     fig = figure(f"KV cache of {p.config.name} (batch {p.batch_size}, {p.dtype})",
                  "context length T (tokens)", "memory (GB = 1e9 bytes)", height=430)
     gpu_x, gpu_y, labels = [], [], []
@@ -41,7 +40,7 @@ def memory_figure(p: compute.CacheParams) -> go.Figure:
             line={"color": VARIANT_COLOR[attention], "width": 3.5 if own else 1.6,
                   "dash": "solid" if own else "dash"},
             hovertemplate=f"{attention}<br>T=%{{x:,}}<br>%{{y:.3g}} GB<extra></extra>"))
-    traces += fit_markers(p, contexts[-1])
+    traces += fit_markers(view, contexts[-1])
     fig.add_traces(traces)
     fig.update_layout(xaxis_type="log", yaxis={"type": "log", "exponentformat": "power"},
                       annotations=labels, shapes=[
@@ -50,9 +49,10 @@ def memory_figure(p: compute.CacheParams) -> go.Figure:
     return fig
 
 
-def fit_markers(p: compute.CacheParams, x_max: int) -> list:
+def fit_markers(view: compute.CacheView, x_max: int) -> list:
     """A marker where the model's cache fills what each GPU has left beside the weights."""
-    fits = [row for row in compute.gpu_fits(p) if 0 < row["max_context"] <= x_max]
+    p = view.params
+    fits = [row for row in view.fits if 0 < row["max_context"] <= x_max]
     if not fits:
         return []
     return [go.Scatter(

@@ -9,12 +9,13 @@ from __future__ import annotations
 import csv
 import functools
 import json
+from dataclasses import dataclass
 
 import gradio as gr
 
 from demos.attention import compute, figures
 from playground import tempfiles
-from playground.ui_helpers import (Step, api_errors, explanation, model_event, progress_steps, stepwise,
+from playground.ui_helpers import (Api, Binding, api_errors, explanation, model_event, progress_steps, run_steps,
                                    user_errors)
 
 TITLE = "Attention cache"
@@ -77,23 +78,58 @@ def paper_note() -> str:
 
 
 # ----------------------------------------------------------------------------- inputs -> params
-def config_of(preset, attention, *shape) -> compute.AttentionConfig:
-    """The chosen preset, or the custom controls (shape = SHAPE_FIELDS values + n_params in B)."""
-    if preset == CUSTOM:
-        return compute.config_from_controls(attention, *shape)
-    return compute.parse_config(compute.check_choice("preset", preset, [*compute.PRESETS, CUSTOM]))
+_DEFAULT = compute.PRESETS[compute.DEFAULT_PRESET]
 
 
-def params_of(preset, attention, *rest) -> compute.CacheParams:
-    """All controls (in ``inputs`` order) -> validated CacheParams."""
-    *shape, seq_len, batch_size, dtype, weight_dtype = rest
-    return compute.check_params(compute.CacheParams(
-        config_of(preset, attention, *shape), seq_len, batch_size, dtype, weight_dtype))
+@dataclass(frozen=True)
+class Controls:
+    """The tab's controls: a preset or a custom shape (every symbol of the formula, N in billions),
+    then the context, the batch and both precisions. ``params()`` is the one place they become a
+    validated ``CacheParams``."""
+
+    preset: str = compute.DEFAULT_PRESET
+    attention: str = _DEFAULT.attention
+    n_layers: int = _DEFAULT.n_layers
+    n_heads: int = _DEFAULT.n_heads
+    head_dim: int = _DEFAULT.head_dim
+    n_kv_heads: int = 8
+    kv_lora_rank: int = _DEFAULT.kv_lora_rank
+    rope_head_dim: int = _DEFAULT.rope_head_dim
+    n_params_billion: float = round(_DEFAULT.n_params / 1e9, 3)
+    seq_len: int = compute.CacheParams.seq_len
+    batch_size: int = compute.CacheParams.batch_size
+    dtype: str = compute.CacheParams.dtype
+    weight_dtype: str = compute.CacheParams.weight_dtype
+
+    def config(self) -> compute.AttentionConfig:
+        """The chosen preset, or the custom numbers."""
+        if self.preset == CUSTOM:
+            return compute.config_from_controls(self.attention, self.n_layers, self.n_heads, self.head_dim,
+                                                self.n_kv_heads, self.kv_lora_rank, self.rope_head_dim,
+                                                self.n_params_billion)
+        return compute.parse_config(compute.check_choice("preset", self.preset, [*compute.PRESETS, CUSTOM]))
+
+    def params(self) -> compute.CacheParams:
+        return compute.check_params(compute.CacheParams(self.config(), self.seq_len, self.batch_size, self.dtype,
+                                                        self.weight_dtype))
+
+
+def api_args(c: Controls) -> dict:
+    """The kv_cache call: the preset's name, or the custom shape as a JSON object."""
+    cfg = c.config()
+    if c.preset == CUSTOM:
+        shape = {"attention": cfg.attention, "n_layers": cfg.n_layers, "n_heads": cfg.n_heads, "head_dim": cfg.head_dim}
+        shape.update({"GQA": {"n_kv_heads": cfg.n_kv_heads},
+                      "MLA": {"kv_lora_rank": cfg.kv_lora_rank, "rope_head_dim": cfg.rope_head_dim}}.get(cfg.attention, {}))
+        config = json.dumps(shape)
+    else:
+        config = c.preset
+    return {"config": config, "seq_len": c.seq_len, "batch_size": c.batch_size, "dtype": c.dtype}
 
 
 # ----------------------------------------------------------------------------- formatting
-def headline(p: compute.CacheParams) -> str:
-    r = compute.kv_cache(p.config, p.seq_len, p.batch_size, p.dtype)
+def headline(view: compute.CacheView) -> str:
+    p, r = view.params, view.numbers
     c = p.config
     shape = {"MLA": f"d_c = {c.kv_lora_rank}, d_h^R = {c.rope_head_dim}",
              "GQA": f"n_g = {c.n_kv_heads}"}.get(c.attention, f"n_g = {c.n_kv_heads}")
@@ -111,24 +147,24 @@ FIT_HEADERS = ["GPU", "weights (GB)", "room left (GB)", "longest T at batch B",
                "largest B at context T", "longest T, cache alone"]
 
 
-def sizes_rows(p: compute.CacheParams) -> list[list]:
+def sizes_rows(view: compute.CacheView) -> list[list]:
     return [[r["variant"], r["model"], r["formula"], f"{r['elements_per_token']:,}",
              f"{r['bytes_per_token']:,}", f"{r['cache_bytes'] / compute.GB:,.3f}",
              f"{r['gqa_groups']:g}", f"{r['reduction_vs_mha']:.1%}", r["capability"]]
-            for r in compute.sizes_table(p)]
+            for r in view.sizes]
 
 
-def fits_rows(p: compute.CacheParams) -> list[list]:
+def fits_rows(view: compute.CacheView) -> list[list]:
     def fmt(n):
         return f"{int(n):,}" if n > 0 else "does not fit"
 
     return [[r["gpu"], f"{r['weights_gb']:,.1f}", f"{r['free_gb']:,.1f}", fmt(r["max_context"]),
-             fmt(r["max_batch"]), fmt(r["max_context_cache_only"])] for r in compute.gpu_fits(p)]
+             fmt(r["max_batch"]), fmt(r["max_context_cache_only"])] for r in view.fits]
 
 
-def views(p: compute.CacheParams) -> tuple:
-    """What a context / batch / precision change re-renders."""
-    return headline(p), figures.memory_figure(p), sizes_rows(p), fits_rows(p)
+def views(view: compute.CacheView) -> tuple:
+    """What a context / batch / precision change re-renders, from one computed view."""
+    return headline(view), figures.memory_figure(view), sizes_rows(view), fits_rows(view)
 
 
 def shape_updates(cfg: compute.AttentionConfig, interactive: bool) -> list:
@@ -146,38 +182,30 @@ def shape_updates(cfg: compute.AttentionConfig, interactive: bool) -> list:
 
 
 # ----------------------------------------------------------------------------- callbacks
-@user_errors
-def on_view(*controls):
+# Each takes the controls (``binding.event``) and computes the view once.
+def view_changed(c: Controls) -> tuple:
     """Context, batch or a precision changed: the shape and its head diagram stay."""
-    return views(params_of(*controls))
+    return views(compute.cache_view(c.params()))
 
 
-@user_errors
-def on_shape(*controls):
+def shape_changed(c: Controls) -> tuple:
     """A custom number changed: everything, head diagram included, re-renders."""
-    p = params_of(*controls)
-    return (*views(p), figures.heads_figure(p.config))
+    view = compute.cache_view(c.params())
+    return (*views(view), figures.heads_figure(view.params.config))
 
 
-@user_errors
-def on_attention(*controls):
-    """Custom mode's variant changed: show the fields it needs, then re-render."""
-    attention = controls[1]
-    visible = [gr.update(visible=attention == "GQA"), gr.update(visible=attention == "MLA"),
-               gr.update(visible=attention == "MLA")]
-    return (*visible, *on_shape(*controls))
+SHOWN_FOR = {"n_kv_heads": ("GQA",), "kv_lora_rank": ("MLA",), "rope_head_dim": ("MLA",)}  # the fields a variant needs
 
 
-@user_errors
-def on_preset(*controls):
+def attention_changed(c: Controls) -> tuple:
+    """Custom mode's variant changed: show the fields it needs (``SHOWN_FOR``), then re-render."""
+    return (*[gr.update(visible=c.attention in SHOWN_FOR[f]) for f in SHOWN_FOR], *shape_changed(c))
+
+
+def preset_changed(c: Controls) -> tuple:
     """A preset fills (and locks) the shape controls; Custom unlocks them with their values."""
-    preset = controls[0]
-    if preset == CUSTOM:
-        p = params_of(*controls)
-    else:
-        cfg = config_of(preset, None)
-        p = params_of(preset, cfg.attention, *[None] * 7, *controls[-4:])
-    return (*shape_updates(p.config, interactive=preset == CUSTOM), *views(p),
+    p = c.params()  # a preset's numbers, not the (locked) shape controls
+    return (*shape_updates(p.config, interactive=c.preset == CUSTOM), *views(compute.cache_view(p)),
             figures.heads_figure(p.config))
 
 
@@ -214,10 +242,8 @@ def on_run(max_context, seed, progress=gr.Progress()):
     p = compute.check_run(compute.RunParams(max_context=max_context, seed=seed))
     from demos.attention import modules  # torch: imported only when a run is asked for
 
-    for result in stepwise(lambda on_step, should_stop: modules.real_run(
-            p, report=progress_steps(on_step, should_stop, progress))):
-        if isinstance(result, Step):
-            yield gr.skip()
+    result = yield from run_steps(lambda on_step, should_stop: modules.real_run(
+        p, report=progress_steps(on_step, should_stop, progress)))
     note = (f"Ran on this machine's CPU with torch {result['torch']}, {result['threads']} thread, fp32: "
             f"d_model = {p.d_model}, l = {p.n_layers}, n_h = {p.n_heads}, d_h = {p.head_dim}, "
             f"n_g = {p.n_kv_heads}, d_c = {p.kv_lora_rank}, d_h^R = {p.rope_head_dim}; "
@@ -228,15 +254,11 @@ def on_run(max_context, seed, progress=gr.Progress()):
            gr.update(value=figures.timing_figure(result["timing"]), visible=True), note, result)
 
 
-@user_errors
-def on_export(*controls_and_run):
+def export(c: Controls, run: dict | None):
     """Write what the tab shows to a JSON file (with the last run, if any) and the sizes to CSV."""
-    *controls, run = controls_and_run
-    p = params_of(*controls)
-    data = {"kv_cache": compute.kv_cache(p.config, p.seq_len, p.batch_size, p.dtype),
-            "weight_dtype": p.weight_dtype, "sizes": compute.sizes_table(p),
-            "gpu_fits": compute.gpu_fits(p), "paper_93_3_derivation": compute.paper_reduction(),
-            "real_run": run}
+    view = compute.cache_view(c.params())
+    data = {"kv_cache": view.numbers, "weight_dtype": view.params.weight_dtype, "sizes": view.sizes,
+            "gpu_fits": view.fits, "paper_93_3_derivation": compute.paper_reduction(), "real_run": run}
     folder = tempfiles.output_folder("attention_")
     (folder / "kv_cache.json").write_text(json.dumps(data, indent=2, default=str))
     with open(folder / "kv_cache_sizes.csv", "w", newline="") as f:
@@ -254,7 +276,7 @@ def attention_control(cfg: compute.AttentionConfig) -> gr.Radio:
                     info="MHA (own k,v per head), GQA (n_g groups), MQA (one k,v), MLA (latent)")
 
 
-def number_controls(cfg: compute.AttentionConfig) -> list:
+def number_controls(cfg: compute.AttentionConfig) -> dict:
     """The custom mode's numbers: every symbol of the formula, and N."""
     info = {"n_layers": "l: transformer layers", "n_heads": "n_h: query heads per layer",
             "head_dim": "d_h: dimension of one head",
@@ -264,20 +286,20 @@ def number_controls(cfg: compute.AttentionConfig) -> list:
     start = [u["value"] for u in shape_updates(cfg, interactive=False)]
     shown = {"n_kv_heads": cfg.attention == "GQA", "kv_lora_rank": cfg.attention == "MLA",
              "rope_head_dim": cfg.attention == "MLA"}
-    numbers = []
+    numbers = {}
     with gr.Row():
         for field, value in zip(SHAPE_FIELDS, start[1:]):
             low, high = compute.LIMITS[field]
-            numbers.append(gr.Number(value=value, label=field, info=info[field], precision=0,
-                                     minimum=low, maximum=high, interactive=False,
-                                     visible=shown.get(field, True), min_width=140))
-        numbers.append(gr.Number(value=start[-1], label="n_params (billions)", minimum=0,
-                                 interactive=False, min_width=140,
-                                 info="N: total parameters, for the weights' memory"))
+            numbers[field] = gr.Number(value=value, label=field, info=info[field], precision=0,
+                                       minimum=low, maximum=high, interactive=False,
+                                       visible=shown.get(field, True), min_width=140)
+        numbers["n_params_billion"] = gr.Number(value=start[-1], label="n_params (billions)", minimum=0,
+                                                interactive=False, min_width=140,
+                                                info="N: total parameters, for the weights' memory")
     return numbers
 
 
-def view_controls(p: compute.CacheParams) -> list:
+def view_controls(p: compute.CacheParams) -> dict:
     seq_len = gr.Slider(256, 131_072, value=p.seq_len, step=256, label="context length T (seq_len)",
                         elem_id="attention-seq-len",
                         info="T: tokens cached per sequence (the API accepts up to 16,777,216)")
@@ -287,7 +309,7 @@ def view_controls(p: compute.CacheParams) -> list:
                      info="bits per cached element: fp32 32, fp16/bf16 16, fp8 8, int4 4")
     weight_dtype = gr.Radio(list(compute.PRECISIONS), value=p.weight_dtype, label="weights precision",
                             info="bits per parameter N, for the weights beside the cache")
-    return [seq_len, batch_size, dtype, weight_dtype]
+    return {"seq_len": seq_len, "batch_size": batch_size, "dtype": dtype, "weight_dtype": weight_dtype}
 
 
 def run_section() -> tuple:
@@ -317,43 +339,56 @@ def run_section() -> tuple:
     return button, [max_context, seed], [table, plot, note, last_run]
 
 
-def build(demo: gr.Blocks) -> None:
+def build(demo: gr.Blocks) -> Binding:
     p = compute.CacheParams()
+    view0 = compute.cache_view(p)
     gr.Markdown(INTRO)
     with gr.Row(equal_height=True):
         preset = gr.Dropdown([*compute.PRESETS, CUSTOM], value=compute.DEFAULT_PRESET, scale=1,
                              label="model (preset)",
                              info="published layer/head/dimension numbers; Custom makes every number editable")
         attention = attention_control(p.config)
-    shape = [attention, *number_controls(p.config)]
+    numbers = number_controls(p.config)
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
             view = view_controls(p)
         with gr.Column(scale=2):
-            summary = gr.Markdown(headline(p), elem_id="attention-summary")
+            summary = gr.Markdown(headline(view0), elem_id="attention-summary")
             memory = gr.Plot(label="KV cache against context length",
                              elem_id="attention-memory")
-    sizes = gr.Dataframe(value=sizes_rows(p), headers=SIZE_HEADERS, interactive=False, wrap=True,
+    sizes = gr.Dataframe(value=sizes_rows(view0), headers=SIZE_HEADERS, interactive=False, wrap=True,
                          elem_id="attention-sizes",
                          label="KV cache per token, each variant at this model's shape (paper's Table 1)")
     gr.Markdown(paper_note())
-    fits = gr.Dataframe(value=fits_rows(p), headers=FIT_HEADERS, interactive=False, wrap=True,
+    fits = gr.Dataframe(value=fits_rows(view0), headers=FIT_HEADERS, interactive=False, wrap=True,
                         label="What fits on one GPU beside the weights (upper bounds: activations ignored)")
     heads = gr.Plot(label="which query heads share which keys and values")
     explanation(explanation_text())
+    binding = Binding(Controls, preset=preset, attention=attention, **numbers, **view, check=Controls.params,
+                      api=Api("kv_cache", api_args, note="the endpoint takes no weights precision (only the "
+                              "cache's size depends on the four inputs)"))
     gr.Examples([["DeepSeek-V2", 131_072, 1, "bf16"], ["DeepSeek-67B", 131_072, 1, "bf16"],
                  ["Llama-2-70B", 4_096, 32, "fp16"], ["Falcon-7B", 2_048, 64, "fp16"],
-                 ["Llama-3-8B", 8_192, 16, "fp8"]], inputs=[preset, view[0], view[1], view[2]],
+                 ["Llama-3-8B", 8_192, 16, "fp8"]], inputs=[preset, *[view[k] for k in ("seq_len", "batch_size", "dtype")]],
                 label="Examples: a model, a context length, a batch, a precision")
     run_button, run_inputs, run_outputs = run_section()
     with gr.Row():
-        export = gr.Button("Download what you see (JSON + CSV)", size="sm")
+        export_button = gr.Button("Download what you see (JSON + CSV)", size="sm")
     files = gr.File(label="download", file_count="multiple", visible=False)
-    wire(preset, shape, view, [summary, memory, sizes, fits], heads)
+    on_preset = wire(binding, [summary, memory, sizes, fits], heads)
+    last_run = run_outputs[-1]
     run_button.click(on_run, run_inputs, run_outputs, api_visibility="private", **model_event())
-    export.click(on_export, [preset, *shape, *view, run_outputs[-1]], files, api_visibility="private")
+
+    @user_errors
+    def on_export(values: dict):
+        return export(binding.params(values), values[last_run])
+
+    export_button.click(on_export, binding.inputs | {last_run}, files, api_visibility="private")
     gr.api(kv_cache_api, api_name="kv_cache")
-    demo.load(opening_figures, outputs=[memory, heads], api_visibility="private")
+    opening = demo.load(opening_figures, outputs=[memory, heads], api_visibility="private")
+    shape = [binding.components[k] for k in ("attention", *SHAPE_FIELDS, "n_params_billion")]
+    binding.on_open(opening, on_preset, [*shape, summary, memory, sizes, fits, heads])
+    return binding
 
 
 @functools.lru_cache(maxsize=1)
@@ -361,19 +396,25 @@ def opening_figures() -> tuple:
     """The default model's two plots: drawn on page load, not at build (the app's start-up
     budget); cached per process."""
     p = compute.CacheParams()
-    return figures.memory_figure(p), figures.heads_figure(p.config)
+    return figures.memory_figure(compute.cache_view(p)), figures.heads_figure(p.config)
 
 
-def wire(preset, shape: list, view: list, view_outputs: list, heads) -> None:
-    """Connect the controls: a preset fills the shape; numbers re-render in Custom mode."""
-    inputs = [preset, *shape, *view]
+def wire(binding: Binding, view_outputs: list, heads):
+    """Connect the controls: a preset fills the shape; numbers re-render in Custom mode. Every event
+    takes ``binding.inputs`` and computes the view once. Returns the preset's event."""
+    c = binding.components
+    shape = [c[k] for k in ("attention", *SHAPE_FIELDS, "n_params_billion")]
     private = {"api_visibility": "private", "trigger_mode": "always_last"}
-    preset.change(on_preset, inputs, [*shape, *view_outputs, heads], **private)
-    shape[0].input(on_attention, inputs, [*shape[4:7], *view_outputs, heads], **private)
-    for number in shape[1:]:
-        number.input(on_shape, inputs, [*view_outputs, heads], **private)
-    for control in view:
-        control.change(on_view, inputs, view_outputs, **private)
+    on_preset = binding.event(preset_changed)
+    c["preset"].change(on_preset, binding.inputs, [*shape, *view_outputs, heads], **private)
+    c["attention"].input(binding.event(attention_changed), binding.inputs,
+                         [*[c[f] for f in SHOWN_FOR], *view_outputs, heads], **private)
+    on_shape, on_view = binding.event(shape_changed), binding.event(view_changed)
+    for name in (*SHAPE_FIELDS, "n_params_billion"):
+        c[name].input(on_shape, binding.inputs, [*view_outputs, heads], **private)
+    for name in ("seq_len", "batch_size", "dtype", "weight_dtype"):
+        c[name].change(on_view, binding.inputs, view_outputs, **private)
+    return on_preset
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+from dataclasses import dataclass, fields
 
 import gradio as gr
 import numpy as np
@@ -15,8 +16,8 @@ import numpy as np
 from demos.controlnet import compute
 from playground import plots, tempfiles
 from playground.settings import ASSETS_DIR
-from playground.ui_helpers import (Step, StopButtons, api_errors, explanation, model_event, stepwise,
-                                   user_errors)
+from playground.ui_helpers import (Api, Binding, File, StopButtons, api_errors, explanation, model_event,
+                                   run_steps, user_errors)
 
 STOP = StopButtons()  # this tab's Stop button (one flag per session)
 
@@ -127,39 +128,78 @@ def summary_file(summary: dict) -> str:
 # Events
 
 
-def make_params(prompt, scale, start, end, guidance, steps, seed, model) -> compute.ControlParams:
-    return compute.ControlParams(prompt=prompt, conditioning_scale=scale, control_start=start,
-                                 control_end=end, guidance_scale=guidance, steps=steps, seed=seed, model=model)
+@dataclass(frozen=True)
+class Controls(compute.ControlParams):
+    """The tab's settings: a generation's ``ControlParams``, where the condition comes from and the
+    overlay. The drawing and the upload themselves are images: inputs of the events, not settings."""
+
+    source: str = CANVAS  # CANVAS or UPLOAD
+    show_overlay: bool = True
+
+    def params(self) -> compute.ControlParams:
+        return compute.ControlParams(**{f.name: getattr(self, f.name) for f in fields(compute.ControlParams)})
+
+    def checked(self) -> "Controls":
+        compute.validate(self.params())
+        compute.check_choice("condition from", self.source, [CANVAS, UPLOAD])
+        return self
 
 
-def pick_sketch(source, sketch, upload):
-    """The canvas drawing or the uploaded image, as the radio says."""
-    return upload if source == UPLOAD else sketch
+EXAMPLE_SKETCH = "assets/examples/controlnet/circle.png"  # the snippet's file: yours instead
+
+
+def api_args(c: Controls) -> dict:
+    return {"sketch": File(EXAMPLE_SKETCH), "prompt": c.prompt, "conditioning_scale": c.conditioning_scale,
+            "guidance_scale": c.guidance_scale, "steps": c.steps, "seed": c.seed}
+
+
+API_NOTE = ("the endpoint always runs the embedded model with control over every step; the sketch is a "
+            "file: pass your own (drawings and uploads are not in the link)")
 
 
 def denoising(work, progress, desc: str, stop):
-    """Run ``work(on_step, should_stop)`` step-wise (``stepwise``, so Stop and a closed tab end
-    it within a step): nothing changes on the page until the last value, the result."""
-    for item in stepwise(work, stop):
-        if not isinstance(item, Step):
-            yield item
+    """``result = yield from denoising(...)``: ``work(on_step, should_stop)`` step-wise (``run_steps``, so
+    Stop and a closed tab end it within a step); nothing changes on the page until the result."""
+    def each(step):
+        progress((step.index, step.total), desc=desc)
+        return gr.skip()  # one skip leaves every output as it is
+
+    return (yield from run_steps(work, stop, each))
+
+
+def generate_event(binding: Binding, sketch_input: gr.Sketchpad, upload_input: gr.Image):
+    """The Generate button's event: ``binding.inputs`` and the two images in."""
+
+    @user_errors
+    def run_generate(values: dict, request: gr.Request = None, progress=gr.Progress()):
+        c = binding.params(values)
+        sketch = values[upload_input] if c.source == UPLOAD else values[sketch_input]
+        yield from generate(c, sketch, request, progress)
+
+    return run_generate
+
+
+def link_event(binding: Binding):
+    """What opening a link to other settings shows: those settings on the default outline (the page's
+    upload when it opens). A drawing is not in a link: with the canvas chosen there is nothing to run."""
+
+    def on_link(values: dict, request: gr.Request = None, progress=gr.Progress()):
+        c = binding.params(values)
+        if c.source != UPLOAD or not DEFAULT_EXAMPLE.exists():
+            gr.Info("A link carries the settings, not the drawing: draw an outline and press Generate.")
             return
-        progress((item.index, item.total), desc=desc)
-        yield gr.skip()  # one skip leaves every output as it is
+        yield from generate(c, str(DEFAULT_EXAMPLE), request, progress)
+
+    return on_link
 
 
-@user_errors
-def run_generate(source, sketch, upload, prompt, scale, start, end, guidance, steps, seed, model,
-                 show_overlay, request: gr.Request = None, progress=gr.Progress()):
+def generate(c: Controls, sketch, request: gr.Request = None, progress=gr.Progress()):
     """The image (shown as soon as it is done), then the same seed at every conditioning scale."""
     progress(0, desc="loading the model")
-    params = make_params(prompt, scale, start, end, guidance, steps, seed, model)
-    sketch = pick_sketch(source, sketch, upload)
+    params, show_overlay = c.params(), c.show_overlay
     stop = STOP.start(request)
-    for result in denoising(lambda on_step, should_stop: compute.generate(sketch, params, on_step, should_stop),
-                            progress, "denoising", stop):
-        if not isinstance(result, compute.Generation):
-            yield result
+    result = yield from denoising(lambda on_step, should_stop: compute.generate(sketch, params, on_step, should_stop),
+                                  progress, "denoising", stop)
     if stop.is_set():  # a half-denoised image is noise: keep the page as it was
         gr.Info("Stopped: the last finished image stays on the page.")
         yield gr.skip()
@@ -169,11 +209,9 @@ def run_generate(source, sketch, upload, prompt, scale, start, end, guidance, st
            result_picture(result.image, result.condition, show_overlay),
            residual_figure(result.residual_rms, result.block_names), summary, summary_file(summary),
            (result.image, result.condition), gr.skip())
-    for sweep in denoising(lambda on_step, should_stop: compute.sweep(sketch, params, compute.SWEEP_SCALES,
-                                                                      on_step, should_stop),
-                           progress, "conditioning-scale sweep", stop):
-        if not isinstance(sweep, list):
-            yield sweep
+    sweep = yield from denoising(lambda on_step, should_stop: compute.sweep(sketch, params, compute.SWEEP_SCALES,
+                                                                            on_step, should_stop),
+                                 progress, "conditioning-scale sweep", stop)
     if not stop.is_set():
         yield (*[gr.skip()] * 6, [(image, f"s = {s:g}") for s, image in sweep])
 
@@ -195,9 +233,7 @@ def controlnet_api(sketch, prompt, conditioning_scale, guidance_scale, steps, se
     Step-wise, so a client's ``/cancel`` stops the run within one step."""
     params = compute.ControlParams(prompt=prompt, conditioning_scale=conditioning_scale,
                                    guidance_scale=guidance_scale, steps=steps, seed=seed)
-    for result in stepwise(lambda on_step, should_stop: compute.generate(sketch, params, on_step, should_stop)):
-        if isinstance(result, Step):
-            yield gr.skip()
+    result = yield from run_steps(lambda on_step, should_stop: compute.generate(sketch, params, on_step, should_stop))
     yield result.image, result.summary()
 
 
@@ -291,7 +327,7 @@ def build_outputs() -> dict:
     return o
 
 
-def build(demo: gr.Blocks) -> None:
+def build(demo: gr.Blocks) -> Binding:
     gr.Markdown(INTRO, latex_delimiters=[{"left": "$", "right": "$", "display": False}])
     with gr.Row():
         with gr.Column(scale=1):
@@ -305,23 +341,29 @@ def build(demo: gr.Blocks) -> None:
     if existing:
         gr.Examples(existing, inputs=[c["upload"], c["prompt"]], label="Example outlines (click one)")
     explanation(EXPLANATION)
-    wire(demo, c, o, generate, stop)
+    return wire(demo, c, o, generate, stop)
 
 
-def wire(demo: gr.Blocks, c: dict, o: dict, generate: gr.Button, stop: gr.Button) -> None:
-    inputs = [c[k] for k in ("source", "sketch", "upload", "prompt", "scale", "start", "end", "guidance",
-                             "steps", "seed", "model")]
-    outputs = [o["condition"], o["result"], o["residuals"], o["details"], o["download"], o["shown"]]
-    generate.click(run_generate, inputs=inputs + [o["overlay"]], outputs=outputs + [o["sweep"]],
+def wire(demo: gr.Blocks, c: dict, o: dict, generate: gr.Button, stop: gr.Button) -> Binding:
+    binding = Binding(Controls, prompt=c["prompt"], conditioning_scale=c["scale"], control_start=c["start"],
+                      control_end=c["end"], guidance_scale=c["guidance"], steps=c["steps"], seed=c["seed"],
+                      model=c["model"], source=c["source"], show_overlay=o["overlay"], check=Controls.checked,
+                      api=Api("controlnet", api_args, note=API_NOTE),
+                      note="The link carries the settings, not your drawing or upload: those stay on this page.")
+    run_generate = generate_event(binding, c["sketch"], c["upload"])
+    outputs = [o["condition"], o["result"], o["residuals"], o["details"], o["download"], o["shown"], o["sweep"]]
+    generate.click(run_generate, inputs=binding.inputs | {c["sketch"], c["upload"]}, outputs=outputs,
                    api_visibility="private", **model_event())
     STOP.wire(stop)  # ends the run within one denoising step
     o["overlay"].change(redraw_overlay, inputs=[o["shown"], o["overlay"]], outputs=o["result"],
                         api_visibility="private")
     demo.load(None, js=BRUSH_READY_JS)
-    demo.load(opening_views, outputs=[o[k] for k in OPENING], api_visibility="private")
+    opening = demo.load(opening_views, outputs=[o[k] for k in OPENING], api_visibility="private")
+    binding.on_open(opening, link_event(binding), outputs, **model_event())
     c["sketch"].input(None, js=f"() => '{CANVAS}'", outputs=c["source"])
     c["upload"].change(None, js=f"(x) => x ? '{UPLOAD}' : '{CANVAS}'", inputs=c["upload"], outputs=c["source"])
     build_api()
+    return binding
 
 
 def build_api() -> None:

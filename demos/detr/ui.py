@@ -7,6 +7,7 @@ functions, which import ``demos.detr.model`` (torch, transformers) on first use.
 from __future__ import annotations
 
 import functools
+import inspect
 from pathlib import Path
 
 import gradio as gr
@@ -14,7 +15,7 @@ import pandas as pd
 
 from demos.detr import compute, figures
 from playground import settings, tempfiles
-from playground.ui_helpers import api_errors, explanation, model_event, user_errors
+from playground.ui_helpers import Api, Binding, File, api_errors, explanation, model_event, user_errors
 
 TITLE = "DETR"
 SUMMARY = "Object queries and Hungarian matching: detection as set prediction, made visible."
@@ -89,8 +90,15 @@ def download(result: compute.DetrResult, truth, p: compute.DetrParams) -> str:
     return str(path)
 
 
-def params_of(model, threshold, query, w_class, w_l1, w_giou, seed=0) -> compute.DetrParams:
-    return compute.DetrParams(model, threshold, seed, query, w_class, w_l1, w_giou).checked()
+EXAMPLE_IMAGE = "assets/detr_examples/scene_2x.png"  # the snippet's file: yours instead
+
+
+def api_args(p: compute.DetrParams) -> dict:
+    return {"image": File(EXAMPLE_IMAGE), "threshold": p.threshold}
+
+
+API_NOTE = ("the endpoint takes an image file and the threshold, and always runs the embedded shapes-detr "
+            "(the random scenes, the query shown and the matching weights are this tab's)")
 
 
 def all_views(result, truth, p: compute.DetrParams) -> tuple:
@@ -132,19 +140,16 @@ def opening_views() -> tuple:
 
 
 # ----------------------------------------------------------------------------- callbacks
-@user_errors
-def on_new_scene(seed, model, threshold, query, w_class, w_l1, w_giou, progress=gr.Progress()):
-    p = params_of(model, threshold, query, w_class, w_l1, w_giou, seed)
+# Each gets the validated ``DetrParams`` of the controls (the tab's Binding) and what else it needs.
+def new_scene(p: compute.DetrParams, progress=gr.Progress()):
     progress(0.1, desc="Loading the model (first time only)")
     image, truth = compute.random_scene(p.seed)
     result = compute.run_detr(image, p.model)
     return (image, *all_views(result, truth, p))
 
 
-@user_errors
-def on_detect(image, state, model, threshold, query, w_class, w_l1, w_giou, progress=gr.Progress()):
+def detect(p: compute.DetrParams, image, state=None, progress=gr.Progress()):
     """Detect on the image shown; keep the ground truth if it is still the generated scene."""
-    p = params_of(model, threshold, query, w_class, w_l1, w_giou)
     progress(0.1, desc="Running DETR")
     array = compute.load_image(image)
     truth = (state or {}).get("truth")
@@ -155,35 +160,24 @@ def on_detect(image, state, model, threshold, query, w_class, w_l1, w_giou, prog
     return all_views(compute.run_detr(array, p.model), truth, p)
 
 
-@user_errors
-def on_upload(image, model, threshold, query, w_class, w_l1, w_giou, progress=gr.Progress()):
-    return on_detect(image, None, model, threshold, query, w_class, w_l1, w_giou, progress)
-
-
 def _state_result(state):
     if not state or state.get("result") is None:
         raise ValueError("Nothing detected yet: make a new random scene or upload an image.")
     return state["result"], state.get("truth")
 
 
-@user_errors
-def on_threshold(state, model, threshold, query, w_class, w_l1, w_giou):
-    p = params_of(model, threshold, query, w_class, w_l1, w_giou)
+def threshold_changed(p: compute.DetrParams, state):
     result, truth = _state_result(state)
     return (*detection_views(result, p.threshold, min(p.query, len(result.logits) - 1)), download(result, truth, p))
 
 
-@user_errors
-def on_query(state, query, threshold):
+def query_changed(p: compute.DetrParams, state):
     result, _ = _state_result(state)
-    query = compute.check_int("query", query, 0, len(result.logits) - 1)
-    threshold = compute.check_float("threshold", threshold, 0.0, 1.0)
-    return compute.attention_overlay(result, query), figures.queries_figure(result, threshold, query)
+    query = compute.check_int("query", p.query, 0, len(result.logits) - 1)
+    return compute.attention_overlay(result, query), figures.queries_figure(result, p.threshold, query)
 
 
-@user_errors
-def on_weights(state, model, threshold, query, w_class, w_l1, w_giou):
-    p = params_of(model, threshold, query, w_class, w_l1, w_giou)
+def weights_changed(p: compute.DetrParams, state):
     result, truth = _state_result(state)
     return (*matching_views(result, truth, p.weights), download(result, truth, p))
 
@@ -199,7 +193,7 @@ def examples() -> list[list[str]]:
     return [[str(p)] for p in sorted(EXAMPLES_DIR.glob("*.png"))]
 
 
-def build(demo: gr.Blocks) -> None:
+def build(demo: gr.Blocks) -> Binding:
     gr.Markdown(INTRO)
     state = gr.State({})
     with gr.Row():
@@ -209,7 +203,7 @@ def build(demo: gr.Blocks) -> None:
             with gr.Row():
                 seed = gr.Number(value=P.seed, elem_id="detr-seed", precision=0, minimum=0, maximum=compute.MAX_SEED, label="Seed",
                                  info="seed of the random Shapes World scene")
-                new_scene = gr.Button("New random scene", variant="primary", elem_id="detr-new-scene")
+                new_scene_btn = gr.Button("New random scene", variant="primary", elem_id="detr-new-scene")
             model = gr.Dropdown(list(compute.MODEL_CHOICES), value=P.model, label="Model",
                                 info="shapes-detr: embedded, 12 queries N; detr-resnet-50: COCO, 100 queries")
             threshold = gr.Slider(0, 1, value=P.threshold, step=0.01, label="Score threshold τ", elem_id="detr-threshold",
@@ -247,20 +241,40 @@ def build(demo: gr.Blocks) -> None:
         gr.Examples(examples(), inputs=[image_in], label="Example images (no ground truth)")
 
     # ------------------------------------------------------------------ events
-    controls = [model, threshold, query, w_class, w_l1, w_giou]
+    binding = Binding(compute.DetrParams, model=model, threshold=threshold, seed=seed, query=query, w_class=w_class,
+                      w_l1=w_l1, w_giou=w_giou, check=compute.DetrParams.checked,
+                      api=Api("detect", api_args, note=API_NOTE),
+                      note="The link carries the settings and the scene's seed, not an uploaded image.")
+
+    def event(fn, *extra):
+        """``fn(params, *values of extra)`` as an event of ``binding.inputs`` and ``extra``."""
+        reports = "progress" in inspect.signature(fn).parameters
+
+        @user_errors
+        def callback(values: dict, progress=gr.Progress()):
+            p, more = binding.params(values).checked(), [values[e] for e in extra]
+            return fn(p, *more, progress=progress) if reports else fn(p, *more)
+
+        callback.__name__ = f"on_{fn.__name__}"
+        return callback
+
     detection_out = [annotated, found_json, queries_plot, query_table, attention]
     matching_out = [cost_plot, matching_img, loss_plot]
     everything = [*detection_out, *matching_out, download_file, query, state]
-    new_scene.click(on_new_scene, [seed, *controls], [image_in, *everything], api_visibility="private",
-                    **model_event())
-    detect_btn.click(on_detect, [image_in, state, *controls], everything, api_visibility="private", **model_event())
-    image_in.upload(on_upload, [image_in, *controls], everything, api_visibility="private", **model_event())
-    model.change(on_detect, [image_in, state, *controls], everything, api_visibility="private", **model_event())
-    threshold.release(on_threshold, [state, *controls], [*detection_out, download_file], api_visibility="private")
-    query.release(on_query, [state, query, threshold], [attention, queries_plot], api_visibility="private")
+    on_new_scene, on_detect = event(new_scene), event(detect, image_in, state)
+    private = {"api_visibility": "private"}
+    new_scene_btn.click(on_new_scene, binding.inputs, [image_in, *everything], **private, **model_event())
+    detect_btn.click(on_detect, binding.inputs | {image_in, state}, everything, **private, **model_event())
+    image_in.upload(event(detect, image_in), binding.inputs | {image_in}, everything, **private, **model_event())
+    model.change(on_detect, binding.inputs | {image_in, state}, everything, **private, **model_event())
+    threshold.release(event(threshold_changed, state), binding.inputs | {state}, [*detection_out, download_file],
+                      **private)
+    query.release(event(query_changed, state), binding.inputs | {state}, [attention, queries_plot], **private)
+    on_weights = event(weights_changed, state)
     for weight in (w_class, w_l1, w_giou):
-        weight.release(on_weights, [state, *controls], [*matching_out, download_file], api_visibility="private")
-    demo.load(opening_views, outputs=[image_in, *everything], api_visibility="private")
+        weight.release(on_weights, binding.inputs | {state}, [*matching_out, download_file], **private)
+    opening = demo.load(opening_views, outputs=[image_in, *everything], **private)
+    binding.on_open(opening, on_new_scene, [image_in, *everything], **model_event())  # a link: its scene
 
     # The public endpoint: an image file (not decoded by Gradio, so bad files get our message).
     with gr.Row(visible=False):
@@ -271,6 +285,7 @@ def build(demo: gr.Blocks) -> None:
         api_button = gr.Button("detect")
     api_button.click(api_detect, [api_image, api_threshold], [api_annotated, api_json], api_name="detect",
                      **model_event())
+    return binding
 
 
 if __name__ == "__main__":

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import functools
 import json
+from dataclasses import dataclass
 
 import gradio as gr
 import numpy as np
 
 from demos.flows import compute, figures
 from playground import tempfiles
-from playground.ui_helpers import StopButtons, api_errors, explanation, model_event, user_errors
+from playground.ui_helpers import Api, Binding, StopButtons, api_errors, explanation, model_event, user_errors
 
 STOP = StopButtons()  # this tab's Stop button (one flag per session)
 
@@ -72,9 +73,31 @@ EXAMPLES = [["2_gaussians", "realnvp", 8, 2000, 0], ["two_moons", "flow_matching
 
 
 # ----------------------------------------------------------------------------- inputs -> params
-def params_of(data, points, flow, n_layers, train_steps, seed) -> compute.FlowParams:
-    return compute.check_params(compute.FlowParams(points if data == CUSTOM else data, flow,
-                                                   n_layers, train_steps, seed))
+@dataclass(frozen=True)
+class Controls:
+    """The tab's controls: ``FlowParams`` with the data as chosen (a name, or ``CUSTOM`` and the points)."""
+
+    data: str = compute.FlowParams.data
+    points: str = EXAMPLE_POINTS
+    flow: str = compute.FlowParams.flow
+    n_layers: int = compute.FlowParams.n_layers
+    train_steps: int = compute.FlowParams.train_steps
+    seed: int = compute.FlowParams.seed
+
+    def params(self) -> compute.FlowParams:
+        """Validated ``FlowParams`` (``ValueError`` naming the field)."""
+        return compute.check_params(compute.FlowParams(self.points if self.data == CUSTOM else self.data, self.flow,
+                                                       self.n_layers, self.train_steps, self.seed))
+
+    def checked(self) -> "Controls":
+        p = self.params()
+        compute.load_points(p.data, p.seed)  # a custom set's points are parsed here
+        return self
+
+
+def api_args(c: Controls) -> dict:
+    p = c.params()
+    return {"data": p.data, "flow": p.flow, "n_layers": p.n_layers, "train_steps": p.train_steps, "seed": p.seed}
 
 
 # ----------------------------------------------------------------------------- formatting
@@ -114,22 +137,20 @@ def download_file(result: compute.FlowResult) -> str:
 
 
 # ----------------------------------------------------------------------------- callbacks
-@user_errors
-def on_preview(data, points, flow, n_layers, train_steps, seed):
+def preview(c: Controls):
     """Data changed: show it and the base Gaussian (no training, no torch)."""
-    if data == CUSTOM and not (points or "").strip():
+    if c.data == CUSTOM and not (c.points or "").strip():
         return (gr.update(visible=True), *[gr.skip()] * 10)
-    result = compute.untrained(params_of(data, points, flow, n_layers, train_steps, seed))
-    return (gr.update(visible=data == CUSTOM), *all_figures(result, 0),
+    result = compute.untrained(c.params())
+    return (gr.update(visible=c.data == CUSTOM), *all_figures(result, 0),
             gr.update(maximum=1, value=0, interactive=False, label="Layer k"), None,
             "Press **Train** to fit a flow to these points.", gr.update(visible=False))
 
 
-@user_errors
-def on_train(data, points, flow, n_layers, train_steps, seed, request: gr.Request = None, progress=gr.Progress()):
+def train_views(c: Controls, request: gr.Request = None, progress=gr.Progress()):
     """Train (streaming the loss curve), then draw every view at the last layer. Stop ends the
     training at its next evaluation and keeps the page as it was."""
-    params = params_of(data, points, flow, n_layers, train_steps, seed)
+    params = c.params()
     cached = compute.CACHE.get(compute.cache_key(params, compute.load_points(params.data, params.seed)[0]))
     stop = STOP.start(request)
     for item in compute.fit_iter(params):
@@ -180,7 +201,7 @@ def on_flow(flow, n_layers):
 
 
 # ----------------------------------------------------------------------------- layout
-def controls():
+def controls() -> Binding:
     names = compute.dataset_names() + [CUSTOM]
     data = gr.Dropdown(names, value=compute.FlowParams.data, label="Target data p(x)", elem_id="flows-data",
                        info="built-in samples, an analytic density (2_gaussians, banana, ring: true log p known), "
@@ -195,14 +216,15 @@ def controls():
                             label="Training steps", elem_id="flows-steps", info="Adam steps (batch 256) on −log p_θ(x), or on |v_θ − (x − z)|²")
     seed = gr.Number(compute.FlowParams.seed, precision=0, minimum=0, maximum=compute.MAX_SEED,
                      label="Seed", info="seeds the data, the held-out split, θ's init and the samples z")
-    return data, points, flow, n_layers, train_steps, seed
+    return Binding(Controls, data=data, points=points, flow=flow, n_layers=n_layers, train_steps=train_steps,
+                   seed=seed, check=Controls.checked, api=Api("flow", api_args))
 
 
-def build(demo: gr.Blocks) -> None:
+def build(demo: gr.Blocks) -> Binding:
     gr.Markdown(INTRO, latex_delimiters=[{"left": "$", "right": "$", "display": False}])
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
-            inputs = controls()
+            binding = controls()
             with gr.Row():
                 train = gr.Button("Train", variant="primary")
                 stop = gr.Button("Stop", variant="stop", elem_id="flows-stop")
@@ -217,11 +239,15 @@ def build(demo: gr.Blocks) -> None:
                 with gr.Row():
                     plots += [gr.Plot(show_label=False, elem_id=f"flows-plot-{len(plots) + i}") for i in range(2)]
     state = gr.State(None)  # the trained run's FlowParams (its key in compute.CACHE)
-    gr.Examples(EXAMPLES, inputs=[inputs[0], *inputs[2:]], label="Examples (click, then Train)")
+    c = binding.components
+    gr.Examples(EXAMPLES, inputs=[c[k] for k in ("data", "flow", "n_layers", "train_steps", "seed")],
+                label="Examples (click, then Train)")
     explanation(EXPLANATION)
-    wire(demo, inputs, train, stop, layer, plots, state, status, download)
+    on_train = wire(binding, train, stop, layer, plots, state, status, download)
     # The untrained flow is drawn on page load, not at build (app start-up budget); cached per process.
-    demo.load(default_figures, outputs=plots, api_visibility="private")
+    opening = demo.load(default_figures, outputs=plots, api_visibility="private")
+    binding.on_open(opening, on_train, [*plots, layer, state, status, download], **model_event())
+    return binding
 
 
 @functools.lru_cache(maxsize=1)
@@ -230,18 +256,21 @@ def default_figures() -> tuple:
     return all_figures(compute.untrained(compute.FlowParams()), 0)
 
 
-def wire(demo, inputs, train, stop, layer, plots, state, status, download) -> None:
-    data, points, flow, n_layers, *_ = inputs
-    preview_out = [points, *plots, layer, state, status, download]
-    data.change(on_preview, inputs, preview_out, api_visibility="private")
-    points.blur(on_preview, inputs, preview_out, api_visibility="private")
-    flow.change(on_flow, [flow, n_layers], n_layers, api_visibility="private")
-    train.click(on_train, inputs, [*plots, layer, state, status, download], api_visibility="private",
+def wire(binding, train, stop, layer, plots, state, status, download):
+    """Connect the controls; returns the Train event's function."""
+    c = binding.components
+    on_preview, on_train = binding.event(preview), binding.event(train_views)
+    preview_out = [c["points"], *plots, layer, state, status, download]
+    c["data"].change(on_preview, binding.inputs, preview_out, api_visibility="private")
+    c["points"].blur(on_preview, binding.inputs, preview_out, api_visibility="private")
+    c["flow"].change(on_flow, [c["flow"], c["n_layers"]], c["n_layers"], api_visibility="private")
+    train.click(on_train, binding.inputs, [*plots, layer, state, status, download], api_visibility="private",
                 **model_event())
     STOP.wire(stop)
     layer.input(on_layer, [layer, state], plots[:3], api_visibility="private",
                 trigger_mode="always_last", show_progress="hidden")
     gr.api(flow_api, api_name="flow", **model_event())
+    return on_train
 
 
 if __name__ == "__main__":

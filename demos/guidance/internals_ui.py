@@ -16,7 +16,7 @@ import numpy as np
 from demos.guidance import internals, internals_defaults
 from demos.guidance import internals_figures as figures
 from playground import tempfiles
-from playground.ui_helpers import Step, StopButtons, api_errors, explanation, model_event, stepwise, user_errors
+from playground.ui_helpers import Binding, StopButtons, api_errors, explanation, model_event, run_steps, user_errors
 
 SPECIALS = ("<start>", "<end>", "<pad>")
 STOP = StopButtons()  # this section's Stop button (one flag per session)
@@ -120,17 +120,14 @@ def download(result: internals.Internals) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- events
-@user_errors
-def on_look(model, prompt, steps, seed, scale, cumulative, request: gr.Request = None, progress=gr.Progress()):
-    # Named parameters: Gradio passes ``request`` only to a parameter it can see.
-    params = internals.InternalsParams(prompt=prompt, steps=steps, seed=seed, guidance_scale=scale, model=model)
+def look(params: internals.InternalsParams, cumulative: bool, request: gr.Request = None, progress=gr.Progress()):
+    """Look inside: one generation with every step's cross-attention recorded."""
+    def each(step):
+        progress((step.index, step.total), desc="denoising with attention recorded")
+        return (gr.skip(),) * 6 + (f"Denoising… step {step.index} of {step.total}",) + (gr.skip(),)
+
     work = lambda on_step, should_stop: internals.generate(params, True, False, on_step, should_stop)  # noqa: E731
-    for item in stepwise(work, STOP.start(request)):
-        if isinstance(item, Step):
-            progress((item.index, item.total), desc="denoising with attention recorded")
-            yield (gr.skip(),) * 6 + (f"Denoising… step {item.index} of {item.total}",) + (gr.skip(),)
-            continue
-        result = item
+    result = yield from run_steps(work, STOP.start(request), each)
     total = max(len(result.step_maps), 1)
     word_fig, latent_fig = views(result, total, cumulative)
     yield (result, word_fig, latent_fig, figures.round_trip(result.round_trip),
@@ -178,11 +175,8 @@ def opening_view() -> tuple:
 def api_sd_internals(prompt: str, steps: int, seed: int):
     """The embedded model's image for ``prompt`` (CFG s = 5, DDIM), then {tokens, heatmaps, latent_shape,
     psnr_db}. Step-wise, so a client's ``/cancel`` stops the run within one step."""
-    for result in stepwise(lambda on_step, should_stop: internals.api_sd_internals(prompt, steps, seed, on_step,
-                                                                                    should_stop)):
-        if isinstance(result, Step):
-            yield gr.skip()
-    image, data = result
+    image, data = yield from run_steps(lambda on_step, should_stop: internals.api_sd_internals(prompt, steps, seed,
+                                                                                                on_step, should_stop))
     yield image, data
 
 
@@ -200,7 +194,7 @@ def build_section(demo: gr.Blocks, model: gr.Dropdown) -> None:
         scale = gr.Number(default.guidance_scale, label="Guidance scale s", info="classifier-free, 0-20",
                           minimum=0, maximum=20, scale=1, min_width=100)
         with gr.Column(scale=1, min_width=120):
-            look = gr.Button("Look inside", variant="primary", elem_id="internals-look")
+            look_button = gr.Button("Look inside", variant="primary", elem_id="internals-look")
             stop = gr.Button("Stop", variant="stop", elem_id="internals-stop")
     status = gr.Markdown(elem_id="internals-status")
     step = gr.Slider(1, default.steps, value=default.steps, step=1, label="Step t",
@@ -224,10 +218,16 @@ def build_section(demo: gr.Blocks, model: gr.Dropdown) -> None:
     files = gr.File(label="Download the image (PNG) and the word maps (JSON)", file_count="multiple")
     explanation(EXPLANATION, title="What am I looking at? (autoencoder, latents, cross-attention)")
     state = gr.State(None)
+    binding = Binding(internals.InternalsParams, prompt=prompt, steps=steps, seed=seed, guidance_scale=scale,
+                      model=model)
 
-    look.click(on_look, [model, prompt, steps, seed, scale, cumulative],
-               [state, word_plot, latent_plot, trip_plot, step, trip_note, status, files],
-               api_visibility="private", **model_event())
+    @user_errors
+    def on_look(values: dict, request: gr.Request = None, progress=gr.Progress()):
+        yield from look(binding.params(values), values[cumulative], request, progress)
+
+    look_button.click(on_look, binding.inputs | {cumulative},
+                      [state, word_plot, latent_plot, trip_plot, step, trip_note, status, files],
+                      api_visibility="private", **model_event())
     for event in (step.input, cumulative.input):
         event(on_step_view, [state, step, cumulative], [word_plot, latent_plot], api_visibility="private",
               show_progress="hidden", trigger_mode="always_last")  # a drag's last value is always drawn

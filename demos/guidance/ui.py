@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import functools
 import json
+from dataclasses import dataclass, fields
 
 import gradio as gr
 import numpy as np
 
 from demos.guidance import compute, defaults, figures, internals_ui
 from playground import tempfiles
-from playground.ui_helpers import (Step, StopButtons, api_errors, explanation, model_event, stepwise,
+from playground.ui_helpers import (Api, Binding, StopButtons, api_errors, explanation, model_event, run_steps,
                                    user_errors)
 from playground.validate import shown
 
@@ -72,9 +73,28 @@ EXAMPLES = [["a red circle", "cfg", 5.0], ["a blue triangle", "cfg", 7.5], ["a g
 
 
 # ----------------------------------------------------------------------------- inputs -> params
-def params_of(model, prompt, negative, mode, scale, steps, scheduler, seed, n_images) -> compute.GuidanceParams:
-    return compute.GuidanceParams(prompt=prompt, negative_prompt=negative, mode=mode, guidance_scale=scale,
-                                  steps=steps, scheduler=scheduler, seed=seed, n_images=n_images, model=model)
+@dataclass(frozen=True)
+class Controls(compute.GuidanceParams):
+    """The tab's controls: a generation's ``GuidanceParams`` and the steps the step view shows."""
+
+    view_steps: str = ""  # '1, 8, 25'; empty: four spread over the run
+
+    def params(self) -> compute.GuidanceParams:
+        return compute.GuidanceParams(**{f.name: getattr(self, f.name) for f in fields(compute.GuidanceParams)})
+
+    def checked(self) -> "Controls":
+        p = compute.validate(self.params())
+        parse_view_steps(self.view_steps, p.steps)
+        return self
+
+
+def api_args(c: Controls) -> dict:
+    return {"prompt": c.prompt, "mode": c.mode, "guidance_scale": c.guidance_scale, "n_images": c.n_images,
+            "steps": c.steps, "seed": c.seed}
+
+
+API_NOTE = ("the endpoint always runs the embedded model with DDIM and no negative prompt "
+            "(this tab's model, scheduler and negative prompt are not among its inputs)")
 
 
 def parse_view_steps(text: str, steps) -> list[int]:
@@ -120,44 +140,37 @@ def download_files(result: compute.Generation, name: str) -> list[str]:
 
 
 def denoising(work, progress, request, n_outputs: int, status_at: int):
-    """Run ``work(on_step, should_stop)`` step-wise (``stepwise``): after each step, report the
-    progress and yield a status line; finally yield the result. ``should_stop`` is true once
-    the run is cancelled or this session pressed Stop (which keeps the partial images)."""
-    for item in stepwise(work, STOP.start(request)):
-        if not isinstance(item, Step):
-            yield item
-            return
-        progress((item.index, item.total), desc="denoising")
+    """``result = yield from denoising(...)``: ``work(on_step, should_stop)`` step-wise
+    (``run_steps``), yielding a status line and reporting the progress after each step.
+    ``should_stop`` is true once the run is cancelled or this session pressed Stop (which keeps
+    the partial images)."""
+    def each(step):
+        progress((step.index, step.total), desc="denoising")
         updates = [gr.skip()] * n_outputs
-        updates[status_at] = f"Denoising… step {item.index} of {item.total}"
-        yield tuple(updates)
+        updates[status_at] = f"Denoising… step {step.index} of {step.total}"
+        return tuple(updates)
+
+    return (yield from run_steps(work, STOP.start(request), each))
 
 
 # ----------------------------------------------------------------------------- events
-@user_errors
-def on_generate(model, prompt, negative, mode, scale, steps, scheduler, seed, n_images, view_text,
-                request: gr.Request = None, progress=gr.Progress()):
-    # Named parameters, not *inputs: Gradio passes ``request`` only to a parameter it can see.
-    params = params_of(model, prompt, negative, mode, scale, steps, scheduler, seed, n_images)
-    view_steps = parse_view_steps(view_text, params.steps)
-    for result in denoising(lambda on_step, should_stop: compute.generate(params, view_steps, on_step, should_stop),
-                            progress, request, n_outputs=5, status_at=3):
-        if not isinstance(result, compute.Generation):
-            yield result
+def generate(c: Controls, request: gr.Request = None, progress=gr.Progress()):
+    """Generate and Enter in the prompt (``binding.event(generate)``)."""
+    params = c.params()
+    view_steps = parse_view_steps(c.view_steps, params.steps)
+    result = yield from denoising(lambda on_step, should_stop: compute.generate(params, view_steps, on_step,
+                                                                                should_stop),
+                                  progress, request, n_outputs=5, status_at=3)
     yield (gallery_items(result), {"settings": result.settings, "timings": result.timings},
            figures.step_view(result.records, params.mode), status_text(result, "Generated"),
            download_files(result, "guidance"))
 
 
-@user_errors
-def on_sweep(model, prompt, negative, mode, scale, steps, scheduler, seed, n_images,
-             request: gr.Request = None, progress=gr.Progress()):
-    params = params_of(model, prompt, negative, mode, scale, steps, scheduler, seed, n_images)
-    for result in denoising(lambda on_step, should_stop: compute.sweep(params, compute.SWEEP_SCALES, on_step,
-                                                                       should_stop),
-                            progress, request, n_outputs=2, status_at=1):
-        if not isinstance(result, compute.Generation):
-            yield result
+def sweep(c: Controls, request: gr.Request = None, progress=gr.Progress()):
+    params = c.params()
+    result = yield from denoising(lambda on_step, should_stop: compute.sweep(params, compute.SWEEP_SCALES, on_step,
+                                                                             should_stop),
+                                  progress, request, n_outputs=2, status_at=1)
     yield gallery_items(result, sweep=True), status_text(result, "Sweep (one batched call)")
 
 
@@ -186,17 +199,14 @@ def api_guidance(prompt: str, mode: str, guidance_scale: float, n_images: int, s
     def work(on_step, should_stop):
         return compute.api_guidance(prompt, mode, guidance_scale, n_images, steps, seed, on_step, should_stop)
 
-    for result in stepwise(work):
-        if isinstance(result, Step):
-            yield gr.skip()
-    images, info = result
+    images, info = yield from run_steps(work)
     yield [(image, f"image {i + 1}") for i, image in enumerate(images)], info
 
 
 # ----------------------------------------------------------------------------- layout
-def build(demo: gr.Blocks) -> None:
+def build(demo: gr.Blocks) -> Binding:
     gr.Markdown(INTRO)
-    default = compute.GuidanceParams()
+    default = Controls()
     with gr.Row():
         with gr.Column(scale=2, min_width=300):
             model = gr.Dropdown(MODEL_CHOICES, value=compute.EMBEDDED, label="Model",
@@ -220,10 +230,10 @@ def build(demo: gr.Blocks) -> None:
                                  value=default.scheduler, label="Scheduler", info="ODE solver for the reverse process")
             seed = gr.Number(default.seed, label="Seed", info="fixes z_T: same seed, same images", precision=0,
                              minimum=0, maximum=compute.MAX_SEED)
-            view_steps = gr.Textbox("", label="Steps to show in the step view",
+            view_steps = gr.Textbox(default.view_steps, label="Steps to show in the step view",
                                     info="e.g. 1, 8, 15, 25 (empty: four spread over the run)")
             with gr.Row():
-                generate = gr.Button("Generate", variant="primary")
+                generate_button = gr.Button("Generate", variant="primary")
                 stop = gr.Button("Stop", variant="stop", elem_id="guidance-stop")
         with gr.Column(scale=3, min_width=320):
             status = gr.Markdown(elem_id="guidance-status")
@@ -246,18 +256,22 @@ def build(demo: gr.Blocks) -> None:
     gr.Examples(EXAMPLES, [prompt, mode, scale], label="Examples (click, then Generate)")
     internals_ui.build_section(demo, model)  # inside the model: VAE, latents, cross-attention per word
 
-    inputs = [model, prompt, negative, mode, scale, steps, scheduler, seed, n_images]
+    binding = Binding(Controls, model=model, prompt=prompt, negative_prompt=negative, mode=mode, guidance_scale=scale,
+                      steps=steps, scheduler=scheduler, seed=seed, n_images=n_images, view_steps=view_steps,
+                      check=Controls.checked, api=Api("guidance", api_args, note=API_NOTE))
+    on_generate, on_sweep = binding.event(generate), binding.event(sweep)
     outputs = [gallery, info, step_plot, status, files]
-    generate.click(on_generate, inputs + [view_steps], outputs, api_visibility="private", **model_event())
-    prompt.submit(on_generate, inputs + [view_steps], outputs, api_visibility="private", **model_event())
-    scale.release(on_generate, inputs + [view_steps], outputs, api_visibility="private", **model_event())
-    sweep_button.click(on_sweep, inputs, [sweep_gallery, status], api_visibility="private", **model_event())
+    for trigger in (generate_button.click, prompt.submit, scale.release):
+        trigger(on_generate, binding.inputs, outputs, api_visibility="private", **model_event())
+    sweep_button.click(on_sweep, binding.inputs, [sweep_gallery, status], api_visibility="private", **model_event())
     STOP.wire(stop)
     model.change(on_model_change, model, model_note, api_visibility="private")
     build_api()
     # The precomputed opening views are sent on page load, not at build (app start-up budget).
-    demo.load(opening_views, outputs=[status, gallery, info, sweep_gallery, step_plot, curve_plot],
-              api_visibility="private")
+    opening = demo.load(opening_views, outputs=[status, gallery, info, sweep_gallery, step_plot, curve_plot],
+                        api_visibility="private")
+    binding.on_open(opening, on_generate, outputs, **model_event())  # a link to other settings generates them
+    return binding
 
 
 @functools.lru_cache(maxsize=1)

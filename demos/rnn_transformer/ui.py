@@ -19,7 +19,7 @@ from demos.rnn_transformer import compute, figures
 from demos.rnn_transformer.compute import MODEL_KINDS, MODEL_TITLES
 from playground import settings, tempfiles, validate
 from playground.plots import message_figure
-from playground.ui_helpers import (Binding, Step, StopButtons, api_errors, explanation, model_event, stepwise,
+from playground.ui_helpers import (Binding, StopButtons, api_errors, explanation, model_event, run_steps,
                                    user_errors)
 
 TITLE = "RNN vs Transformer"
@@ -220,9 +220,7 @@ def on_measure(progress=gr.Progress()):
         with single_thread():
             return models.recurrence_cost(repeats=2, report=report)
 
-    for result in stepwise(work):
-        if isinstance(result, Step):
-            yield gr.skip(), gr.skip()
+    result = yield from run_steps(work, each=lambda step: (gr.skip(), gr.skip()))
     yield figures.cost_figure(result), cost_markdown(result, "measured just now")
 
 
@@ -259,13 +257,15 @@ def on_train(kind: str, seconds: float, request: gr.Request, progress=gr.Progres
         return models.accuracy_by_distance(model, n_per_point=100)
 
     logs, title = training_logs(), MODEL_TITLES[kind]
-    for result in stepwise(work, stop):
-        if isinstance(result, Step):
-            last = live["log"][-1]
-            progress(result.index / result.total, desc=f"training the {title}")
-            yield (figures.learning_curves_figure(logs, live), gr.skip(),
-                   f"Training the {title}… step {last['step']}, {last['seconds']:.0f} s, "
-                   f"validation accuracy {last['val_accuracy']:.2f}")
+
+    def each(step):
+        last = live["log"][-1]
+        progress(step.index / step.total, desc=f"training the {title}")
+        return (figures.learning_curves_figure(logs, live), gr.skip(),
+                f"Training the {title}… step {last['step']}, {last['seconds']:.0f} s, "
+                f"validation accuracy {last['val_accuracy']:.2f}")
+
+    result = yield from run_steps(work, stop, each)
     steps = live["log"][-1]["step"] if live["log"] else 0
     budget = (stored("training_log.json") or {}).get("models", {}).get(kind, {}).get("train_config", {}).get("steps")
     note = (f"{'Stopped at step' if stop.is_set() else 'Trained for'} {steps} steps: a fresh {title} "

@@ -6,15 +6,16 @@ import functools
 import json
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 
 import gradio as gr
 import numpy as np
 
 from demos import toy_data
 from demos.sde_ode import compute, figures
-from playground import tempfiles
-from playground.ui_helpers import (Cancelled, Step, StopButtons, api_errors, explanation, model_event,
-                                   progress_steps, stepwise, user_errors)
+from playground import tempfiles, validate
+from playground.ui_helpers import (Api, Binding, Cancelled, StopButtons, api_errors, explanation, model_event,
+                                   progress_steps, run_steps, user_errors)
 
 STOP = StopButtons()  # this tab's Stop button (one flag per session)
 
@@ -61,13 +62,48 @@ or adaptive RK45 (its NFE is whatever the error control needed). **NFE** = score
 """
 
 
-def _params(data_choice, custom, n_data, sde, score, n_samples, n_steps, seed, sde_sampler, ode_solver,
-            beta_min, beta_max, sigma_min, sigma_max) -> compute.SDEParams:
-    data = custom if data_choice == CUSTOM else data_choice
-    return compute.SDEParams(data=data or "", n_data=n_data, sde=sde, score=score, n_samples=n_samples,
-                             n_steps=n_steps, seed=seed, sde_sampler=sde_sampler, ode_solver=ode_solver,
-                             beta_min=beta_min, beta_max=beta_max, sigma_min=sigma_min,
-                             sigma_max=sigma_max)
+@dataclass(frozen=True)
+class Controls:
+    """The tab's controls (defaults: what it opens with): the run's ``SDEParams`` and the two views."""
+
+    data_choice: str = DEFAULT.data
+    custom: str = ""
+    n_data: int = DEFAULT.n_data
+    sde: str = DEFAULT.sde
+    score: str = DEFAULT.score
+    n_samples: int = DEFAULT.n_samples
+    n_steps: int = DEFAULT.n_steps
+    seed: int = DEFAULT.seed
+    sde_sampler: str = DEFAULT.sde_sampler
+    ode_solver: str = DEFAULT.ode_solver
+    beta_min: float = DEFAULT.beta_min
+    beta_max: float = DEFAULT.beta_max
+    sigma_min: float = DEFAULT.sigma_min
+    sigma_max: float = DEFAULT.sigma_max
+    t_compare: float = 0.5  # the marginals compared at t
+    lam: float = 0.5  # the lambda family's member
+
+    def params(self) -> compute.SDEParams:
+        data = self.custom if self.data_choice == CUSTOM else self.data_choice
+        return compute.SDEParams(data=data or "", n_data=self.n_data, sde=self.sde, score=self.score,
+                                 n_samples=self.n_samples, n_steps=self.n_steps, seed=self.seed,
+                                 sde_sampler=self.sde_sampler, ode_solver=self.ode_solver, beta_min=self.beta_min,
+                                 beta_max=self.beta_max, sigma_min=self.sigma_min, sigma_max=self.sigma_max)
+
+    def checked(self) -> "Controls":
+        """The checks a run makes (``ValueError`` naming the field), the points included."""
+        self.params().checked()
+        if self.data_choice == CUSTOM:
+            toy_data.parse_points(self.custom)
+        validate.check_float("t", self.t_compare, 0.0, 1.0)
+        validate.check_float("λ", self.lam, 0.0, 2.0)
+        return self
+
+
+def api_args(c: Controls) -> dict:
+    p = c.params()
+    return {"data": p.data, "sde": p.sde, "score": p.score, "n_samples": p.n_samples, "n_steps": p.n_steps,
+            "seed": p.seed}
 
 
 def _run(params: compute.SDEParams, progress=None) -> compute.Run:
@@ -126,27 +162,21 @@ def _default_views() -> tuple:
     return _views(run, 0.5, 0.5)
 
 
-@user_errors
-def on_run(data_choice, custom, n_data, sde, score, n_samples, n_steps, seed, sde_sampler, ode_solver,
-           beta_min, beta_max, sigma_min, sigma_max, t_compare, lam, request: gr.Request = None,
-           progress=gr.Progress()):
-    """Step-wise (``stepwise``): Stop or a closed tab ends the run within 2% of its steps."""
-    params = _params(data_choice, custom, n_data, sde, score, n_samples, n_steps, seed, sde_sampler, ode_solver,
-                     beta_min, beta_max, sigma_min, sigma_max)
-    stop = STOP.start(request)
+def run(c: Controls, request: gr.Request = None, progress=gr.Progress()):
+    """The Run button (``binding.event(run)``). Step-wise (``run_steps``): Stop or a closed tab ends
+    the run within 2% of its steps."""
+    params = c.params()
 
     def work(on_step, should_stop):
         return _run(params, progress_steps(on_step, should_stop, progress))
 
     try:
-        for run in stepwise(work, stop):
-            if isinstance(run, Step):
-                yield gr.skip()
+        result = yield from run_steps(work, STOP.start(request))
     except Cancelled:
         gr.Info("Stopped: the last finished run stays on the page.")
         return
     progress(0.95, desc="λ family and figures")
-    yield _views(run, t_compare, lam)
+    yield _views(result, c.t_compare, c.lam)
 
 
 @user_errors
@@ -210,20 +240,17 @@ def api_sde_ode(data: str, sde: str, score: str, n_samples: int, n_steps: int, s
     def work(on_step, should_stop):
         return compute.api_sde_ode(data, sde, score, n_samples, n_steps, seed, progress_steps(on_step, should_stop))
 
-    for result in stepwise(work):
-        if isinstance(result, Step):
-            yield None  # an empty progress message; the last message is the answer
-    yield result
+    yield (yield from run_steps(work, each=lambda step: None))  # None: an empty progress message
 
 
-def build(demo: gr.Blocks) -> None:
+def build(demo: gr.Blocks) -> Binding:
     gr.Markdown("Two samplers, one noise: the **reverse-time SDE** (left) and the **probability-flow ODE** "
                 "(right) start from the same $x_T$. Press ▶ or drag the time slider: the clouds agree, the "
                 "paths below do not.", latex_delimiters=[{"left": "$", "right": "$", "display": False}])
     explanation(EXPLANATION)
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
-            controls = _controls()
+            c = _controls()
             with gr.Row():
                 run_btn = gr.Button("Run both samplers", variant="primary", elem_id="sde-ode-run", scale=3)
                 stop_btn = gr.Button("Stop", variant="stop", scale=1, elem_id="sde-ode-stop")
@@ -253,12 +280,17 @@ def build(demo: gr.Blocks) -> None:
             enc_md = gr.Markdown()
     run_state = gr.JSON(visible=False)  # the run's parameters (no gr.State: no heartbeat)
     views = [run_state, anim, stats, paths_plot, compare_plot, compare_md, lam_plot, download, enc_plot, enc_md]
-    _wire(demo, controls, run_btn, stop_btn, run_state, t_slider, lam, stats, views, compare_plot, compare_md, lam_plot,
+    binding = Binding(Controls, **{k: c[k] for k in INPUT_KEYS}, t_compare=t_slider, lam=lam,
+                      check=Controls.checked, api=Api("sde_ode", api_args, note=API_NOTE))
+    on_run = binding.event(run)
+    _wire(c, binding, on_run, run_btn, stop_btn, run_state, stats, views, compare_plot, compare_md, lam_plot,
           adaptive_btn)
     # The default run is drawn on page load, not at build (app start-up budget); cached per process.
-    demo.load(_default_views, outputs=views, api_visibility="private")
+    opening = demo.load(_default_views, outputs=views, api_visibility="private")
+    binding.on_open(opening, on_run, views, **model_event())  # a link to other settings runs them
     play.click(None, js=figures.PLAY_JS)
     gr.api(api_sde_ode, api_name="sde_ode")
+    return binding
 
 
 def _controls() -> dict:
@@ -302,13 +334,15 @@ def _controls() -> dict:
 
 INPUT_KEYS = ["data_choice", "custom", "n_data", "sde", "score", "n_samples", "n_steps", "seed",
               "sde_sampler", "ode_solver", "beta_min", "beta_max", "sigma_min", "sigma_max"]
+API_NOTE = ("the endpoint runs Euler-Maruyama and Heun with the default constants and M = 600 data points "
+            "(this tab's samplers, constants and M are not among its inputs)")
 
 
-def _wire(demo, c, run_btn, stop_btn, run_state, t_slider, lam, stats, outputs, compare_plot, compare_md, lam_plot,
+def _wire(c, binding, on_run, run_btn, stop_btn, run_state, stats, outputs, compare_plot, compare_md, lam_plot,
           adaptive_btn) -> None:
     private = {"api_visibility": "private"}
-    inputs = [c[k] for k in INPUT_KEYS] + [t_slider, lam]
-    run_btn.click(on_run, inputs, outputs, **private, **model_event())
+    t_slider, lam = binding.components["t_compare"], binding.components["lam"]
+    run_btn.click(on_run, binding.inputs, outputs, **private, **model_event())
     STOP.wire(stop_btn)  # the run ends within 2% of its steps
     t_slider.release(on_compare, [run_state, t_slider], [compare_plot, compare_md], **private)
     lam.release(on_lambda, [run_state, lam], lam_plot, **private, **model_event())
@@ -319,7 +353,7 @@ def _wire(demo, c, run_btn, stop_btn, run_state, t_slider, lam, stats, outputs, 
                      [c["custom"], c["canvas"]], **private)
     gr.Examples([["8_gaussians", "VP", "exact", 1000, 250, 0], ["checkerboard", "subVP", "exact", 1000, 250, 1],
                  ["spiral", "VE", "exact", 1000, 250, 2], ["rings", "VP", "learned", 1000, 250, 0]],
-                [c["data_choice"], c["sde"], c["score"], c["n_samples"], c["n_steps"], c["seed"]],
+                [c[k] for k in ("data_choice", "sde", "score", "n_samples", "n_steps", "seed")],
                 label="Examples (then press Run)")
 
 
