@@ -28,7 +28,7 @@ CATALOG = [
     ("instruction_tuning", "Instruction tuning", "What fine-tuning on instructions changes in a model."),
 ]
 
-MODEL_COLUMNS = ["name", "title", "source", "location", "loaded", "device", "dtype", "parameters", "memory"]
+MODEL_COLUMNS = ["name", "title", "state", "source", "location", "device", "dtype", "parameters", "memory"]
 
 
 def models_table() -> list[list]:
@@ -39,6 +39,19 @@ def models_table() -> list[list]:
                "parameters": f"{row['parameters']:,}" if row["parameters"] is not None else ""}
         rows.append([row[c] for c in MODEL_COLUMNS])
     return rows
+
+
+def missing_models_note() -> str:
+    """How to get each model that is not on this machine (Markdown; no server path)."""
+    missing = [a for a in (REGISTRY.availability(name) for name in REGISTRY.names) if not a.usable]
+    if not missing:
+        return "Every registered model is on this machine."
+    return "**Not on this machine** (the tabs offer only the models that are here):\n\n" + "\n".join(
+        f"- `{a.name}`: {a.how_to_get}" for a in missing)
+
+
+def models_panel() -> tuple[list[list], str]:
+    return models_table(), missing_models_note()
 
 
 def _human_bytes(n: int | None) -> str:
@@ -76,7 +89,8 @@ def build(demo: gr.Blocks, live_tabs: list[tuple[str, str, str]]) -> None:
                     "with `--device`; set `PLAYGROUND_MODEL_<NAME>` to a local folder or a Hugging "
                     "Face id to swap one.")
         table = gr.Dataframe(value=models_table(), headers=MODEL_COLUMNS, interactive=False,
-                             wrap=True)
+                             wrap=False, elem_id="home-models", elem_classes="gp-scroll")
+        missing = gr.Markdown(missing_models_note(), elem_id="home-models-missing")
         refresh = gr.Button("Refresh", size="sm")
-        refresh.click(models_table, outputs=table, api_visibility="private")
+        refresh.click(models_panel, outputs=[table, missing], api_visibility="private")
     gr.api(models_info, api_name="models")

@@ -10,7 +10,12 @@ Policy lives here and nowhere else:
   embedded checkpoint in ``assets/``, then the spec's Hugging Face id. Weights are always
   loaded with ``use_safetensors=True``;
 * **failure**: anything that stops a model from loading becomes ``ModelUnavailable``, which
-  names the model, where it looked and how to get it. Tabs show it; the app keeps running.
+  names the model, where it looked and how to get it. Tabs show it; the app keeps running;
+* **availability**: ``availability(name)`` says whether a model's weights are on this machine
+  without loading them, importing a model library or touching the network (the app sets the hub
+  offline unless ``PLAYGROUND_ALLOW_DOWNLOADS=1``); the tabs offer only the models that are here;
+* **no server paths for visitors**: messages and the Models panel name folders relative to the
+  app (``assets/shapes_detr``) or by the variable that set them; the full path goes to the log.
 
 Loaded objects are shared by every request and must be treated as read-only; per-call state
 (schedulers, RNGs) is created per request by the tabs.
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import gc
 import importlib
+import logging
 import os
 import sys
 import threading
@@ -33,13 +39,33 @@ from typing import Any
 from playground import settings
 
 
+LOG = logging.getLogger(__name__)
+
+
+def public_text(text: str) -> str:
+    """``text`` with this server's folders replaced by names a visitor may see: the assets folder
+    becomes ``assets``, the app's folder ``.``, the Hugging Face cache and the home folder their
+    names. Every model message a visitor can see goes through it."""
+    places = [(settings.ASSETS_DIR, "assets"), (_hub_cache_dir(), "the Hugging Face cache"),
+              (settings.REPO_ROOT, "."), (Path.home(), "~")]
+    for folder, name in places:
+        for spelling in {str(folder), str(Path(folder).resolve())}:
+            if len(spelling) > 1:
+                text = text.replace(spelling, name)
+    return text
+
+
 class ModelUnavailable(RuntimeError):
-    """A model could not be loaded. ``str(err)`` is a message fit to show a user."""
+    """A model could not be loaded. ``str(err)`` is a message fit to show a user (no server path)."""
 
     def __init__(self, name: str, looked_in: str, how_to_get: str, cause: str = ""):
         self.name, self.looked_in, self.how_to_get, self.cause = name, looked_in, how_to_get, cause
         reason = f" ({cause})" if cause else ""
-        super().__init__(f"Model '{name}' is not available{reason}. Looked in: {looked_in}. {how_to_get}")
+        message = f"Model '{name}' is not available{reason}. Looked in: {looked_in}. {how_to_get}"
+        public = public_text(message)
+        if public != message:
+            LOG.warning("%s", message)  # the server's owner sees the real folders
+        super().__init__(public)
 
 
 class DeviceUnavailable(RuntimeError):
@@ -65,10 +91,45 @@ class ModelSpec:
     hub_id: str | None = None
     revision: str | None = None
     how_to_get: str = ""
+    needs: tuple[str, ...] = ()  # other registered models it is built on (loaded through get)
 
     @property
     def override_var(self) -> str:
         return settings.model_override_var(self.name)
+
+
+@dataclass(frozen=True)
+class Availability:
+    """Whether a model's weights are on this machine (decided without loading or network).
+
+    ``present``: its folder, or its snapshot in the Hugging Face cache, is here (and so are the
+    models it ``needs``); ``downloads``: it is not, but ``PLAYGROUND_ALLOW_DOWNLOADS=1`` lets the
+    first use download it. ``where`` and ``how_to_get`` are fit to show a visitor.
+    """
+
+    name: str
+    title: str
+    present: bool
+    downloads: bool
+    where: str
+    how_to_get: str
+
+    @property
+    def usable(self) -> bool:
+        return self.present or self.downloads
+
+    @property
+    def state(self) -> str:
+        return ("on this machine" if self.present else "downloads on first use" if self.downloads
+                else "not on this machine")
+
+    def note(self) -> str:
+        """One Markdown line for a tab: ``**Title**: not on this machine. How to get it: ...``."""
+        if self.present:
+            return f"**{self.title}**: on this machine ({self.where}); it loads on first use."
+        if self.downloads:
+            return f"**{self.title}**: downloads on first use (looked in {self.where})."
+        return f"**{self.title}**: not on this machine (looked in {self.where}). How to get it: {self.how_to_get}"
 
 
 @dataclass(frozen=True)
@@ -262,6 +323,42 @@ class ModelRegistry:
     def is_loaded(self, name: str) -> bool:
         return name in self._loaded
 
+    def availability(self, name: str) -> Availability:
+        """Are this model's weights here? Reads folders only: no load, no model library, no network."""
+        spec = self.spec(name)
+        try:
+            source = self.resolve_source(name)
+        except ModelUnavailable as err:
+            return Availability(name, spec.title, False, False, err.looked_in, self._how_to_get(spec))
+        if name in self._loaded:
+            present = True
+        elif source.kind == "hub":
+            present = hub_snapshot(source.location, source.revision) is not None
+        else:
+            present = Path(source.location).is_dir()
+        needed = [self.availability(other) for other in spec.needs]
+        downloads = (not present and source.kind == "hub" and settings.downloads_allowed()
+                     and all(n.usable for n in needed))
+        present = present and all(n.present for n in needed)
+        how = self._how_to_get(spec) + "".join(f" It needs {n.title}: {n.how_to_get}" for n in needed
+                                               if not n.present)
+        return Availability(name, spec.title, present, downloads, _where(source, spec), public_text(how))
+
+    def usable_choices(self, choices: list) -> tuple[list, str]:
+        """A model dropdown's ``choices`` (names or ``(label, name)`` pairs) without the models that
+        cannot be used here, and a Markdown note naming those with how to get them ("" if none).
+        The first choice, the tab's default (its embedded model), always stays: if even that is
+        missing, running the tab says so, with how to get it."""
+        kept, missing = [], []
+        for i, choice in enumerate(choices):
+            name = choice[1] if isinstance(choice, tuple) else choice
+            available = self.availability(name)
+            if available.usable or i == 0:
+                kept.append(choice)
+            else:
+                missing.append(available)
+        return kept, "\n\n".join(a.note() for a in missing)
+
     def get(self, name: str) -> Any:
         """The loaded model (loading it on first use). Raises ``ModelUnavailable``."""
         return self.get_loaded(name).model
@@ -284,7 +381,8 @@ class ModelRegistry:
         source = self.resolve_source(spec.name)
         how = self._how_to_get(spec)
         if source.kind in ("embedded", "local") and not Path(source.location).is_dir():
-            raise ModelUnavailable(spec.name, source.location, how, "folder not found")
+            LOG.warning("model %s: folder not found: %s", spec.name, source.location)
+            raise ModelUnavailable(spec.name, _where(source, spec), how, "folder not found")
         device = resolve_device()
         dtype = dtype_for(device)
         load_fn = _import_loader(spec.load)
@@ -295,7 +393,7 @@ class ModelRegistry:
             raise
         except Exception as err:  # noqa: BLE001 - any failure to load is reported, not raised raw
             if source.kind != "hub" or settings.hub_offline():
-                raise ModelUnavailable(spec.name, _where(source), how, _short(err)) from err
+                raise ModelUnavailable(spec.name, _where(source, spec), how, _short(err)) from err
             model = self._load_online(spec, source, device, dtype, how)
         n_params, n_bytes = _size_of(model)
         return LoadedModel(spec, source, device, str(dtype).replace("torch.", ""), model,
@@ -307,14 +405,16 @@ class ModelRegistry:
         try:
             return _import_loader(spec.load)(online, device, dtype)
         except Exception as err:  # noqa: BLE001
-            raise ModelUnavailable(spec.name, _where(source), how, _short(err)) from err
+            raise ModelUnavailable(spec.name, _where(source, spec), how, _short(err)) from err
 
     def _how_to_get(self, spec: ModelSpec) -> str:
         parts = [spec.how_to_get] if spec.how_to_get else []
         if spec.hub_id:
-            parts.append(f"Download '{spec.hub_id}' into the Hugging Face cache "
-                         f"(`huggingface-cli download {spec.hub_id}`) on a machine with network")
-        parts.append(f"or set {spec.override_var} to a local folder saved with save_pretrained.")
+            revision = f" --revision {spec.revision}" if spec.revision else ""
+            parts.append(f"on a machine with network, run `huggingface-cli download {spec.hub_id}{revision}` "
+                         "(or start the app with PLAYGROUND_ALLOW_DOWNLOADS=1 to download it on first use)")
+        parts.append(f"or set {spec.override_var} to a local folder saved with save_pretrained, "
+                     "then restart the app.")
         return "; ".join(parts)
 
     def info(self) -> list[dict[str, Any]]:
@@ -324,14 +424,17 @@ class ModelRegistry:
             loaded = self._loaded.get(name)
             try:
                 source = loaded.source if loaded else self.resolve_source(name)
-                where = _where(source)
+                where = _where(source, spec)
             except ModelUnavailable as err:
                 source, where = None, str(err)
+            available = self.availability(name)
             rows.append({
                 "name": name,
                 "title": spec.title,
+                "state": "loaded" if loaded else available.state,
                 "source": source.kind if source else "none",
                 "location": where,
+                "how_to_get": "" if available.usable else available.how_to_get,
                 "loaded": loaded is not None,
                 "device": loaded.device if loaded else "",
                 "dtype": loaded.dtype if loaded else "",
@@ -346,10 +449,41 @@ def _looks_like_hub_id(text: str) -> bool:
     return text.count("/") == 1 and not text.startswith((".", "/", "~")) and all(text.split("/"))
 
 
-def _where(source: Source) -> str:
+def _where(source: Source, spec: ModelSpec | None = None) -> str:
+    """Where a model is looked for, in words a visitor may see (no server path)."""
     if source.kind == "hub":
         return f"Hugging Face id '{source.location}' (local cache{'' if source.local_files_only else ' and hub'})"
-    return f"{source.kind} folder {source.location}"
+    if source.kind == "local" and spec is not None:
+        return f"the local folder set in {spec.override_var}"
+    if source.kind == "embedded" and spec is not None and spec.embedded_dir:
+        return f"embedded folder assets/{spec.embedded_dir}"
+    return public_text(f"{source.kind} folder {source.location}")
+
+
+def _hub_cache_dir() -> Path:
+    """The Hugging Face hub cache, as ``huggingface_hub`` finds it (without importing it)."""
+    for variable in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(variable):
+            return Path(os.environ[variable]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser()
+    return cache / "huggingface" / "hub"
+
+
+def hub_snapshot(repo_id: str, revision: str | None = None) -> Path | None:
+    """The cached snapshot folder of ``repo_id`` at ``revision`` (a branch, tag or commit), or
+    ``None``: read from the cache's layout (``models--owner--name/refs``, ``snapshots``), offline."""
+    folder = _hub_cache_dir() / ("models--" + repo_id.replace("/", "--"))
+    ref = folder / "refs" / (revision or "main")
+    try:
+        commit = ref.read_text().strip() if ref.is_file() else (revision or "")
+    except OSError:
+        return None
+    snapshot = folder / "snapshots" / commit if commit else None
+    if snapshot is None or not snapshot.is_dir() or not any(snapshot.iterdir()):
+        return None
+    return snapshot
 
 
 def _short(err: Exception, limit: int = 300) -> str:
@@ -373,8 +507,8 @@ MODELS: list[ModelSpec] = [
               "demos.controlnet.model:load_embedded", embedded_dir="shapes_controlnet",
               how_to_get="Train it with `python -m demos.controlnet.train`"),
     ModelSpec("sd15-scribble", "SD 1.5 + ControlNet scribble", "demos.controlnet.model:load_sd15_scribble",
-              hub_id="lllyasviel/control_v11p_sd15_scribble",
-              how_to_get="It also needs Stable Diffusion 1.5 ('stable-diffusion-v1-5/stable-diffusion-v1-5')"),
+              hub_id="lllyasviel/control_v11p_sd15_scribble", needs=("sd15",),
+              how_to_get="It runs on Stable Diffusion 1.5 (model `sd15`), which must be here too"),
     ModelSpec("shapes-detr", "Shapes World DETR (embedded)", "demos.detr.model:load_detr",
               embedded_dir="shapes_detr", how_to_get="Train it with `python -m demos.detr.train`"),
     ModelSpec("detr-resnet-50", "DETR ResNet-50 (COCO)", "demos.detr.model:load_detr",
@@ -390,7 +524,18 @@ MODELS: list[ModelSpec] = [
                 "demos.language_model:load_causal_lm", embedded_dir=f"text_world/gekhman-{share}",
                 how_to_get="Train it with `python -m demos.hallucination.train`")
       for share in (0, 25, 50, 75)],
+    ModelSpec("textworld-instruct-base", "Text World base LM, vocabulary extended for instructions, untuned (embedded)",
+              "demos.language_model:load_causal_lm", embedded_dir="instruction_tuning/base",
+              how_to_get="Train it with `python -m demos.instruction_tuning.train`"),
+    *[ModelSpec(f"textworld-instruct-{name}", f"Text World LM instruction-tuned on {what} (embedded)",
+                "demos.language_model:load_causal_lm", embedded_dir=f"instruction_tuning/{name}",
+                how_to_get="Train it with `python -m demos.instruction_tuning.train`")
+      for name, what in (("n500", "500 Self-Instruct examples"), ("n2000", "2,000 Self-Instruct examples"),
+                         ("n8000", "8,000 Self-Instruct examples"),
+                         ("n8000-unfiltered", "8,000 unfiltered Self-Instruct examples"),
+                         ("n8000-noisy", "8,000 Self-Instruct examples with the teacher's mistakes"))],
 ]
 
 REGISTRY = ModelRegistry(MODELS)
 get = REGISTRY.get
+usable_choices = REGISTRY.usable_choices

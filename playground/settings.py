@@ -55,6 +55,14 @@ def hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def downloads_allowed() -> bool:
+    """Whether a model missing here may be downloaded from the Hugging Face hub on first use: only
+    when the owner opts in with ``PLAYGROUND_ALLOW_DOWNLOADS=1`` (playground/__init__.py otherwise
+    sets ``HF_HUB_OFFLINE=1`` before the hub library loads, so nothing waits on the network)."""
+    allowed = os.environ.get("PLAYGROUND_ALLOW_DOWNLOADS", "").strip().lower() in {"1", "true", "yes", "on"}
+    return allowed and not hub_offline()
+
+
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 

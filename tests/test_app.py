@@ -103,3 +103,32 @@ def test_every_callback_that_asks_for_the_request_gets_it():
         inputs, *_ = special_args(fn, [None] * n_inputs, request=marker)
         assert marker in inputs, f"{fn.__name__} never receives its gr.Request"
     assert asking >= 3  # Guidance's generate, sweep and stop
+
+
+def test_model_menus_offer_only_the_models_on_this_machine_and_the_page_shows_no_server_path(app_url):
+    """Issue 14: SD 1.5, its scribble ControlNet and DETR-R50 were offered to every visitor and
+    waited on the network when picked; the Models panel showed the server's folders."""
+    import json
+    import urllib.request
+
+    from playground import models
+
+    config = json.loads(urllib.request.urlopen(f"{app_url}/config", timeout=60).read())
+    menus = {c["props"]["elem_id"]: c["props"] for c in config["components"]
+             if c["props"].get("elem_id") in ("guidance-model", "controlnet-model", "detr-model")}
+    assert set(menus) == {"guidance-model", "controlnet-model", "detr-model"}
+    notes = " ".join(str(c["props"].get("value", "")) for c in config["components"]
+                     if "gp-missing-model" in (c["props"].get("elem_classes") or []))
+    for elem_id, props in menus.items():
+        names = [choice[1] for choice in props["choices"]]
+        default, others = names[0], names[1:]
+        assert default == props["value"] and all(models.REGISTRY.availability(n).usable for n in others)
+    for name in ("sd15", "sd15-scribble", "detr-resnet-50"):
+        available = models.REGISTRY.availability(name)
+        offered = any(name in [c[1] for c in p["choices"]] for p in menus.values())
+        assert offered == available.usable
+        if not available.usable:
+            assert f"**{available.title}**: not on this machine" in notes
+    shown = [str(c["props"].get("value", "")) for c in config["components"]
+             if c.get("type") in ("markdown", "dataframe", "html", "textbox")]
+    assert not any(str(settings.REPO_ROOT) in text for text in shown)

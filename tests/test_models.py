@@ -3,6 +3,7 @@
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -79,7 +80,8 @@ def test_missing_embedded_names_model_place_and_remedy(tmp_path):
     with pytest.raises(ModelUnavailable) as info:
         registry.get("tiny-clip")
     message = str(info.value)
-    assert "tiny-clip" in message and str(tmp_path / "nothing_here") in message
+    assert "tiny-clip" in message and "assets/nothing_here" in message
+    assert str(tmp_path) not in message  # no server path for a visitor (issue 14)
     assert "Run `train.py`" in message and "PLAYGROUND_MODEL_TINY_CLIP" in message
 
 
@@ -108,6 +110,113 @@ def test_hub_id_not_in_cache_fails_offline_without_touching_the_network(tmp_path
     assert tried == []
     assert "nobody/not-a-real-model-xyz" in str(info.value) and "huggingface-cli download" in str(info.value)
     assert registry.info()[0]["source"] == "hub"
+
+
+# ---------------------------------------------------------------------------------------------
+# Availability (issue 14, item 5): decided from folders, without loading, libraries or network
+
+
+def fake_hub_snapshot(cache, repo_id: str, revision: str = "main", commit: str = "abc123") -> Path:
+    """The Hugging Face cache's layout for one downloaded repo (one file in its snapshot)."""
+    folder = cache / ("models--" + repo_id.replace("/", "--"))
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / revision).write_text(commit)
+    (folder / "snapshots" / commit).mkdir(parents=True)
+    (folder / "snapshots" / commit / "config.json").write_text("{}")
+    return folder / "snapshots" / commit
+
+
+def test_availability_of_embedded_local_and_hub_models(tiny_clip_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.delenv("PLAYGROUND_ALLOW_DOWNLOADS", raising=False)
+    folder, _ = tiny_clip_dir
+    tried = refuse_connections(monkeypatch)
+    assert make_registry(folder.parent, embedded_dir=folder.name).availability("tiny-clip").present
+    missing = make_registry(tmp_path, embedded_dir="nothing_here").availability("tiny-clip")
+    assert not missing.usable and missing.state == "not on this machine"
+    assert "assets/nothing_here" in missing.note() and "How to get it" in missing.note()
+
+    hub = make_registry(tmp_path, hub_id="someone/detr", revision="no_timm")
+    assert not hub.availability("tiny-clip").present
+    assert "--revision no_timm" in hub.availability("tiny-clip").how_to_get
+    fake_hub_snapshot(tmp_path / "hub", "someone/detr", revision="main")
+    assert not hub.availability("tiny-clip").present  # another revision is not this one
+    fake_hub_snapshot(tmp_path / "hub", "someone/other", revision="no_timm")
+    assert not hub.availability("tiny-clip").present
+    (tmp_path / "hub" / "models--someone--detr" / "refs" / "no_timm").write_text("abc123")
+    assert hub.availability("tiny-clip").present
+
+    monkeypatch.setenv("PLAYGROUND_MODEL_TINY_CLIP", str(tmp_path / "my_weights"))
+    local = hub.availability("tiny-clip")
+    assert not local.present and local.where == "the local folder set in PLAYGROUND_MODEL_TINY_CLIP"
+    assert str(tmp_path) not in local.note()
+    assert tried == []
+
+
+def test_a_model_built_on_another_is_here_only_when_both_are(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    specs = [ModelSpec("base", "Base", f"{__name__}:load_tiny_clip", hub_id="org/base"),
+             ModelSpec("addon", "Add-on", f"{__name__}:load_tiny_clip", hub_id="org/addon", needs=("base",))]
+    registry = ModelRegistry(specs, assets_dir=tmp_path)
+    fake_hub_snapshot(tmp_path / "hub", "org/addon")
+    addon = registry.availability("addon")
+    assert not addon.present and "It needs Base" in addon.how_to_get
+    fake_hub_snapshot(tmp_path / "hub", "org/base")
+    assert registry.availability("addon").present
+
+
+def test_downloads_only_when_the_owner_opts_in(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    registry = make_registry(tmp_path, hub_id="org/big")
+    monkeypatch.setenv("PLAYGROUND_ALLOW_DOWNLOADS", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # offline wins
+    assert not registry.availability("tiny-clip").usable
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    assert registry.availability("tiny-clip").state == "downloads on first use"
+
+
+def test_a_dropdown_offers_only_the_models_that_are_here(tiny_clip_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    folder, _ = tiny_clip_dir
+    specs = [ModelSpec("small", "Small", f"{__name__}:load_tiny_clip", embedded_dir=folder.name),
+             ModelSpec("big", "Big model", f"{__name__}:load_tiny_clip", hub_id="org/big")]
+    registry = ModelRegistry(specs, assets_dir=folder.parent)
+    choices, note = registry.usable_choices([("Small one", "small"), ("Big one", "big")])
+    assert choices == [("Small one", "small")]
+    assert note.startswith("**Big model**: not on this machine") and "huggingface-cli download org/big" in note
+    assert registry.usable_choices(["small"]) == (["small"], "")
+    assert registry.usable_choices(["big", "small"])[0] == ["big", "small"]  # the default always stays
+    rows = {row["name"]: row for row in registry.info()}
+    assert rows["big"]["state"] == "not on this machine" and "org/big" in rows["big"]["how_to_get"]
+    assert rows["small"]["state"] == "on this machine" and rows["small"]["how_to_get"] == ""
+    assert str(folder) not in str(rows)
+
+
+def test_server_folders_are_never_in_a_model_message(monkeypatch):
+    from playground import settings
+
+    cause = f"OSError: {settings.ASSETS_DIR}/shapes_detr/config.json is corrupt; see {Path.home()}/x"
+    message = str(ModelUnavailable("shapes-detr", "embedded folder assets/shapes_detr", "Retrain it.", cause))
+    assert str(settings.REPO_ROOT) not in message and str(Path.home()) not in message
+    assert "assets/shapes_detr/config.json is corrupt" in message
+    assert not any(str(settings.REPO_ROOT) in str(row) for row in models.REGISTRY.info())
+
+
+def test_the_app_is_offline_unless_downloads_are_allowed():
+    """Set by ``import playground``, before the hub library reads it; availability of every
+    registered model imports neither torch nor huggingface_hub."""
+    import os
+    import subprocess
+
+    code = ("import os, sys, playground; from playground import models\n"
+            "[models.REGISTRY.availability(n) for n in models.REGISTRY.names]\n"
+            "print(os.environ.get('HF_HUB_OFFLINE'), 'torch' in sys.modules, 'huggingface_hub' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "PLAYGROUND_ALLOW_DOWNLOADS")}
+    run = lambda extra: subprocess.run([sys.executable, "-c", code], env={**env, **extra}, capture_output=True,
+                                       text=True, cwd=str(Path(__file__).resolve().parent.parent)).stdout.split()
+    assert run({}) == ["1", "False", "False"]
+    assert run({"HF_HUB_OFFLINE": "0"}) == ["1", "False", "False"]  # only the playground's own switch opens it
+    assert run({"PLAYGROUND_ALLOW_DOWNLOADS": "1"}) == ["None", "False", "False"]
 
 
 def test_pickle_weights_are_refused(tiny_clip_dir, tmp_path):

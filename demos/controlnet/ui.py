@@ -15,6 +15,7 @@ import numpy as np
 
 from demos.controlnet import compute
 from playground import plots, tempfiles
+from playground.models import usable_choices
 from playground.settings import ASSETS_DIR
 from playground.ui_helpers import (Api, Binding, File, StopButtons, api_errors, explanation, model_event,
                                    run_steps, user_errors)
@@ -273,8 +274,10 @@ def build_inputs() -> dict:
         c["steps"] = gr.Slider(1, compute.MAX_STEPS, value=25, step=1, label="Steps", info="N DDIM steps")
         c["seed"] = gr.Number(value=0, minimum=0, maximum=compute.MAX_SEED, step=1, label="Seed",
                               info="fixes the initial noise z_T")
-    c["model"] = gr.Dropdown(MODEL_LABELS, value=compute.EMBEDDED, label="Model",
+    choices, missing = usable_choices(MODEL_LABELS)  # only the models that are here
+    c["model"] = gr.Dropdown(choices, value=compute.EMBEDDED, label="Model", elem_id="controlnet-model",
                              info="SD 1.5 needs its weights in the Hugging Face cache (see the Home tab)")
+    gr.Markdown(missing, visible=bool(missing), elem_classes="gp-missing-model")
     return c
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 
 from demos.detr import compute, figures
 from playground import settings, tempfiles
+from playground.models import usable_choices
 from playground.ui_helpers import Api, Binding, File, api_errors, explanation, model_event, user_errors
 
 TITLE = "DETR"
@@ -204,8 +205,10 @@ def build(demo: gr.Blocks) -> Binding:
                 seed = gr.Number(value=P.seed, elem_id="detr-seed", precision=0, minimum=0, maximum=compute.MAX_SEED, label="Seed",
                                  info="seed of the random Shapes World scene")
                 new_scene_btn = gr.Button("New random scene", variant="primary", elem_id="detr-new-scene")
-            model = gr.Dropdown(list(compute.MODEL_CHOICES), value=P.model, label="Model",
+            choices, missing = usable_choices(list(compute.MODEL_CHOICES))  # only the models that are here
+            model = gr.Dropdown(choices, value=P.model, label="Model", elem_id="detr-model",
                                 info="shapes-detr: embedded, 12 queries N; detr-resnet-50: COCO, 100 queries")
+            gr.Markdown(missing, visible=bool(missing), elem_classes="gp-missing-model")
             threshold = gr.Slider(0, 1, value=P.threshold, step=0.01, label="Score threshold τ", elem_id="detr-threshold",
                                   info="show query j when max_c p̂_j(c) ≥ τ (c ≠ ∅)")
             detect_btn = gr.Button("Detect on this image")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 
 import numpy as np
 
@@ -133,23 +132,11 @@ def model_status(name: str) -> str:
     from playground.models import REGISTRY
 
     name = check_choice("model", name, MODEL_NAMES)
-    source = REGISTRY.resolve_source(name)
-    if source.kind == "hub":
-        from huggingface_hub import try_to_load_from_cache
-
-        present = isinstance(try_to_load_from_cache(source.location, "model_index.json"), str)
-        where = f"Hugging Face id `{source.location}` in the local cache"
-    else:
-        present = (Path(source.location) / "model_index.json").is_file()
-        where = f"`{source.location}`"
-    if present:
+    available = REGISTRY.availability(name)  # reads folders only, shows no server path
+    if available.present:
         note = " Its safety checker stays on." if name == SD15 else ""
-        return f"Model found: {where}. It loads on first use.{note}"
-    how = ("on a machine with network run `huggingface-cli download stable-diffusion-v1-5/stable-diffusion-v1-5` "
-           "(about 4 GB; the safety checker stays on), or set `PLAYGROUND_MODEL_SD15` to a local folder "
-           "saved with `save_pretrained`, then restart the app" if name == SD15
-           else "run `python -m demos.guidance.train` to rebuild it")
-    return f"**This model is not on this machine** (looked in {where}). To get it: {how}."
+        return f"Model found: {available.where}. It loads on first use.{note}"
+    return available.note()
 
 
 def run(params: GuidanceParams, scales: list[float], same_noise: bool, record_steps=(),

@@ -15,6 +15,7 @@ import numpy as np
 
 from demos.guidance import compute, defaults, figures, internals_ui
 from playground import tempfiles
+from playground.models import usable_choices
 from playground.ui_helpers import (Api, Binding, StopButtons, api_errors, explanation, model_event, run_steps,
                                    user_errors)
 from playground.validate import shown
@@ -209,9 +210,11 @@ def build(demo: gr.Blocks) -> Binding:
     default = Controls()
     with gr.Row():
         with gr.Column(scale=2, min_width=300):
-            model = gr.Dropdown(MODEL_CHOICES, value=compute.EMBEDDED, label="Model",
+            choices, missing = usable_choices(MODEL_CHOICES)  # only the models that are here
+            model = gr.Dropdown(choices, value=compute.EMBEDDED, label="Model", elem_id="guidance-model",
                                 info="the same diffusers pipeline loads both")
             model_note = gr.Markdown(compute.model_status(compute.EMBEDDED))
+            gr.Markdown(missing, visible=bool(missing), elem_classes="gp-missing-model")
             prompt = gr.Textbox(default.prompt, label="Prompt c", info="empty = unconditional ε(z_t, ∅)",
                                 elem_id="guidance-prompt")
             negative = gr.Textbox("", label="Negative prompt", info="replaces ∅ in classifier-free guidance")
