@@ -36,6 +36,7 @@ VALID = {  # a quick valid call per endpoint (the API info's examples, "..." and
     "recall": {"sequence": "a 3 f 7 . . ? f"},
     "sd_internals": {"prompt": "a red circle", "steps": 2, "seed": 0},
     "ask": {"question": "Where was Zorbat Quenlip born?", "model": "base", "n_samples": 2, "temperature": 1.0, "seed": 0},
+    "preference_bandit": {"beta": 0.5, "n_candidates": 8, "n_pairs": 200, "tau": 1.0, "seed": 0},
 }
 TEXT_ONLY = {"recall"}  # endpoints whose only inputs are text (no number to send NaN to)
 BAD_JSON_NUMBERS = [  # numbers inside the JSON strings that data and config accept

@@ -1,0 +1,78 @@
+"""Plotly figures of the RLHF vs DPO tab: formatting only. Each takes the JSON-ready export of a
+run (``compute.BanditResult.export()``, also what the benchmark stores for the opening view)."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+
+from playground.plots import COLORS, figure
+
+POLICIES = (("reference", "reference π_ref", "#8b93a1"), ("optimal", "optimum π*", COLORS[2]),
+            ("dpo", "DPO", COLORS[0]), ("rlhf", "RLHF", COLORS[1]))
+
+
+def by_reward(run: dict) -> np.ndarray:
+    """Response indices from the lowest true reward to the highest."""
+    return np.argsort(run["true_reward"], kind="stable")
+
+
+def policies_figure(run: dict) -> go.Figure:
+    """The four policies side by side, the responses ordered by their true reward."""
+    order = by_reward(run)
+    r = np.asarray(run["true_reward"])[order]
+    labels = [f"y{i + 1}" for i in order]
+    fig = figure("The policies over the K responses (ordered by true reward)", "response (true reward r below)",
+                 "probability", height=400)
+    for key, name, color in POLICIES:
+        p = np.asarray(run[key])[order]
+        fig.add_trace(go.Bar(x=labels, y=p, name=name, marker_color=color, customdata=r,
+                             hovertemplate="%{x} (r = %{customdata:.2f}): %{y:.4f}<extra>" + name + "</extra>"))
+    fig.update_layout(barmode="group", bargap=0.15, bargroupgap=0.02)
+    fig.update_xaxes(tickvals=labels, ticktext=[f"{lab}<br>{v:.2f}" for lab, v in zip(labels, r)],
+                     tickfont={"size": 10 if len(labels) <= 24 else 8})
+    return fig
+
+
+def curves_figure(run: dict) -> go.Figure:
+    """KL(pi_t || pi*) against the optimiser step, both methods (log scale)."""
+    fig = figure("KL to the optimum as training goes", "optimiser step", "KL(π_t ‖ π*)  (nats, log scale)",
+                 height=380)
+    for key, name, color in (("dpo_curve", "DPO (Adam on the DPO loss)", COLORS[0]),
+                             ("rlhf_curve", "RLHF (policy gradient on r̂)", COLORS[1])):
+        curve = run[key]
+        fig.add_trace(go.Scatter(x=curve["step"], y=np.maximum(curve["kl_to_optimal"], 1e-12), name=name,
+                                 mode="lines", line={"color": color, "width": 2.5},
+                                 hovertemplate="step %{x}: %{y:.3g} nats<extra>" + name + "</extra>"))
+    fig.update_yaxes(type="log", exponentformat="power")
+    return fig
+
+
+def rewards_figure(run: dict) -> go.Figure:
+    """DPO's implied reward beta log(pi/pi_ref) and RLHF's reward model r_hat against the reward the
+    labels carry, r / tau; each shifted to the same pi_ref-weighted mean (rewards are only known up
+    to a constant). Marker size: how often the response was in a pair."""
+    p = run["params"]
+    ref = np.asarray(run["reference"])
+    target = np.asarray(run["true_reward"]) / p["tau"]
+    implied = p["beta"] * (np.log(np.maximum(run["dpo"], 1e-300)) - np.log(ref))
+    r_hat = np.asarray(run["reward_model"])
+    counts = np.asarray(run["win_counts"])
+    seen = counts.sum(0) + counts.sum(1)
+
+    def centred(x):
+        return x - ref @ x + ref @ target
+
+    size = 6 + 14 * np.sqrt(seen / max(1, seen.max()))
+    fig = figure("Learned rewards against the true one", "r / τ  (the reward the labels carry)",
+                 "learned reward (shifted)", height=380)
+    low, high = float(target.min()), float(target.max())
+    fig.add_trace(go.Scatter(x=[low, high], y=[low, high], mode="lines", name="exact",
+                             line={"color": "#8b93a1", "dash": "dash"}, hoverinfo="skip"))
+    names = [f"y{i + 1} ({int(n)} pairs)" for i, n in enumerate(seen)]
+    for y, name, color, symbol in ((centred(implied), "DPO: β log(π/π_ref)", COLORS[0], "circle"),
+                                   (centred(r_hat), "RLHF: reward model r̂", COLORS[1], "x")):
+        fig.add_trace(go.Scatter(x=target, y=y, mode="markers", name=name, text=names,
+                                 marker={"color": color, "size": size, "symbol": symbol, "opacity": 0.8},
+                                 hovertemplate="%{text}: r/τ = %{x:.2f}, learned %{y:.2f}<extra></extra>"))
+    return fig
