@@ -15,7 +15,7 @@ import gradio as gr
 from starlette.middleware import Middleware
 from starlette.responses import PlainTextResponse
 
-from playground import gradio_fixes, home, serving, settings, tempfiles
+from playground import gradio_fixes, home, serving, settings, sharing, tempfiles
 
 # Tab ids in display order; each is a folder under demos/.
 TABS: list[str] = ["sde_ode", "flows", "guidance", "controlnet", "attention", "detr", "rnn_transformer",
@@ -46,12 +46,18 @@ def build_app(tabs: list[str] | None = None) -> gr.Blocks:
     modules = [(tab_id, tab_module(tab_id)) for tab_id in tab_ids]
     with gradio_fixes.building():  # the server app and the page's config are made once, by launch
         with gr.Blocks(title="Generative Playground", analytics_enabled=False) as demo:
-            with gr.Tabs():
-                with gr.Tab("Home", id="home"):
+            shared = []  # tab id -> its Binding, for the URL, Copy link and Reproduce in Python
+            with gr.Tabs() as tabs:
+                with gr.Tab("Home", id="home") as home_tab:
                     home.build(demo, [(tab_id, m.TITLE, m.SUMMARY) for tab_id, m in modules])
                 for tab_id, module in modules:
-                    with gr.Tab(module.TITLE, id=tab_id):
-                        module.build(demo)
+                    with gr.Tab(module.TITLE, id=tab_id) as tab:
+                        view = sharing.Shared(tab_id, tab)
+                        sharing.link_row(view)
+                        view.binding = module.build(demo)  # a tab's build returns its Binding (or None)
+                        sharing.python_panel(view)
+                    shared.append(view)
+            sharing.wire(demo, tabs, home_tab, shared)
         demo.queue(max_size=settings.QUEUE_MAX_SIZE,
                    default_concurrency_limit=settings.DEFAULT_CONCURRENCY_LIMIT)
     return demo

@@ -7,6 +7,7 @@ benchmark's stored evaluation (``assets/hallucination/evaluation.json``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from functools import lru_cache
 
@@ -17,7 +18,7 @@ from demos import text_world as tw
 from demos.hallucination import compute, figures
 from playground import settings, validate
 from playground.plots import message_figure
-from playground.ui_helpers import Binding, api_errors, explanation, model_event, user_errors
+from playground.ui_helpers import Api, Binding, api_errors, explanation, model_event, user_errors
 
 TITLE = "Hallucination"
 SUMMARY = "When and why a language model makes things up: a tiny LM whose every fact, and how often it saw it, is known."
@@ -205,7 +206,7 @@ def ask_controls(default: compute.AskParams) -> Binding:
         seed = gr.Number(default.seed, precision=0, minimum=0, label="seed", min_width=200,
                          info="the samples' random generator")
     return Binding(compute.AskParams, question=question, model=model, n_samples=n_samples, temperature=temperature,
-                   seed=seed)
+                   seed=seed, check=compute.check_ask, api=Api("ask", dataclasses.asdict))
 
 
 def opening_default() -> tuple[compute.AskParams, dict | None]:
@@ -235,7 +236,7 @@ def opening_views() -> tuple:
 MISSING = "No stored evaluation: run `python -m benchmarks.hallucination --write`"
 
 
-def build(demo: gr.Blocks) -> None:
+def build(demo: gr.Blocks) -> Binding:
     default, _ = opening_default()
     gr.Markdown(INTRO)
     gr.Markdown("### Ask")
@@ -284,8 +285,10 @@ def build(demo: gr.Blocks) -> None:
     threshold.input(on_threshold, [score, threshold], [roc, flagged], **private)
     score.input(on_threshold, [score, threshold], [roc, flagged], **private)
     gr.api(ask_api, api_name="ask", **model_event())
-    demo.load(opening_views, outputs=[answer, candidates, samples, frequency, reliability, roc, flagged, gekhman,
-                                      fitting, context], api_visibility="private")
+    opening = demo.load(opening_views, outputs=[answer, candidates, samples, frequency, reliability, roc, flagged,
+                                                gekhman, fitting, context], api_visibility="private")
+    binding.on_open(opening, ask_cb, [answer, candidates, samples], **model_event())  # a link asks its question
+    return binding
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from demos.rnn_transformer import compute, figures
 from demos.rnn_transformer.compute import MODEL_KINDS, MODEL_TITLES
 from playground import settings, tempfiles, validate
 from playground.plots import message_figure
-from playground.ui_helpers import (Binding, StopButtons, api_errors, explanation, model_event, run_steps,
+from playground.ui_helpers import (Api, Binding, StopButtons, api_errors, explanation, model_event, run_steps,
                                    user_errors)
 
 TITLE = "RNN vs Transformer"
@@ -310,10 +310,13 @@ def builder_controls() -> Binding:
                              elem_id="recall-distance", min_width=240)
         seed = gr.Number(value=P.seed, precision=0, minimum=0, maximum=2**31 - 1, label="seed",
                          info="draws the keys and values", elem_id="recall-seed", min_width=240)
-    return Binding(compute.BuilderParams, n_pairs=n_pairs, query=query, distance=distance, seed=seed)
+    return Binding(compute.BuilderParams, n_pairs=n_pairs, query=query, distance=distance, seed=seed,
+                   check=compute.check_builder, dynamic=("query", "distance"),  # their bounds follow n_pairs
+                   api=Api("recall", lambda p: {"sequence": compute.built_sequence(p).text()},
+                           note="the builder's sequence, as the tab shows it; any typed sequence works too"))
 
 
-def build(demo: gr.Blocks) -> None:
+def build(demo: gr.Blocks) -> Binding:
     gr.Markdown(INTRO)
     builder = builder_controls()
     with gr.Row(equal_height=True):
@@ -393,8 +396,16 @@ def build(demo: gr.Blocks) -> None:
     STOP.wire(stop)
     export.click(on_export, [text], files, api_visibility="private")
     gr.api(recall_api, api_name="recall", **model_event())
-    demo.load(opening_views, outputs=[answers, probs, saliency, attention, states, accuracy, by_pairs, cost_plot,
-                                      cost_note, curves], api_visibility="private")
+    opening = demo.load(opening_views, outputs=[answers, probs, saliency, attention, states, accuracy, by_pairs,
+                                                cost_plot, cost_note, curves], api_visibility="private")
+    on_layout_event = event(on_layout)
+
+    def on_link(values: dict):
+        """A link sets the builder; the view choices open as they are."""
+        return on_layout_event({**values, attention_from: attention_from.value, states_of: states_of.value})
+
+    builder.on_open(opening, on_link, [*layout, text, *view_outputs])
+    return builder
 
 
 def findings(evaluation: dict | None) -> str:

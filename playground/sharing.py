@@ -1,0 +1,379 @@
+"""Share exactly this view (issue 13): what a tab gets from its ``Binding`` alone.
+
+- **The URL is the view.** The page's URL carries the tab and every bound field whose value
+  differs from the one the control opens with (``?tab=guidance&guidance_scale=7.5``); the browser
+  rewrites it (``history.replaceState``, no reload) when a tab is chosen or a setting changes. Only
+  the query changes, so it works under ``--root-path`` and on a ``--share`` link alike.
+- **Opening such a URL** selects the tab, checks every value as the controls would (the
+  components' bounds and choices, then the Binding's ``check``), drops what fails with one visible
+  warning, sets the rest on the controls and shows that view (the Binding's ``on_open``). A value
+  from a URL is only ever a control's value: never HTML, never script.
+- **"Copy link to this view"** at the top of every tab (the link also shown as text), and a
+  **"Reproduce in Python"** panel at its bottom: the ``gradio_client`` call of the tab's endpoint for
+  the current settings (the Binding's ``Api``).
+
+``playground/app.py`` calls ``link_row`` and ``python_panel`` inside each tab and ``wire`` once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import html
+import inspect
+import json
+import math
+import re
+import textwrap
+import typing
+import urllib.parse
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+
+from playground.ui_helpers import Binding, File, user_errors
+
+TAB_KEY = "tab"
+MAX_CHARS = 4000  # a longer text is left out of a URL, and refused in one
+MAX_SEARCH = 65_536  # of a query string, the part read
+PLACEHOLDER_URL = "http://127.0.0.1:7860/"
+SILENT_KEYS = {"view", "deep_link"}  # Gradio's own; keys starting with "__" too (``__theme``)
+
+
+@dataclass
+class Shared:
+    """One tab's sharing pieces (made by ``link_row`` and ``python_panel``)."""
+
+    tab_id: str
+    tab: gr.Tab
+    binding: Binding | None = None
+    row: gr.Row | None = None
+    copy: gr.Button | None = None
+    link: gr.Textbox | None = None
+    note: gr.Markdown | None = None
+    panel: gr.Accordion | None = None
+    code: gr.Code | None = None
+
+
+# ----------------------------------------------------------------------------- layout
+def link_row(shared: Shared) -> None:
+    """The tab's "Copy link to this view" row (at its top; filled in by ``wire``)."""
+    with gr.Row(equal_height=True) as shared.row:
+        shared.copy = gr.Button("Copy link to this view", size="sm", scale=0, min_width=190,
+                                elem_id=f"share-{shared.tab_id}-copy", elem_classes=["gp-share-copy"])
+        shared.link = gr.Textbox(show_label=False, placeholder="the link to these settings appears here",
+                                 interactive=False, max_lines=1, scale=3, min_width=200, container=False,
+                                 elem_id=f"share-{shared.tab_id}-link", buttons=["copy"])
+        shared.note = gr.Markdown("", visible=False, elem_id=f"share-{shared.tab_id}-note")
+
+
+def python_panel(shared: Shared) -> None:
+    """The tab's "Reproduce in Python" accordion (at its bottom)."""
+    with gr.Accordion("Reproduce in Python", open=False, elem_id=f"share-{shared.tab_id}-python") as shared.panel:
+        gr.Markdown("The same numbers from a script: the tab's endpoint called with "
+                    "[`gradio_client`](https://www.gradio.app/guides/getting-started-with-the-python-client) "
+                    "for the settings above (it follows them as they change).")
+        shared.code = gr.Code(language="python", interactive=False, label="gradio_client",
+                              elem_id=f"share-{shared.tab_id}-code")
+
+
+# ----------------------------------------------------------------------------- reading a link
+def query_items(request: gr.Request | None) -> list[tuple[str, str]]:
+    """The page's query as (key, value) pairs, repeated keys kept (Gradio sends the page's query
+    with every event it queues)."""
+    params = getattr(request, "query_params", None) if request is not None else None
+    if params is None:
+        return []
+    if hasattr(params, "multi_items"):
+        return [(str(k), str(v)) for k, v in params.multi_items()]
+    return [(str(k), str(v)) for k, v in dict(params).items()]
+
+
+def search_items(search: Any) -> list[tuple[str, str]]:
+    """A query string (``location.search`` as the page opened) as (key, value) pairs."""
+    text = str(search or "")[:MAX_SEARCH].lstrip("?")
+    return urllib.parse.parse_qsl(text, keep_blank_values=True)
+
+
+def _name(key: str) -> str:
+    """A key from a URL, safe and short enough to name in a message."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "?", key)[:40] or "''"
+
+
+def read_link(items: list[tuple[str, str]], tab_ids: list[str]) -> tuple[str | None, dict[str, list[str]], list[str]]:
+    """(tab id or None, the other keys' values, problems): a query split into its parts."""
+    problems: list[str] = []
+    fields: dict[str, list[str]] = {}
+    tabs = [v for k, v in items if k == TAB_KEY]
+    for key, value in items:
+        if key != TAB_KEY and not key.startswith("__") and key not in SILENT_KEYS:
+            fields.setdefault(key, []).append(value)
+    if not tabs:
+        if fields:
+            problems.append("the link names no tab (tab=...), so its settings were ignored")
+        return None, {}, problems
+    if len(set(tabs)) > 1:
+        problems.append("the link names more than one tab, so it was ignored")
+        return None, {}, problems
+    if tabs[0] not in tab_ids:
+        problems.append(f"there is no tab {_name(tabs[0])!r} here (tabs: {', '.join(tab_ids)})")
+        return None, {}, problems
+    return tabs[0], fields, problems
+
+
+def _kind(binding: Binding, name: str) -> type:
+    hint = typing.get_type_hints(binding.params_type).get(name, str)
+    return hint if hint in (bool, int, float) else str
+
+
+def _coerce(text: str, kind: type) -> Any:
+    """A URL's text as the field's type; ``ValueError`` saying why not."""
+    if len(text) > MAX_CHARS:
+        raise ValueError(f"longer than {MAX_CHARS:,} characters")
+    if kind is str:
+        return text
+    if kind is bool:
+        if text.lower() in ("true", "1"):
+            return True
+        if text.lower() in ("false", "0"):
+            return False
+        raise ValueError("must be true or false")
+    try:
+        number = float(text)
+    except ValueError:
+        raise ValueError("must be a number") from None
+    if not math.isfinite(number):
+        raise ValueError("must be a finite number")
+    if kind is int:
+        if number != int(number) or abs(number) > 2**53:
+            raise ValueError("must be a whole number")
+        return int(number)
+    return number
+
+
+def _options(component) -> list:
+    return [c[1] if isinstance(c, (tuple, list)) else c for c in (getattr(component, "choices", None) or [])]
+
+
+def _fits_component(component, value: Any, dynamic: bool) -> None:
+    """The control's own limits: a dropdown's or radio's choices, a slider's or number's bounds
+    (``dynamic``: bounds that follow other fields, left to the Binding's check)."""
+    if isinstance(component, (gr.Dropdown, gr.Radio)):
+        options = _options(component)
+        if value not in options:
+            raise ValueError(f"must be one of {', '.join(map(str, options))}")
+    elif isinstance(component, (gr.Slider, gr.Number)) and not dynamic:
+        low, high = getattr(component, "minimum", None), getattr(component, "maximum", None)
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise ValueError(f"must be in [{'' if low is None else f'{low:g}'}, {'' if high is None else f'{high:g}'}]")
+
+
+def link_values(binding: Binding, fields: dict[str, list[str]]) -> tuple[dict[str, Any], list[str]]:
+    """The values a link sets on ``binding``'s controls, and what was dropped and why.
+
+    Each value is read as its field's type, checked against its control's limits, then, with the
+    values kept so far over the defaults, by the Binding's ``check``: the validation the controls
+    get. A field given twice, an unknown field and a value that fails are dropped; the rest apply.
+    """
+    defaults, kept, problems = binding.defaults(), {}, []
+    for key, given in fields.items():
+        if key not in binding.components:
+            problems.append(f"unknown setting {_name(key)!r}")
+            continue
+        if len(given) > 1:
+            problems.append(f"{key} was given {len(given)} times")
+            continue
+        try:
+            value = _coerce(given[0], _kind(binding, key))
+            _fits_component(binding.components[key], value, key in binding.dynamic)
+            if binding.check is not None:
+                binding.check(dataclasses.replace(defaults, **kept, **{key: value}))
+        except ValueError as err:
+            problems.append(f"{key}: {err}")
+        else:
+            kept[key] = value
+    return kept, problems
+
+
+def message(problems: list[str]) -> str:
+    """One warning for a link's problems, as text (a toast renders HTML: every part is escaped)."""
+    shown = [html.escape(p if len(p) <= 200 else p[:200] + "…", quote=False) for p in problems[:8]]
+    more = f"; and {len(problems) - 8} more" if len(problems) > 8 else ""
+    return "Some of this link's settings were not applied: " + "; ".join(shown) + more + "."
+
+
+# ----------------------------------------------------------------------------- the Python snippet
+def _literal(value: Any) -> str:
+    if isinstance(value, File):
+        return f"handle_file({value.path!r})"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return repr(int(value))
+    return repr(value)
+
+
+def snippet(binding: Binding, params: Any, url: str) -> str:
+    """The ``gradio_client`` call of the tab's endpoint for ``params`` (a script that runs as is)."""
+    api = binding.api
+    try:
+        args = api.args(params)
+    except ValueError as err:
+        return f"# These settings are not valid yet: {err}".replace("\n", " ")
+    files = any(isinstance(v, File) for v in args.values())
+    lines = [f"# {line}" for line in textwrap.wrap(api.note, 96)] if api.note else []
+    lines += [f"from gradio_client import Client{', handle_file' if files else ''}", "",
+              f"client = Client({url!r})", "result = client.predict("]
+    lines += [f"    {_literal(value)},  # {name}" for name, value in args.items()]
+    lines += [f"    api_name={'/' + api.name!r},", ")", "print(result)"]
+    return "\n".join(lines)
+
+
+def page_url(text: Any) -> str:
+    """The app's address as the browser sees it (``location.origin + pathname``), or a placeholder."""
+    text = str(text or "")
+    return text if re.fullmatch(r"https?://[^\s'\"\\]{1,500}", text) else PLACEHOLDER_URL
+
+
+# ----------------------------------------------------------------------------- browser side
+VIEW_JS = """
+() => {
+  if (window.gpView) return;
+  window.gpView = {
+    initial: window.location.search,  // the link the page was opened with (read by the tabs' link events)
+    // Rewrite the URL's query for one tab's values (defaults left out); returns the page's address.
+    write(config, values) {
+      const here = new URLSearchParams(window.location.search);
+      if (!config.force && here.get("tab") !== config.tab) return window.location.href;
+      const query = new URLSearchParams();
+      for (const [key, value] of here) if (key.startsWith("__")) query.append(key, value);
+      if (config.tab !== null) query.set("tab", config.tab);
+      config.names.forEach((name, i) => {
+        const value = values[i], start = config.defaults[i];
+        if (value === null || value === undefined || typeof value === "object") return;
+        if (JSON.stringify(value) === JSON.stringify(start) || (value === "" && start === null)) return;
+        const text = String(value);
+        if (text.length <= config.max) query.set(name, text);
+      });
+      const search = query.toString();
+      history.replaceState(history.state, "", window.location.pathname + (search ? "?" + search : "") + window.location.hash);
+      return window.location.href;
+    },
+    copy(config, values) {
+      const url = window.gpView.write(config, values);
+      try { navigator.clipboard.writeText(url).catch(() => {}); } catch (e) { /* not a secure context */ }
+      return url;
+    },
+    base() { return window.location.origin + window.location.pathname; },
+  };
+}
+"""
+
+
+def _config(tab_id: str | None, binding: Binding | None, force: bool) -> str:
+    names = list(binding.components) if binding else []
+    defaults = [_json_safe(c.value) for c in binding.components.values()] if binding else []
+    return json.dumps({"tab": tab_id, "names": names, "defaults": defaults, "force": force, "max": MAX_CHARS})
+
+
+def _json_safe(value: Any) -> Any:
+    return value if isinstance(value, (str, int, float, bool)) or value is None else None
+
+
+def write_js(tab_id: str | None, binding: Binding | None, force: bool) -> str:
+    return f"(...values) => {{ if (window.gpView) window.gpView.write({_config(tab_id, binding, force)}, values); return []; }}"
+
+
+# ----------------------------------------------------------------------------- wiring
+def wire(demo: gr.Blocks, tabs: gr.Tabs, home: gr.Tab, shared: list[Shared]) -> None:
+    """Connect every tab's Binding to the URL, its Copy-link row and its Python panel."""
+    private = {"api_visibility": "private"}
+    by_id = {s.tab_id: s for s in shared if s.binding is not None}
+    demo.load(None, js=VIEW_JS)
+    home.select(None, js=write_js(None, None, force=True))
+
+    @user_errors
+    def on_page(request: gr.Request):
+        """A link's tab selected, and one warning for whatever of it is not applied."""
+        tab_id, fields, problems = read_link(query_items(request), list(by_id))
+        if tab_id is not None:
+            problems += link_values(by_id[tab_id].binding, fields)[1]
+        if problems:
+            gr.Warning(message(problems))
+        return gr.Tabs(selected=tab_id) if tab_id is not None else gr.skip()
+
+    demo.load(on_page, outputs=tabs, **private)
+    for s in shared:
+        if s.binding is None:
+            s.row.visible = False
+            continue
+        _wire_tab(demo, s, list(by_id), private)
+
+
+def _wire_tab(demo: gr.Blocks, s: Shared, tab_ids: list[str], private: dict) -> None:
+    binding = s.binding
+    controls = list(binding.components.values())
+    s.tab.select(None, controls, js=write_js(s.tab_id, binding, force=True))
+    gr.on([c.change for c in controls], None, controls, js=write_js(s.tab_id, binding, force=False),
+          show_progress="hidden", **private)
+    s.copy.click(None, controls, s.link, js=f"(...values) => window.gpView.copy({_config(s.tab_id, binding, True)}, values)")
+    if binding.note:
+        s.note.value, s.note.visible = binding.note, True
+    opened = (binding.opening.then if binding.opening is not None else demo.load)
+    outputs, on_link = link_event(s.tab_id, binding, tab_ids)
+    # the link as the page opened: by the time this runs, choosing the tab has rewritten the URL
+    opened(on_link, s.link, outputs, js="() => [window.gpView ? window.gpView.initial : window.location.search]", show_progress="hidden" if binding.show is None else "full", **private,
+           **binding.show_kwargs).then(None, controls, js=write_js(s.tab_id, binding, force=False))
+    if binding.api is None or s.code is None:
+        if s.panel is not None:
+            s.panel.visible = False
+        return
+
+    def on_code(url: str, *values):
+        return snippet(binding, binding.params_type(**dict(zip(binding.components, values))), page_url(url))
+
+    on_code.__name__ = f"python_snippet_{s.tab_id}"
+    gr.on([s.panel.expand, *[c.change for c in controls]], on_code, [s.link, *controls], s.code,
+          js="(...values) => [window.gpView ? window.gpView.base() : '', ...values.slice(1)]",
+          trigger_mode="always_last", show_progress="hidden", **private)
+
+
+def link_event(tab_id: str, binding: Binding, tab_ids: list[str]):
+    """(outputs, event) that, when the page's URL is a link to ``tab_id``, sets the link's values on
+    the controls and then runs the Binding's ``show`` with them (unless they are the defaults)."""
+    controls = list(binding.components.values())
+    extra = [o for o in binding.show_outputs if o not in controls]
+    outputs = controls + extra
+    at = [outputs.index(o) for o in binding.show_outputs]
+    skip_all = [gr.skip()] * len(outputs)
+
+    def place(result) -> list:
+        row = list(skip_all)
+        if len(at) == 1:
+            result = [result]
+        if isinstance(result, (list, tuple)):
+            for i, value in zip(at, result):
+                row[i] = value
+        return row
+
+    @user_errors
+    def on_link(search: str, request: gr.Request = None, progress=gr.Progress()):
+        link_tab, fields, _ = read_link(search_items(search), tab_ids)
+        kept = link_values(binding, fields)[0] if link_tab == tab_id else {}
+        if not kept:
+            yield skip_all
+            return
+        yield [gr.update(value=kept[name]) if name in kept else gr.skip() for name in binding.components] \
+            + [gr.skip()] * len(extra)
+        params = dataclasses.replace(binding.defaults(), **kept)
+        if binding.show is None or params == binding.defaults():
+            return
+        wanted = inspect.signature(binding.show).parameters
+        extras = {k: v for k, v in (("request", request), ("progress", progress)) if k in wanted}
+        result = binding.show(binding.values(params), **extras)
+        if inspect.isgenerator(result):
+            for item in result:
+                yield place(item)
+        else:
+            yield place(result)
+
+    on_link.__name__ = f"open_link_{tab_id}"
+    return outputs, on_link
