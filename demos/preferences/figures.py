@@ -70,7 +70,7 @@ def rewards_figure(run: dict) -> go.Figure:
     fig.add_trace(go.Scatter(x=[low, high], y=[low, high], mode="lines", name="exact",
                              line={"color": "#8b93a1", "dash": "dash"}, hoverinfo="skip"))
     names = [f"y{i + 1} ({int(n)} pairs)" for i, n in enumerate(seen)]
-    for y, name, color, symbol in ((centred(implied), "DPO: β log(π/π_ref)", COLORS[0], "circle"),
+    for y, name, color, symbol in ((centred(implied), "DPO: β log(π/π_ref)", COLORS[0], "circle-open"),
                                    (centred(r_hat), "RLHF: reward model r̂", COLORS[1], "x")):
         fig.add_trace(go.Scatter(x=target, y=y, mode="markers", name=name, text=names,
                                  marker={"color": color, "size": size, "symbol": symbol, "opacity": 0.8},

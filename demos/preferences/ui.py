@@ -130,19 +130,19 @@ def findings(run: dict) -> str:
 
 
 def overrated(run: dict) -> str:
-    """The response the reward model overrates most, if RLHF gives it clearly more than pi* does."""
+    """The response the learned rewards overrate most, if the policies give it clearly more than pi* does."""
     ref, target = np.asarray(run["reference"]), np.asarray(run["true_reward"]) / run["params"]["tau"]
     r_hat = np.asarray(run["reward_model"])
     error = (r_hat - ref @ r_hat) - (target - ref @ target)
     i = int(np.argmax(error))
-    rlhf, optimal = run["rlhf"][i], run["optimal"][i]
-    if rlhf < 1.5 * optimal or rlhf < 0.02:
+    rlhf, dpo, optimal = run["rlhf"][i], run["dpo"][i], run["optimal"][i]
+    if max(rlhf, dpo) < max(1.5 * optimal, 0.02):
         return ""
     counts = np.asarray(run["win_counts"])
     seen = int(counts[i].sum() + counts[:, i].sum())
-    return (f"The learned reward is gamed where it is wrong: the reward model rates y{i + 1} (r = "
-            f"{run['true_reward'][i]:.2f}, in {seen} pairs) {error[i]:.2f} too high, and RLHF gives it probability "
-            f"{rlhf:.3f} where π* gives {optimal:.3f}.")
+    return (f"Where the learned reward is wrong, the policy follows it: the reward model rates y{i + 1} (r = "
+            f"{run['true_reward'][i]:.2f}, in {seen} pairs) {error[i]:.2f} too high (relative to π_ref's mean), "
+            f"and RLHF gives it probability {rlhf:.3f}, DPO {dpo:.3f}, where π* gives {optimal:.3f}.")
 
 
 def views(run: dict) -> tuple:

@@ -1,0 +1,60 @@
+"""RLHF vs DPO tab in Chromium: the exact problem opens drawn, trains at two betas, and the
+three methods' policies move as the formula says (smaller beta: further from pi_ref, more reward)."""
+
+import re
+import shutil
+
+from demos.preferences.ui import TITLE
+from tests.e2e.conftest import open_tab, shot
+
+
+def set_slider(page, elem_id: str, value) -> None:
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.scroll_into_view_if_needed()
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def policy_rows(page) -> dict:
+    """{policy: (E_pi[r], KL to pi_ref, KL to pi*)} from the summary table."""
+    rows = page.locator("#pref-summary tbody tr")
+    out = {}
+    for i in range(rows.count()):
+        cells = [rows.nth(i).locator("td").nth(j).inner_text() for j in range(4)]
+        out[cells[0]] = tuple(float(re.sub(r"[^0-9.e-]", "", c)) for c in cells[1:])
+    return out
+
+
+def train_at(page, beta: float) -> dict:
+    set_slider(page, "pref-beta", beta)
+    page.locator("#pref-train").click()
+    page.wait_for_function("t => document.querySelector('#pref-summary').innerText.includes(t)",
+                           arg=f"β = {beta:g}, τ = 1", timeout=90_000)
+    page.wait_for_selector("#pref-curves .js-plotly-plot", timeout=30_000)
+    return policy_rows(page)
+
+
+def test_train_the_exact_problem_at_two_betas_and_compare(page):
+    open_tab(page, TITLE)
+    page.wait_for_selector("#pref-policies .js-plotly-plot", timeout=30_000)
+    page.wait_for_function("document.querySelector('#pref-summary').innerText.includes('β = 0.5')", timeout=30_000)
+    opening = policy_rows(page)
+    assert set(opening) == {"reference π_ref", "optimum π*", "DPO", "RLHF"}
+    assert "KL to the optimum" in page.locator("#pref-findings").inner_text()
+    shot(page, "preferences_default")
+
+    large = train_at(page, 2)
+    policies_large = page.locator("#pref-policies .js-plotly-plot").inner_html()
+    small = train_at(page, 0.1)
+    path = shot(page, "preferences_beta_0.1")
+    shutil.copy(path, "/tmp/preferences_beta_0.1.png")
+    assert page.locator("#pref-policies .js-plotly-plot").inner_html() != policies_large
+    for method in ("optimum π*", "DPO", "RLHF"):
+        reward_large, kl_ref_large, _ = large[method]
+        reward_small, kl_ref_small, _ = small[method]
+        assert kl_ref_small > kl_ref_large, method  # a smaller beta lets the policy move further ...
+        assert reward_small > reward_large, method  # ... for more true reward
+    for rows in (large, small):  # the same pairs, a finite MLE: DPO and RLHF land together
+        assert abs(rows["DPO"][2] - rows["RLHF"][2]) < 0.01
+        assert rows["reference π_ref"][0] == opening["reference π_ref"][0]  # the same problem: same pi_ref
+    assert "beats every other" in page.locator("#pref-findings").inner_text()
