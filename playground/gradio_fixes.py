@@ -28,6 +28,13 @@ and tested in ``tests/test_gradio_fixes.py``. Remove one when the pinned Gradio 
    ``component_meta.updateable`` calls ``inspect.getfullargspec`` on each ``__init__``, and on
    each ``gr.update`` in an event): a third of the time building the app's ~400 components took.
    The fix caches the signature per constructor (a class's ``__init__`` never changes).
+5. **A damaged image upload is a bare "Error" and a traceback** (gradio 6.31
+   ``image_utils.preprocess_image`` opens every upload with Pillow, even for an image input with
+   ``type="filepath"`` and ``image_mode=None`` that only passes the path on): a corrupt PNG fails
+   there, before the tab's callback, so the browser shows "Error" where the API (which reaches
+   the tab's own safe decode) says what is wrong, and the server logs a traceback. The fix hands
+   such an input's path on undecoded, so the tab's check speaks in both; for the other image
+   inputs an unreadable upload is a ``gr.Error`` saying so, without a traceback.
 """
 
 from __future__ import annotations
@@ -151,9 +158,33 @@ class CachedSignatures:
         return getattr(inspect, name)
 
 
+UNREADABLE_IMAGE = ("This file could not be read as an image (it may be damaged, or not a picture): "
+                    "upload a PNG or JPEG.")
+
+
+def preprocess_unreadable_images(preprocess_image):
+    """``image_utils.preprocess_image`` that leaves an upload it cannot open to the tab (fix 5)."""
+    @functools.wraps(preprocess_image)
+    def wrapper(payload, cache_dir, format, image_mode, type):
+        try:
+            return preprocess_image(payload, cache_dir, format, image_mode, type)
+        except Exception as err:  # noqa: BLE001 - Pillow raises several kinds for a bad file
+            from gradio.exceptions import Error
+            from PIL import UnidentifiedImageError
+
+            if isinstance(err, Error) or not isinstance(err, (UnidentifiedImageError, OSError, SyntaxError)):
+                raise
+            if type == "filepath" and image_mode is None and getattr(payload, "path", None):
+                return str(payload.path)  # the tab decodes it itself, with its own clear message
+            raise Error(UNREADABLE_IMAGE, print_exception=False) from None
+
+    wrapper.leaves_unreadable_to_the_tab = True
+    return wrapper
+
+
 def install() -> None:
     """Put the fixes in place (idempotent). Gradio's components call these through the module."""
-    from gradio import component_meta, processing_utils
+    from gradio import component_meta, image_utils, processing_utils
     from gradio.blocks import Blocks
     from gradio.routes import App
     from gradio.state_holder import SessionState
@@ -168,3 +199,5 @@ def install() -> None:
     if not getattr(Blocks.launch, "configures_once", False):
         Blocks.launch = launch_configures_once(Blocks.launch)
     component_meta.inspect = CachedSignatures()
+    if not getattr(image_utils.preprocess_image, "leaves_unreadable_to_the_tab", False):
+        image_utils.preprocess_image = preprocess_unreadable_images(image_utils.preprocess_image)

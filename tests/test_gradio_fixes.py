@@ -114,3 +114,24 @@ def test_components_read_their_constructor_signature_once_and_keep_their_argumen
         assert (slider.minimum, slider.maximum, slider.value, slider.step) == (0, 10, 3, 1)
         assert slider._constructor_args[0] == {"minimum": 0, "maximum": 10, "value": 3, "step": 1}
     assert component_meta.inspect.signature is __import__("inspect").signature  # the rest is inspect's
+
+
+def test_an_unreadable_image_upload_reaches_the_tab_or_is_a_clear_error(tmp_path):
+    """Fix 5: a corrupt PNG given to an image input that only passes its path on (``type="filepath"``,
+    ``image_mode=None``: every upload of this app) reaches the tab undecoded, whose own check says
+    what is wrong; any other image input says the file is not a readable image, without a traceback."""
+    import pytest
+    from gradio import Error, image_utils
+    from gradio.data_classes import ImageData
+
+    from playground import gradio_fixes
+
+    gradio_fixes.install()
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8)
+    payload = ImageData(path=str(corrupt), orig_name="corrupt.png")
+    assert image_utils.preprocess_image(payload, cache_dir=str(tmp_path), format="webp", image_mode=None,
+                                        type="filepath") == str(corrupt)
+    with pytest.raises(Error) as info:
+        image_utils.preprocess_image(payload, cache_dir=str(tmp_path), format="webp", image_mode="RGB", type="pil")
+    assert info.value.message == gradio_fixes.UNREADABLE_IMAGE and info.value.print_exception is False

@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import functools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import gradio as gr
 
@@ -114,6 +114,26 @@ class Controls:
                                                         self.weight_dtype))
 
 
+def snap_kv_heads(c: Controls) -> Controls:
+    """GQA needs n_g to divide n_h: in Custom mode an n_kv_heads that does not becomes the nearest
+    divisor, with a warning, and the box is set to it (issue 14: the box kept 7 while the summary
+    used 8, and the download failed). Anything else wrong is left to ``params()`` to name."""
+    if c.preset != CUSTOM or c.attention != "GQA":
+        return c
+    try:
+        n_h, n_g = int(c.n_heads), int(c.n_kv_heads)
+    except (TypeError, ValueError, OverflowError):
+        return c
+    low, high = compute.LIMITS["n_heads"]
+    if n_h != c.n_heads or n_g != c.n_kv_heads or not low <= n_h <= high or (n_g >= 1 and n_h % n_g == 0):
+        return c
+    valid = compute.divisors(n_h)
+    used = min(valid, key=lambda d: (abs(d - n_g), d))
+    gr.Warning(f"n_kv_heads = {n_g} does not divide n_heads = {n_h}: using {used} "
+               f"(valid: {', '.join(map(str, valid))}).")
+    return replace(c, n_kv_heads=used)
+
+
 def api_args(c: Controls) -> dict:
     """The kv_cache call: the preset's name, or the custom shape as a JSON object."""
     cfg = c.config()
@@ -192,6 +212,12 @@ def shape_changed(c: Controls) -> tuple:
     """A custom number changed: everything, head diagram included, re-renders."""
     view = compute.cache_view(c.params())
     return (*views(view), figures.heads_figure(view.params.config))
+
+
+def number_changed(c: Controls) -> tuple:
+    """A custom number typed: ``shape_changed`` with the n_kv_heads used, which the box then shows."""
+    c = snap_kv_heads(c)
+    return (*shape_changed(c), c.n_kv_heads)
 
 
 SHOWN_FOR = {"n_kv_heads": ("GQA",), "kv_lora_rank": ("MLA",), "rope_head_dim": ("MLA",)}  # the fields a variant needs
@@ -381,7 +407,7 @@ def build(demo: gr.Blocks) -> Binding:
 
     @user_errors
     def on_export(values: dict):
-        return export(binding.params(values), values[last_run])
+        return export(snap_kv_heads(binding.params(values)), values[last_run])
 
     export_button.click(on_export, binding.inputs | {last_run}, files, api_visibility="private")
     gr.api(kv_cache_api, api_name="kv_cache")
@@ -409,9 +435,9 @@ def wire(binding: Binding, view_outputs: list, heads):
     c["preset"].change(on_preset, binding.inputs, [*shape, *view_outputs, heads], **private)
     c["attention"].input(binding.event(attention_changed), binding.inputs,
                          [*[c[f] for f in SHOWN_FOR], *view_outputs, heads], **private)
-    on_shape, on_view = binding.event(shape_changed), binding.event(view_changed)
+    on_shape, on_view = binding.event(number_changed), binding.event(view_changed)
     for name in (*SHAPE_FIELDS, "n_params_billion"):
-        c[name].input(on_shape, binding.inputs, [*view_outputs, heads], **private)
+        c[name].input(on_shape, binding.inputs, [*view_outputs, heads, c["n_kv_heads"]], **private)
     for name in ("seq_len", "batch_size", "dtype", "weight_dtype"):
         c[name].change(on_view, binding.inputs, view_outputs, **private)
     return on_preset

@@ -149,6 +149,14 @@ def new_scene(p: compute.DetrParams, progress=gr.Progress()):
     return (image, *all_views(result, truth, p))
 
 
+def next_seed(seed) -> int:
+    """"New random scene" moves to the next seed (the same seed is the same scene)."""
+    try:
+        return (int(seed) + 1) % (compute.MAX_SEED + 1)
+    except (TypeError, ValueError, OverflowError):
+        return P.seed
+
+
 def detect(p: compute.DetrParams, image, state=None, progress=gr.Progress()):
     """Detect on the image shown; keep the ground truth if it is still the generated scene."""
     progress(0.1, desc="Running DETR")
@@ -237,11 +245,11 @@ def build(demo: gr.Blocks) -> Binding:
     with gr.Row():
         loss_plot = gr.Plot(label="Loss terms")
         with gr.Column():
-            found_json = gr.JSON(label="Detections (JSON, as the API returns them)")
+            found_json = gr.JSON(label="Detections (JSON, as the API returns them)", elem_id="detr-json")
             download_file = gr.File(label="Download everything shown (JSON)", interactive=False)
     explanation(EXPLANATION)
-    if examples():
-        gr.Examples(examples(), inputs=[image_in], label="Example images (no ground truth)")
+    example_set = (gr.Examples(examples(), inputs=[image_in], label="Example images (no ground truth)",
+                               elem_id="detr-examples") if examples() else None)
 
     # ------------------------------------------------------------------ events
     binding = Binding(compute.DetrParams, model=model, threshold=threshold, seed=seed, query=query, w_class=w_class,
@@ -266,9 +274,15 @@ def build(demo: gr.Blocks) -> Binding:
     everything = [*detection_out, *matching_out, download_file, query, state]
     on_new_scene, on_detect = event(new_scene), event(detect, image_in, state)
     private = {"api_visibility": "private"}
-    new_scene_btn.click(on_new_scene, binding.inputs, [image_in, *everything], **private, **model_event())
+    new_scene_btn.click(next_seed, seed, seed, queue=False, **private).then(
+        on_new_scene, binding.inputs, [image_in, *everything], **private, **model_event())
+    seed.submit(on_new_scene, binding.inputs, [image_in, *everything], **private, **model_event())
     detect_btn.click(on_detect, binding.inputs | {image_in, state}, everything, **private, **model_event())
-    image_in.upload(event(detect, image_in), binding.inputs | {image_in}, everything, **private, **model_event())
+    on_image = event(detect, image_in)
+    image_in.upload(on_image, binding.inputs | {image_in}, everything, **private, **model_event())
+    if example_set is not None:  # a clicked example is detected at once (not shown beside old boxes)
+        example_set.load_input_event.then(on_image, binding.inputs | {image_in}, everything, **private,
+                                          **model_event())
     model.change(on_detect, binding.inputs | {image_in, state}, everything, **private, **model_event())
     threshold.release(event(threshold_changed, state), binding.inputs | {state}, [*detection_out, download_file],
                       **private)

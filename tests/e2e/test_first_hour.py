@@ -1,0 +1,80 @@
+"""A class's first hour (issue 14), in Chromium: bad input gets a clear message, examples and
+buttons do what they say."""
+
+from pathlib import Path
+
+from tests.e2e.conftest import open_tab, shot
+
+DETR_EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "detr_examples"
+
+
+def image_src(page, elem_id: str) -> str:
+    return page.locator(f"#{elem_id} img").first.get_attribute("src") or ""
+
+
+def wait_new_image(page, elem_id: str, before: str, timeout: int = 180_000) -> None:
+    page.wait_for_function(
+        "([id, before]) => { const img = document.querySelector('#' + id + ' img');"
+        " return img && img.complete && img.naturalWidth > 0 && img.getAttribute('src') !== before; }",
+        arg=[elem_id, before], timeout=timeout)
+
+
+def test_detr_new_scene_moves_to_the_next_seed_and_an_example_is_detected_when_clicked(page):
+    open_tab(page, "DETR")
+    page.wait_for_selector("#detr-annotated img", timeout=120_000)
+    seed = int(page.locator("#detr-seed input").input_value())
+
+    # "New random scene" with the seed unchanged showed the same scene
+    before = image_src(page, "detr-annotated")
+    page.locator("#detr-new-scene").click()
+    wait_new_image(page, "detr-annotated", before)
+    assert int(page.locator("#detr-seed input").input_value()) == seed + 1
+
+    # an example: detected at once, not shown beside the old image's boxes
+    before = image_src(page, "detr-annotated")
+    examples = sorted(p.name for p in DETR_EXAMPLES.glob("*.png"))
+    index = examples.index("scene_2x.png")  # 256 px: the scenes are 128
+    page.locator("#detr-examples .gallery-item").nth(index).click()
+    wait_new_image(page, "detr-annotated", before)
+    from demos.detr import compute  # the same registry as the app's server (this process)
+
+    _, expected = compute.detect(str(DETR_EXAMPLES / "scene_2x.png"), compute.DetrParams().threshold)
+    shown = page.locator("#detr-json").inner_text()
+    assert expected["detections"] and all(f"{d['score']}" in shown for d in expected["detections"])
+    shot(page, "detr_example_clicked")
+
+
+def test_a_corrupt_png_upload_to_detr_says_what_is_wrong_and_logs_no_traceback(page, tmp_path, capfd):
+    corrupt = tmp_path / "photo.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8)  # a PNG signature, then garbage
+    open_tab(page, "DETR")
+    page.wait_for_selector("#detr-annotated img", timeout=120_000)
+    before = image_src(page, "detr-annotated")
+    page.locator("#detr-image input[type=file]").set_input_files(str(corrupt))
+    toast = page.locator(".toast-body").filter(has_text="not a readable image")
+    toast.first.wait_for(timeout=60_000)
+    assert "Warning" in toast.first.inner_text()  # the tab's message, not Gradio's bare "Error"
+    assert page.locator(".toast-body").filter(has_text="Error").count() == 0
+    assert image_src(page, "detr-annotated") == before  # the page keeps what it showed
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_an_invalid_n_kv_heads_shows_the_value_used_and_the_download_works(page):
+    open_tab(page, "Attention cache")
+    page.wait_for_selector("#attention-memory .js-plotly-plot", timeout=60_000)
+    for preset in ("Llama-2-70B", "Custom"):  # GQA, n_h = 64, n_g = 8; then every number editable
+        page.get_by_label("model (preset)").click()
+        page.get_by_role("option", name=preset, exact=True).click()
+        page.wait_for_function("p => document.querySelector('#attention-summary').innerText.includes(p)",
+                               arg="Custom" if preset == "Custom" else preset, timeout=30_000)
+    box = page.get_by_label("n_kv_heads")
+    box.fill("7")
+    box.press("Enter")
+    page.locator(".toast-body").filter(has_text="using 8").first.wait_for(timeout=30_000)
+    page.wait_for_function("() => document.querySelector('#attention-summary').innerText.includes('n_g = 8')")
+    page.wait_for_timeout(300)  # the box's update lands with the summary's
+    assert box.input_value() == "8"
+    page.get_by_role("button", name="Download what you see (JSON + CSV)").click()
+    page.locator("a[download]").first.wait_for(timeout=30_000)
+    names = page.eval_on_selector_all("a[download]", "links => links.map(a => a.getAttribute('download'))")
+    assert sorted(names) == ["kv_cache.json", "kv_cache_sizes.csv"], names
