@@ -344,14 +344,10 @@ def run(p: BanditParams, report: Report | None = None) -> BanditResult:
     compute pi* in closed form, train DPO and RLHF on the same pairs. ``report(fraction, desc)``
     is called as training goes (it may raise to stop the run)."""
     p = check_params(p)
-    import torch
+    from playground.models import single_thread
 
-    torch_threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # K-sized tensors: threads only cost
-    try:
+    with single_thread():  # K-sized tensors: more threads only wait on each other
         return _run(p, report or (lambda fraction, desc: None))
-    finally:
-        torch.set_num_threads(torch_threads)
 
 
 def _run(p: BanditParams, report: Report) -> BanditResult:
