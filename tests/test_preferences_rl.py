@@ -17,6 +17,17 @@ def close(actual, expected, atol=1e-9):
     torch.testing.assert_close(actual, torch.as_tensor(expected, dtype=actual.dtype), atol=atol, rtol=0)
 
 
+# ----------------------------------------------------------------------------- log-probabilities
+def test_token_and_response_logprobs_by_hand():
+    # one row, vocabulary 2, tokens (0, 1, 1): p(1 | .) at step 0 from logits (0, 0) is 1/2,
+    # at step 1 from logits (0, log 3) it is 3/4; the last logits predict nothing
+    logits = torch.tensor([[[0.0, 0.0], [0.0, math.log(3)], [5.0, -5.0]]])
+    ids = torch.tensor([[0, 1, 1]])
+    close(rl.token_logprobs(logits, ids), [[math.log(0.5), math.log(0.75)]], atol=1e-6)
+    close(rl.response_logprob(logits, ids, torch.tensor([[0, 0, 1]])), [math.log(0.75)], atol=1e-6)
+    close(rl.response_logprob(logits, ids, torch.tensor([[0, 1, 1]])), [math.log(0.5 * 0.75)], atol=1e-6)
+
+
 # ----------------------------------------------------------------------------- preferences
 def test_bradley_terry_probability_by_hand():
     close(rl.bradley_terry_probability(t(1.0), t(0.0), tau=0.5), [1 / (1 + math.exp(-2))])  # sigmoid(2) = 0.8808
@@ -186,3 +197,20 @@ def test_dpo_loss_equals_trl_dpo_trainer_on_a_batch(trl_batch):
                        logps["reference", "chosen_ids"], logps["reference", "rejected_ids"], beta=0.3).mean()
     assert abs(float(ours) - math.log(2)) > 1e-3  # the policy is not the reference: a real test
     torch.testing.assert_close(ours.float(), trl_loss.float(), atol=1e-5, rtol=1e-5)
+
+
+def test_response_logprob_of_trls_padded_batch_equals_one_forward_per_response(trl_batch):
+    """TRL's collated batch (chosen rows, then rejected rows, right-padded): our batched log pi(y|x)
+    equals the sum of token log-probabilities of each response alone, and gives TRL's loss."""
+    trainer, policy, reference, examples = trl_batch
+    batch = trainer.data_collator(examples)
+    with torch.no_grad():
+        def batched(model):
+            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+            return rl.response_logprob(logits, batch["input_ids"], batch["completion_mask"]).chunk(2)
+
+        (pw, pl), (rw, rl_) = batched(policy), batched(reference)
+        one_by_one = torch.stack([response_logp(policy, e, "chosen_ids") for e in examples])
+        trl_loss = trainer.compute_loss(trainer.model, batch)
+    torch.testing.assert_close(pw, one_by_one, atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(rl.dpo_loss(pw, pl, rw, rl_, beta=0.3).mean(), trl_loss.float(), atol=1e-5, rtol=1e-5)

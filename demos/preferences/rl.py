@@ -19,6 +19,21 @@ import torch
 import torch.nn.functional as F
 
 
+# ----------------------------------------------------------------------------- log-probabilities
+def token_logprobs(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+    """log p(x_t | x_<t) of every token after the first, from a causal LM's logits:
+    logits (B, T, V), input_ids (B, T) -> (B, T - 1), position t - 1 holding token t's log-probability."""
+    logp = logits[:, :-1].float().log_softmax(-1)  # (B, T-1, V): the logits at t-1 predict token t
+    return logp.gather(-1, input_ids[:, 1:, None]).squeeze(-1)
+
+
+def response_logprob(logits: torch.Tensor, input_ids: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:
+    """log pi(y | x) of each row's response: the sum of its tokens' log-probabilities.
+    ``response_mask`` (B, T) is 1 on the response tokens of ``input_ids`` (as TRL's ``completion_mask``);
+    padding anywhere else is ignored. Returns (B,)."""
+    return (token_logprobs(logits, input_ids) * response_mask[:, 1:].to(torch.float32)).sum(-1)
+
+
 # ----------------------------------------------------------------------------- preferences
 def bradley_terry_probability(reward_1: torch.Tensor, reward_2: torch.Tensor, tau: float = 1.0) -> torch.Tensor:
     """P(y1 preferred to y2) = sigmoid((r(y1) - r(y2)) / tau) (Bradley and Terry 1952)."""
