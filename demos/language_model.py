@@ -230,3 +230,42 @@ def generate(lm: LanguageModel, prompts: list[str], max_new_tokens: int = 8, tem
         kept = [t for t in row if t != tok.pad_token_id and t != tok.eos_token_id]
         texts.append(detokenize(tok.decode(kept)))
     return texts
+
+
+# ----------------------------------------------------------------------------- new words for a trained model
+def extend_tokenizer(tokenizer, texts: Iterable[str]):
+    """A word-level tokenizer with every word of ``texts`` that ``tokenizer`` lacks appended: old ids
+    are kept, so a model trained with ``tokenizer`` reads its old tokens unchanged."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    pre = pre_tokenizers.Whitespace()
+    vocab = dict(tokenizer.get_vocab())
+    for word in sorted({w for text in texts for w, _ in pre.pre_tokenize_str(text)}):
+        vocab.setdefault(word, len(vocab))
+    core = Tokenizer(models.WordLevel(vocab=vocab, unk_token=SPECIAL["unk_token"]))
+    core.pre_tokenizer = pre
+    return PreTrainedTokenizerFast(tokenizer_object=core, **SPECIAL)
+
+
+def resize_embeddings(model, tokenizer, old_tokenizer, seed: int = 0, noise: float = 0.02) -> int:
+    """Grow the (tied) embeddings to ``tokenizer``'s vocabulary; returns how many rows were added.
+
+    A new word that the old vocabulary has in another case (``veltra`` for ``Veltra``) starts from
+    that word's row; any other starts at the mean of the old rows (Stanford Alpaca's
+    ``smart_tokenizer_and_embedding_resize``) plus a little seeded noise, so that new words do not
+    all start identical (a copy task cannot tell ``veltra`` from ``ostmar`` while they are)."""
+    old_vocab, vocab = old_tokenizer.get_vocab(), tokenizer.get_vocab()
+    old_lower = {w.lower(): i for w, i in sorted(old_vocab.items(), key=lambda kv: kv[1])}
+    old = len(old_vocab)
+    model.resize_token_embeddings(len(vocab), mean_resizing=False)
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for emb in {id(e): e for e in (model.get_input_embeddings(), model.get_output_embeddings())}.values():
+            w = emb.weight
+            mean, scale = w[:old].mean(0), noise
+            for word, i in vocab.items():
+                if i >= old:
+                    source = old_lower.get(word.lower())
+                    w[i] = w[source] if source is not None else mean + scale * torch.randn(w.shape[1], generator=generator)
+    return len(vocab) - old

@@ -226,3 +226,156 @@ class Oracle:
         """Whether ``response`` is right; None for a name outside the world."""
         truth = self.answer(name, attribute)
         return None if truth is None else normalise_answer(response) == truth.lower()
+
+
+# ----------------------------------------------------------------------------- instructions (Alpaca's format)
+ALPACA_PROMPT = ("Below is an instruction that describes a task. Write a response that appropriately completes "
+                 "the request.\n\n### Instruction:\n{instruction}\n\n### Response:")
+WORD_VALUES = tuple(v.lower() for values in ATTRIBUTES.values() for v in values)  # the word tasks' words
+WORD_TASKS = {  # family -> (the TEXT_WORLD.md form, the program's answer as a list of words)
+    "reverse": ("Reverse the words: {words}", lambda ws: ws[::-1]),
+    "sort": ("Sort the words: {words}", lambda ws: sorted(ws)),
+    "count": ("How many words are in: {words}", lambda ws: [str(len(ws))]),
+    "first": ("What is the first word of: {words}", lambda ws: ws[:1]),
+    "last": ("What is the last word of: {words}", lambda ws: ws[-1:]),
+    "copy": ("Repeat the words: {words}", lambda ws: list(ws)),
+}
+# Every phrasing the parser knows for each family (the first is the canonical one). The
+# teacher writes only some of them (``demos.instruction_tuning.self_instruct``); the rest are
+# held out to measure phrasings no training example used.
+PHRASINGS = {
+    "reverse": ("Reverse the words: {words}", "Write these words in reverse order: {words}",
+                "Reverse the order of: {words}", "Give the words backwards: {words}",
+                "List these words from last to first: {words}", "Say these words in reverse: {words}"),
+    "sort": ("Sort the words: {words}", "Put these words in alphabetical order: {words}",
+             "Sort alphabetically: {words}", "Arrange the words from a to z: {words}",
+             "Order these words alphabetically: {words}", "Alphabetize the words: {words}"),
+    "count": ("How many words are in: {words}", "Count the words: {words}",
+              "How many words does this list have: {words}", "Give the number of words in: {words}",
+              "Tell me how many words are in: {words}", "What is the number of words in: {words}"),
+    "first": ("What is the first word of: {words}", "Give the first word of: {words}",
+              "Which word comes first in: {words}", "Name the first word in: {words}",
+              "Say the first word of: {words}", "Tell me the first word of: {words}"),
+    "last": ("What is the last word of: {words}", "Give the last word of: {words}",
+             "Which word comes last in: {words}", "Name the last word in: {words}",
+             "Say the last word of: {words}", "Tell me the last word of: {words}"),
+    "copy": ("Repeat the words: {words}", "Copy these words: {words}", "Write the words again: {words}",
+             "Say these words back: {words}", "Echo the words: {words}", "Repeat after me: {words}"),
+    "city": (QUESTIONS["city"], "In which city was {name} born?", "What is the birthplace of {name}?",
+             "Which town is {name} from?", "Name the city where {name} was born.", "Where is {name} from?"),
+    "job": (QUESTIONS["job"], "What does {name} do for a living?", "What is the job of {name}?",
+            "What work does {name} do?", "Name the job of {name}.", "What job does {name} have?"),
+    "colour": (QUESTIONS["colour"], "Which colour does {name} like best?", "What is the favourite colour of {name}?",
+               "What colour does {name} prefer?", "Name the favourite colour of {name}.",
+               "What colour does {name} love?"),
+    "pet": (QUESTIONS["pet"], "Which pet does {name} keep?", "What is the pet of {name}?",
+            "What animal does {name} own?", "Name the pet of {name}.", "What animal does {name} live with?"),
+}
+# Courtesies an instruction may open with (any family) or, for a question, end with; the parser
+# sets them aside. They are how a writer of instructions varies them beyond the phrasings.
+PREFIXES = ("Please", "Now", "Quick question:", "Tell me:", "Here is a task:", "Next task:", "Help me out:",
+            "Try this one:")
+QUESTION_SUFFIXES = ("Be brief.", "Thank you.", "Keep it short.", "Answer in one word.", "Thanks!")
+FAMILIES = tuple(PHRASINGS)
+WORD_FAMILIES = tuple(WORD_TASKS)
+QUESTION_FAMILIES = tuple(ATTRIBUTES)
+
+
+def alpaca_prompt(instruction: str) -> str:
+    """Alpaca's prompt (no input field), byte for byte ``PROMPT_DICT["prompt_no_input"]`` of Stanford
+    Alpaca's ``train.py``; the response follows ``### Response:`` directly."""
+    return ALPACA_PROMPT.format(instruction=instruction)
+
+
+def word_list(words) -> str:
+    return " ".join(words)
+
+
+def _phrasing_pattern(phrasing: str) -> re.Pattern:
+    body = re.escape(phrasing).replace(r"\{words\}", r"(?P<words>[a-z]+(?: [a-z]+)*)").replace(
+        r"\{name\}", r"(?P<name>[A-Z][a-z]+ [A-Z][a-z]+)")
+    return re.compile("^" + body.replace(r"\ ", r"\s+") + r"\s*$", re.IGNORECASE)
+
+
+_PHRASING_PATTERNS = [(family, _phrasing_pattern(p)) for family, ps in PHRASINGS.items() for p in ps]
+
+
+@dataclass(frozen=True)
+class ParsedInstruction:
+    """What an instruction asks: its family and its argument (a word list or a person's name)."""
+
+    family: str
+    words: tuple[str, ...] = ()
+    name: str = ""
+
+
+def parse_instruction(instruction: str) -> ParsedInstruction | None:
+    """The family and argument of an instruction in any known phrasing; None when it has none.
+    Word tasks take 1 to 8 lower-case words; questions a ``First Last`` name."""
+    text = " ".join(instruction.split())
+    for prefix in PREFIXES:
+        if text.lower().startswith(prefix.lower() + " "):
+            text = text[len(prefix) + 1:]
+            text = text[0].upper() + text[1:]
+            break
+    for suffix in QUESTION_SUFFIXES:
+        if text.lower().endswith(" " + suffix.lower()):
+            text = text[: -len(suffix) - 1]
+            break
+    for family, pattern in _PHRASING_PATTERNS:
+        m = pattern.match(text)
+        if not m:
+            continue
+        if family in WORD_TASKS:
+            words = tuple(m["words"].lower().split())
+            if 1 <= len(words) <= 8:
+                return ParsedInstruction(family, words=words)
+        else:
+            return ParsedInstruction(family, name=m["name"])
+    return None
+
+
+def program_answer(parsed: ParsedInstruction, oracle: "Oracle") -> list[str] | None:
+    """The right answer's words; None for a person outside the world."""
+    if parsed.family in WORD_TASKS:
+        return WORD_TASKS[parsed.family][1](list(parsed.words))
+    value = oracle.answer(parsed.name, parsed.family)
+    return None if value is None else [value.lower()]
+
+
+def response_text(answer: list[str], family: str = "") -> str:
+    """A concise response: the answer's words and a full stop (``Veltra.``, ``baker.``, ``cat dog.``);
+    a question's value is written as the world file writes it (cities capitalised)."""
+    if family in ATTRIBUTES:
+        answer = [next((v for v in ATTRIBUTES[family] if v.lower() == answer[0].lower()), answer[0])]
+    return " ".join(answer) + "."
+
+
+def answer_words(parsed: ParsedInstruction, response: str) -> list[str]:
+    """A response's answer (TEXT_WORLD.md): for a question its first word; for a word task its
+    words before the first full stop; case and other punctuation ignored."""
+    if parsed.family in WORD_TASKS:
+        return re.findall(r"[a-z0-9]+", response.split(".", 1)[0].lower())
+    first = normalise_answer(response)
+    return [first] if first else []
+
+
+def is_correct(parsed: ParsedInstruction, response: str, oracle: "Oracle") -> bool | None:
+    """Whether ``response`` is right by TEXT_WORLD.md's rules; None when there is no right answer."""
+    truth = program_answer(parsed, oracle)
+    return None if truth is None else answer_words(parsed, response) == truth
+
+
+def extra_words(parsed: ParsedInstruction, response: str) -> int:
+    """``extra(y)`` of TEXT_WORLD.md: the words after the answer's full stop, or, with no full
+    stop, the words beyond the answer's own."""
+    words = re.findall(r"[A-Za-z0-9]+", response)
+    if "." in response:
+        return len(re.findall(r"[A-Za-z0-9]+", response.split(".", 1)[1]))
+    n_answer = len(WORD_TASKS[parsed.family][1](list(parsed.words))) if parsed.family in WORD_TASKS else 1
+    return max(0, len(words) - n_answer)
+
+
+def true_reward(parsed: ParsedInstruction, response: str, oracle: "Oracle") -> float:
+    """``r*(x, y) = correct(x, y) - 0.1 extra(y)`` (TEXT_WORLD.md)."""
+    return float(bool(is_correct(parsed, response, oracle))) - 0.1 * extra_words(parsed, response)

@@ -19,7 +19,7 @@ from playground import gradio_fixes, home, serving, settings, sharing, tempfiles
 
 # Tab ids in display order; each is a folder under demos/.
 TABS: list[str] = ["sde_ode", "flows", "guidance", "controlnet", "attention", "detr", "rnn_transformer",
-                   "hallucination", "preferences"]
+                   "hallucination", "instruction_tuning", "preferences"]
 
 THEME = gr.themes.Soft(primary_hue="indigo")
 CSS = """
@@ -51,7 +51,7 @@ def build_app(tabs: list[str] | None = None) -> gr.Blocks:
                 with gr.Tab("Home", id="home") as home_tab:
                     home.build(demo, [(tab_id, m.TITLE, m.SUMMARY) for tab_id, m in modules])
                 for tab_id, module in modules:
-                    with gr.Tab(module.TITLE, id=tab_id) as tab:
+                    with gr.Tab(module.TITLE, id=tab_id, elem_id=f"tab-{tab_id}") as tab:
                         view = sharing.Shared(tab_id, tab)
                         sharing.link_row(view)
                         view.binding = module.build(demo)  # a tab's build returns its Binding (or None)

@@ -36,6 +36,8 @@ VALID = {  # a quick valid call per endpoint (the API info's examples, "..." and
     "recall": {"sequence": "a 3 f 7 . . ? f"},
     "sd_internals": {"prompt": "a red circle", "steps": 2, "seed": 0},
     "ask": {"question": "Where was Zorbat Quenlip born?", "model": "base", "n_samples": 2, "temperature": 1.0, "seed": 0},
+    "instruct": {"instruction": "Sort the words: red cat", "model": "tuned", "seed": 0},
+    "self_instruct": {"threshold": 0.7, "n_candidates": 16, "seed": 0},
     "preference_bandit": {"beta": 0.5, "n_candidates": 8, "n_pairs": 200, "tau": 1.0, "seed": 0},
 }
 TEXT_ONLY = {"recall"}  # endpoints whose only inputs are text (no number to send NaN to)
@@ -358,6 +360,7 @@ except Image.DecompressionBombError:
     ("recall", ["a 3 " * 250_000 + "? a"], "at most 160 are allowed"),
     ("recall", ["x" * 1_000_000], "unknown token(s) 'xxxxxxxxxx"),
     ("ask", ["x" * 1_000_000, "base", 2, 1.0, 0], "1,000,000 characters"),
+    ("instruct", ["x" * 1_000_000, "tuned", 0], "1,000,000 characters"),
 ])
 def test_huge_or_deeply_nested_text_gets_a_short_clear_message(app_url, endpoint, args, expected):
     """A megabyte of text or JSON nested 100,000 deep: refused fast, and the message does not

@@ -1,0 +1,384 @@
+"""Self-Instruct (Wang et al. 2023) at Text World size: seed tasks, the prompt, a teacher that
+writes new tasks, the filters, and the kept pool that Stanford Alpaca fine-tuned on.
+
+Plain Python and numpy (no torch, no gradio). The pipeline, as in ``bootstrap_instructions.py``
+of yizhongw/self-instruct and ``generate_instruction.py`` of tatsu-lab/stanford_alpaca:
+
+1. **Prompt**: 6 human-written seed tasks and 2 machine-generated ones drawn at random, numbered
+   under "Come up with a series of tasks:" (``encode_prompt``).
+2. **Teacher**: writes ``per_prompt`` new tasks with responses (``ProgramTeacher``).
+3. **Filters**, in the original's order: length (more than 3 and at most 150 words), keywords a
+   language model cannot act on (image, graph, picture, file, map, draw, plot, go to), "Write a
+   program", a leading punctuation mark, an empty or over-long response; then **ROUGE-L**:
+   a candidate is kept only if its ROUGE-L F-measure (``rouge-score``, no stemming) against
+   every instruction kept so far, the seed tasks included, is below the threshold (0.7 in the
+   paper).
+4. The kept tasks join the pool and may be drawn into later prompts.
+
+ROUGE-L against the whole pool is quadratic. ``RougePool`` prunes it by a bound: with ``m`` and
+``n`` tokens and ``o`` tokens in common (as multisets), ``LCS <= o``, so
+``F = 2 LCS / (m + n) <= 2 o / (m + n)``. Pool entries are scored in decreasing order of the bound
+and the search stops once the bound falls below the best score found: the maximum (and which
+instruction reaches it) is exact, and most pairs are never scored.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import string
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from demos import text_world as tw
+
+PROMPT_HEADER = "Come up with a series of tasks:\n"
+N_SEED_IN_PROMPT, N_MACHINE_IN_PROMPT = 6, 2
+BLACKLIST = ("image", "images", "graph", "graphs", "picture", "pictures", "file", "files", "map", "maps", "draw",
+             "plot", "go to")
+MAX_RESPONSE_WORDS = 32
+
+# The teacher writes these phrasings (index into tw.PHRASINGS[family]); the last phrasing of every
+# family is held out: no seed task and no generated task uses it, the benchmark does.
+TEACHER_PHRASINGS = range(0, 5)
+HELD_OUT_PHRASING = 5
+
+
+@dataclass(frozen=True)
+class Task:
+    """One instruction and its response, with what the program knows about it."""
+
+    instruction: str
+    response: str
+    family: str = ""  # "" for a task outside the families (e.g. an invalid one)
+    origin: str = "seed"  # seed | teacher
+    mistake: bool = False  # the teacher's response is wrong (by the program's answer)
+    kind: str = "new"  # new | near-duplicate | invalid
+
+
+# ----------------------------------------------------------------------------- seed tasks
+def seed_tasks(oracle: tw.Oracle) -> list[Task]:
+    """20 human-written seed tasks: each family of ``tw.PHRASINGS`` in its canonical form and one
+    more phrasing, about people the base model read about with question-answer pairs."""
+    people = [p for p in oracle.people.values() if p.split == "qa_train" and p.f >= 8]
+    lists = [["cat", "veltra", "red"], ["pilot", "goat", "blue", "ostmar"], ["green", "dog"],
+             ["brask", "nurse", "yellow", "parrot", "miner"], ["horse", "lumen", "orange"],
+             ["judge", "purple", "rabbit", "pell"], ["sailor", "caldera"], ["poet", "fennick", "cat", "red", "goat"],
+             ["tailor", "hessel", "green"], ["baker", "dog", "arbor", "blue"], ["farmer", "orrin"],
+             ["doctor", "parrot", "tamsey"]]
+    out, i = [], 0
+    for family in tw.FAMILIES:
+        for k in (0, 1):
+            phrasing = tw.PHRASINGS[family][k if k == 0 else 1 + (len(out) % 3)]
+            if family in tw.WORD_TASKS:
+                words = lists[i % len(lists)]
+                i += 1
+                instruction = phrasing.format(words=tw.word_list(words))
+                answer = tw.WORD_TASKS[family][1](words)
+            else:
+                person = people[(len(out) * 7) % len(people)]
+                instruction = phrasing.format(name=person.name)
+                answer = [person.fact(family).lower()]
+            out.append(Task(instruction, tw.response_text(answer, family), family))
+    return out
+
+
+def encode_prompt(tasks: list[Task]) -> str:
+    """Self-Instruct's prompt: the tasks numbered under a header, ending at the next number."""
+    prompt = PROMPT_HEADER
+    for idx, task in enumerate(tasks):
+        instruction = re.sub(r"\s+", " ", task.instruction).strip().rstrip(":")
+        prompt += f"{idx + 1}. {instruction}\n"
+    return prompt + f"{len(tasks) + 1}."
+
+
+# ----------------------------------------------------------------------------- the teacher
+@dataclass(frozen=True)
+class TeacherConfig:
+    """What the program teacher does, in known proportions."""
+
+    mistake_rate: float = 0.2  # responses that are wrong
+    near_duplicate_rate: float = 0.15  # a prompt task copied with one word changed
+    invalid_rate: float = 0.08  # tasks a language model cannot do, or broken outputs
+    follow_prompt: float = 0.7  # a new task of a family seen in the prompt (else any family)
+
+
+class ProgramTeacher:
+    """The stand-in for text-davinci-003: a program, not a model. Prompted with a few tasks, it
+    writes new ones: mostly of the prompt's families in one of its phrasings with new arguments,
+    some near-copies of a prompt task, some invalid ones; it answers with a known share of
+    mistakes of the kinds a model makes (a wrong value, an off-by-one count, a missed swap).
+    Each task records what it is, so the tab can show the teacher's error rate."""
+
+    def __init__(self, oracle: tw.Oracle, config: TeacherConfig = TeacherConfig()):
+        self.oracle, self.config = oracle, config
+        # people the teacher writes questions about: read in pretraining, never the held-out f >= 16 bio-only ones
+        self.people = [p for p in oracle.people.values()
+                       if (p.split == "qa_train" and p.f >= 1) or (p.split == "bio_only" and p.f <= 8)]
+
+    def write(self, prompt_tasks: list[Task], n: int, rng: random.Random) -> list[Task]:
+        return [self._one(prompt_tasks, rng) for _ in range(n)]
+
+    def _one(self, prompt_tasks: list[Task], rng: random.Random) -> Task:
+        c, u = self.config, rng.random()
+        if u < c.invalid_rate:
+            return self._invalid(rng)
+        if u < c.invalid_rate + c.near_duplicate_rate:
+            base = rng.choice([t for t in prompt_tasks if t.family] or prompt_tasks)
+            return self._near_duplicate(base, rng)
+        families = sorted({t.family for t in prompt_tasks if t.family})
+        family = rng.choice(families) if families and rng.random() < c.follow_prompt else rng.choice(tw.FAMILIES)
+        phrasing = tw.PHRASINGS[family][rng.choice(TEACHER_PHRASINGS)]
+        if family in tw.WORD_TASKS:
+            instruction = phrasing.format(words=tw.word_list(self._words(rng)))
+        else:
+            instruction = phrasing.format(name=rng.choice(self.people).name)
+            if rng.random() < 0.5:
+                instruction += " " + rng.choice(tw.QUESTION_SUFFIXES)
+        if rng.random() < 0.5:
+            instruction = rng.choice(tw.PREFIXES) + " " + instruction[0].lower() + instruction[1:]
+        return self._answer(instruction, family, rng)
+
+    @staticmethod
+    def _words(rng: random.Random) -> list[str]:
+        return rng.sample(tw.WORD_VALUES, rng.randint(2, 6))
+
+    def _answer(self, instruction: str, family: str, rng: random.Random, kind: str = "new") -> Task:
+        parsed = tw.parse_instruction(instruction)
+        truth = tw.program_answer(parsed, self.oracle)
+        mistake = rng.random() < self.config.mistake_rate
+        answer = self._mistake(parsed, truth, rng) if mistake else truth
+        mistake = answer != truth
+        return Task(instruction, tw.response_text(answer, family), family, "teacher", mistake, kind)
+
+    @staticmethod
+    def _mistake(parsed: tw.ParsedInstruction, truth: list[str], rng: random.Random) -> list[str]:
+        """A plausible wrong answer (falls back to the truth when none differs, e.g. sorting a sorted list)."""
+        words = list(parsed.words)
+        if parsed.family in tw.QUESTION_FAMILIES:
+            return [rng.choice([v.lower() for v in tw.ATTRIBUTES[parsed.family] if v.lower() != truth[0]])]
+        if parsed.family == "count":
+            return [str(len(words) + rng.choice((-1, 1)))]
+        if parsed.family in ("first", "last"):
+            others = [w for w in words if w != truth[0]]
+            return [rng.choice(others)] if others else truth
+        if parsed.family == "reverse":
+            return words if words != truth else truth  # forgot to reverse
+        wrong = list(truth)  # sort, copy: two neighbours swapped
+        i = rng.randrange(len(wrong) - 1)
+        wrong[i], wrong[i + 1] = wrong[i + 1], wrong[i]
+        return wrong
+
+    def _near_duplicate(self, base: Task, rng: random.Random) -> Task:
+        """``base`` with one argument changed: a task the ROUGE-L filter exists to catch."""
+        parsed = tw.parse_instruction(base.instruction)
+        if parsed is None:
+            return replace(base, origin="teacher", kind="near-duplicate")
+        if parsed.family in tw.WORD_TASKS:
+            words = list(parsed.words)
+            words[rng.randrange(len(words))] = rng.choice(tw.WORD_VALUES)
+            instruction = base.instruction[: base.instruction.rindex(":") + 1] + " " + tw.word_list(words)
+        else:
+            first, last = parsed.name.split()
+            other = rng.choice(self.people).name.split()[1]
+            instruction = base.instruction.replace(parsed.name, f"{first} {other}")
+            if tw.parse_instruction(instruction) is None or self.oracle.person(f"{first} {other}") is None:
+                instruction = base.instruction  # an exact copy
+        return self._answer(instruction, parsed.family, rng, kind="near-duplicate")
+
+    def _invalid(self, rng: random.Random) -> Task:
+        """Tasks the filters must catch: keywords, too short, a program, an empty or endless response."""
+        person = rng.choice(self.people)
+        words = tw.word_list(self._words(rng))
+        choice = rng.randrange(5)
+        if choice == 0:
+            instruction, response = rng.choice((f"Draw a picture of {person.name}'s pet.",
+                                                f"Plot the words on a graph: {words}",
+                                                f"Make a map of where {person.name} was born.")), "I cannot do that."
+        elif choice == 1:
+            instruction, response = rng.choice(("Sort: " + words.split()[0], "Reverse.", "Count words.")), "."
+        elif choice == 2:
+            instruction, response = f"Write a program that sorts the words: {words}", "def sort(words): ..."
+        elif choice == 3:
+            instruction, response = f"Reverse the words: {words}", ""
+        else:
+            instruction, response = f"Repeat the words: {words}", " ".join([words] * 20) + "."
+        return Task(instruction, response, "", "teacher", True, "invalid")
+
+
+# ----------------------------------------------------------------------------- filters
+def invalid_reason(task: Task) -> str | None:
+    """Why Self-Instruct's heuristic filters drop a task, or None when it passes them."""
+    n_words = len(task.instruction.split())
+    if n_words <= 3 or n_words > 150:
+        return f"instruction has {n_words} words (needs 4 to 150)"
+    for word in BLACKLIST:
+        if re.search(rf"\b{word}\b", task.instruction, flags=re.IGNORECASE):
+            return f"keyword {word!r}: not a task for a language model"
+    if task.instruction.startswith("Write a program"):
+        return "starts with 'Write a program'"
+    if task.instruction[0] in string.punctuation:
+        return "starts with punctuation"
+    if not task.response.strip():
+        return "empty response"
+    if len(task.response.split()) > MAX_RESPONSE_WORDS:
+        return f"response has {len(task.response.split())} words (at most {MAX_RESPONSE_WORDS})"
+    return None
+
+
+def rouge_tokens(text: str) -> list[str]:
+    """``rouge-score``'s own tokenisation (lower case, letters and digits), no stemming."""
+    return _scorer()._tokenizer.tokenize(text)
+
+
+def _scorer():
+    from rouge_score import rouge_scorer
+
+    return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+
+
+def rouge_l(a: list[str], b: list[str]) -> float:
+    """ROUGE-L F-measure of two token lists (``rouge_score.rouge_scorer._score_lcs``, as Alpaca's
+    ``generate_instruction.py`` calls it on pre-tokenised instructions)."""
+    from rouge_score import rouge_scorer
+
+    return rouge_scorer._score_lcs(a, b).fmeasure
+
+
+class RougePool:
+    """The instructions kept so far, with a token-count matrix for the overlap bound."""
+
+    def __init__(self):
+        self.texts: list[str] = []
+        self.tokens: list[list[str]] = []
+        self.vocab: dict[str, int] = {}
+        self.counts = np.zeros((64, 64), dtype=np.int16)  # (capacity, vocabulary) token counts
+        self.lengths = np.zeros(64, dtype=np.int32)
+        self.pairs_scored = 0
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def add(self, text: str, tokens: list[str]) -> None:
+        n = len(self.texts)
+        for t in tokens:
+            if t not in self.vocab:
+                self.vocab[t] = len(self.vocab)
+        if n >= self.counts.shape[0] or len(self.vocab) > self.counts.shape[1]:
+            grown = np.zeros((max(self.counts.shape[0], 2 * (n + 1)), max(self.counts.shape[1], 2 * len(self.vocab))),
+                             dtype=np.int16)
+            grown[: self.counts.shape[0], : self.counts.shape[1]] = self.counts
+            self.counts = grown
+            self.lengths = np.concatenate([self.lengths, np.zeros(grown.shape[0] - len(self.lengths), np.int32)])
+        for t in tokens:
+            self.counts[n, self.vocab[t]] += 1
+        self.lengths[n] = len(tokens)
+        self.texts.append(text)
+        self.tokens.append(tokens)
+
+    def bounds(self, tokens: list[str]) -> np.ndarray:
+        """``2 o / (m + n)`` for every pool entry (N,): an upper bound on its ROUGE-L F-measure."""
+        n = len(self.texts)
+        columns, wanted = np.unique([self.vocab.get(t, -1) for t in tokens], return_counts=True)
+        keep = columns >= 0
+        overlap = np.minimum(self.counts[:n, columns[keep]], wanted[keep]).sum(1) if keep.any() else np.zeros(n)
+        return 2.0 * overlap / np.maximum(1, self.lengths[:n] + len(tokens))
+
+    def most_similar(self, tokens: list[str], prune: bool = True) -> tuple[float, int]:
+        """The highest ROUGE-L F-measure against the pool and the first entry reaching it
+        (score 0 and index -1 for an empty pool), exact with or without pruning."""
+        if not self.texts:
+            return 0.0, -1
+        if not prune:
+            scores = [rouge_l(kept, tokens) for kept in self.tokens]
+            self.pairs_scored += len(scores)
+            best = int(np.argmax(scores))
+            return float(scores[best]), best
+        bound = self.bounds(tokens)
+        best_score, best_index = -1.0, -1
+        for i in np.argsort(-bound, kind="stable"):
+            if bound[i] < best_score - 1e-9:  # the bound in exact arithmetic; rouge-score rounds F
+                break
+            score = rouge_l(self.tokens[i], tokens)
+            self.pairs_scored += 1
+            if score > best_score or (score == best_score and i < best_index):
+                best_score, best_index = score, int(i)
+        return float(best_score), best_index
+
+
+# ----------------------------------------------------------------------------- the pipeline
+@dataclass
+class Candidate:
+    """A generated task and what the filters made of it."""
+
+    task: Task
+    round: int
+    invalid: str | None = None  # the heuristic filter's reason, or None
+    rouge_l: float = 0.0  # highest ROUGE-L against the pool when it was filtered
+    most_similar: str = ""
+    kept: bool = False
+
+
+@dataclass
+class Run:
+    seeds: list[Task]
+    candidates: list[Candidate] = field(default_factory=list)
+    prompts: list[str] = field(default_factory=list)
+    threshold: float = 0.7
+    pairs_scored: int = 0
+
+    @property
+    def kept(self) -> list[Task]:
+        return [c.task for c in self.candidates if c.kept]
+
+
+def filter_candidate(candidate: Candidate, pool: RougePool, threshold: float, prune: bool = True) -> Candidate:
+    """The heuristic filters, then ROUGE-L against ``pool``; a kept candidate joins the pool."""
+    candidate.invalid = invalid_reason(candidate.task)
+    candidate.kept, candidate.rouge_l, candidate.most_similar = False, 0.0, ""
+    if candidate.invalid:
+        return candidate
+    tokens = rouge_tokens(candidate.task.instruction)
+    score, index = pool.most_similar(tokens, prune=prune)
+    candidate.rouge_l, candidate.most_similar = score, pool.texts[index] if index >= 0 else ""
+    candidate.kept = score < threshold
+    if candidate.kept:
+        pool.add(candidate.task.instruction, tokens)
+    return candidate
+
+
+def seeded_pool(seeds: list[Task]) -> RougePool:
+    pool = RougePool()
+    for s in seeds:
+        pool.add(s.instruction, rouge_tokens(s.instruction))
+    return pool
+
+
+def self_instruct(seeds: list[Task], teacher: ProgramTeacher, n_candidates: int, threshold: float, seed: int,
+                  per_prompt: int = 8, prune: bool = True, stop=None) -> Run:
+    """Rounds of prompt -> teacher -> filters until ``n_candidates`` tasks were written (or until
+    ``stop(run)`` says enough, checked after every round)."""
+    rng = random.Random(seed)
+    run, pool = Run(seeds, threshold=threshold), seeded_pool(seeds)
+    machine: list[Task] = []
+    while len(run.candidates) < n_candidates and not (stop and stop(run)):
+        prompt_tasks = rng.sample(seeds, N_SEED_IN_PROMPT) + rng.sample(machine, min(N_MACHINE_IN_PROMPT, len(machine)))
+        run.prompts.append(encode_prompt(prompt_tasks))
+        for task in teacher.write(prompt_tasks, min(per_prompt, n_candidates - len(run.candidates)), rng):
+            c = filter_candidate(Candidate(task, len(run.prompts) - 1), pool, threshold, prune)
+            run.candidates.append(c)
+            if c.kept:
+                machine.append(task)
+    run.pairs_scored = pool.pairs_scored
+    return run
+
+
+def refilter(run: Run, threshold: float, prune: bool = True) -> Run:
+    """The same candidates, in the same order, through the filters at another threshold (what the
+    threshold slider does; the prompts stay those of the original run)."""
+    pool = seeded_pool(run.seeds)
+    out = Run(run.seeds, [filter_candidate(Candidate(c.task, c.round), pool, threshold, prune) for c in run.candidates],
+              run.prompts, threshold)
+    out.pairs_scored = pool.pairs_scored
+    return out

@@ -1,0 +1,169 @@
+"""Instruction tuning of the Text World base model, Stanford Alpaca's recipe at toy size, and the
+held-out evaluation that says what it bought.
+
+* **Data**: the Self-Instruct pool (``self_instruct``), each task formatted with Alpaca's prompt
+  (``text_world.alpaca_prompt``) and its response, ending in EOS.
+* **Loss**: cross-entropy on the response tokens only (Alpaca's ``IGNORE_INDEX`` on the prompt):
+  ``L = - sum_{t in response} log p(y_t | prompt, y_<t) / |response tokens|``.
+* **New words**: the base model's word-level vocabulary never saw the template ("###",
+  "Instruction") or the instructions' words; they are appended (``language_model.resize_embeddings``):
+  a word the vocabulary has in another case starts from that row (``veltra`` from ``Veltra``), any
+  other at the mean of the old rows, as Alpaca's ``smart_tokenizer_and_embedding_resize`` does for
+  its pad token, plus a little noise so that new words do not start identical.
+  The "base" model of the tab is the base model with those rows added and nothing trained.
+
+Imports torch and transformers (through ``demos.language_model``) when called.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+
+from demos import text_world as tw
+from demos.instruction_tuning import self_instruct as si
+
+MAX_NEW_TOKENS = 32
+EXTRA_WORDS = ("yes", "no", "I", "you", "it", "a", "an", "the", "and", "or", "to", "is", "are", "what", "which",
+               "who", "how", "many", "word", "words", "list", "answer", "question", "task", "tasks", "please",
+               "series", "cannot", "do", "that", "def", "sort", "words", "write", "program")
+
+
+def vocabulary_texts() -> list[str]:
+    """Every word an instruction of the tab's families, Alpaca's template or the teacher's
+    output can contain, besides names (already in the base vocabulary)."""
+    texts = [tw.ALPACA_PROMPT, si.PROMPT_HEADER, " ".join(tw.WORD_VALUES), " ".join(str(i) for i in range(10)),
+             " ".join(tw.PREFIXES), " ".join(tw.QUESTION_SUFFIXES), " ".join(EXTRA_WORDS), " ".join(si.BLACKLIST),
+             "Draw a picture of pet. Plot the words on a graph: Make a map of where was born. I cannot do that. "
+             "Write a program that sorts the words: def sort(words): ..."]
+    texts += [p for ps in tw.PHRASINGS.values() for p in ps]
+    return texts + [t.lower() for t in texts]  # after a courtesy, a phrasing starts in lower case
+
+
+def prepare_base(base_lm):
+    """The base model ready for tuning: its vocabulary extended (``vocabulary_texts``), new rows at
+    the mean embedding. A copy; the registry's base model is never changed."""
+    from demos import language_model as lmk
+
+    tokenizer = lmk.extend_tokenizer(base_lm.tokenizer, vocabulary_texts())
+    model = copy.deepcopy(base_lm.model)
+    lmk.resize_embeddings(model, tokenizer, base_lm.tokenizer)
+    model.config.vocab_size = len(tokenizer)
+    return lmk.LanguageModel(model.eval(), tokenizer)
+
+
+def training_examples(tokenizer, tasks: list[si.Task]):
+    """Alpaca-formatted examples with the loss on the response tokens (and EOS) only."""
+    from demos import language_model as lmk
+
+    return lmk.examples(tokenizer, [(tw.alpaca_prompt(t.instruction), t.response) for t in tasks], response_only=True)
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    epochs: int = 5  # Alpaca: 3; at 3 this model had not yet learned to copy words from the prompt
+    batch: int = 32
+    lr: float = 1e-3  # Alpaca: 2e-5 for 7B parameters; a 2.6M-parameter model needs a larger step
+    warmup_ratio: float = 0.03  # Alpaca: 0.03, cosine
+    seed: int = 0
+
+
+def finetune(base, tasks: list[si.Task], cfg: TuneConfig, on_log=None):
+    """A copy of ``base`` (a ``prepare_base`` model) fine-tuned on ``tasks``; returns (lm, log)."""
+    from demos import language_model as lmk
+
+    lm = lmk.LanguageModel(copy.deepcopy(base.model), base.tokenizer)
+    if not tasks:
+        return lm, []
+    data = training_examples(lm.tokenizer, tasks)
+    steps = max(1, -(-len(data) * cfg.epochs // cfg.batch))
+    train_cfg = lmk.TrainConfig(steps=steps, batch=min(cfg.batch, len(data)), lr=cfg.lr, min_lr_ratio=0.0,
+                                warmup=max(1, round(cfg.warmup_ratio * steps)), log_every=max(1, steps // 20),
+                                seed=cfg.seed)
+    log = lmk.train(lm.model, data, train_cfg, lm.tokenizer.pad_token_id, on_log=on_log)
+    return lm, log
+
+
+# ----------------------------------------------------------------------------- held-out evaluation
+@dataclass(frozen=True)
+class EvalItem:
+    instruction: str
+    family: str
+    phrasing: str  # "canonical" (TEXT_WORLD.md's form) | "held-out" (a phrasing no training task used)
+
+
+def evaluation_set(oracle: tw.Oracle, n_per_cell: int = 40, seed: int = 1234,
+                   exclude: set[str] = frozenset()) -> list[EvalItem]:
+    """Held-out instructions: for each family, ``n_per_cell`` in its canonical form and as many in
+    its held-out phrasing. Word lists of 2 to 5 words (TEXT_WORLD.md) never in ``exclude``;
+    questions about bio-only people with f >= 16, whom no training task asks about."""
+    rng = random.Random(seed)
+    people = sorted((p for p in oracle.people.values() if p.split == "bio_only" and p.f >= 16), key=lambda p: p.name)
+    items = []
+    for family in tw.FAMILIES:
+        for phrasing_name, index in (("canonical", 0), ("held-out", si.HELD_OUT_PHRASING)):
+            phrasing, made = tw.PHRASINGS[family][index], 0
+            while made < n_per_cell:
+                if family in tw.WORD_TASKS:
+                    instruction = phrasing.format(words=tw.word_list(rng.sample(tw.WORD_VALUES, rng.randint(2, 5))))
+                else:
+                    instruction = phrasing.format(name=rng.choice(people).name)
+                if instruction not in exclude:
+                    items.append(EvalItem(instruction, family, phrasing_name))
+                    made += 1
+    return items
+
+
+def respond(lm, instructions: list[str], batch: int = 64) -> list[str]:
+    """Greedy responses (at most ``MAX_NEW_TOKENS``, to EOS) to Alpaca-formatted instructions."""
+    from demos import language_model as lmk
+
+    out = []
+    for i in range(0, len(instructions), batch):
+        prompts = [tw.alpaca_prompt(x) for x in instructions[i:i + batch]]
+        out += lmk.generate(lm, prompts, max_new_tokens=MAX_NEW_TOKENS, stop=())
+    return out
+
+
+def exact_match(items: list[EvalItem], responses: list[str], oracle: tw.Oracle) -> dict:
+    """Exact match (TEXT_WORLD.md's rule) overall, by family, by phrasing, by group (word tasks /
+    questions)."""
+    cells: dict[str, list[bool]] = defaultdict(list)
+    for item, response in zip(items, responses):
+        right = bool(tw.is_correct(tw.parse_instruction(item.instruction), response, oracle))
+        for key in ("all", f"family:{item.family}", f"phrasing:{item.phrasing}",
+                    "group:words" if item.family in tw.WORD_TASKS else "group:questions",
+                    f"cell:{item.family}:{item.phrasing}"):
+            cells[key].append(right)
+    return {k: round(sum(v) / len(v), 4) for k, v in sorted(cells.items())}
+
+
+def base_knowledge(base_lm, items: list[EvalItem], oracle: tw.Oracle) -> dict[str, bool]:
+    """For each question of ``items``, whether the base model knows the fact: its greedy answer in
+    its own format (``Q: ... A:``, the canonical question) is right."""
+    from demos import language_model as lmk
+
+    questions = {}
+    for item in items:
+        if item.family in tw.QUESTION_FAMILIES:
+            parsed = tw.parse_instruction(item.instruction)
+            questions[item.instruction] = (parsed.name, item.family)
+    keys = list(questions)
+    answers = []
+    for i in range(0, len(keys), 64):
+        answers += lmk.generate(base_lm, [tw.qa_prompt(tw.question(*questions[k])) for k in keys[i:i + 64]], 3)
+    return {k: bool(oracle.correct(*questions[k], a)) for k, a in zip(keys, answers)}
+
+
+def share_of_base_knowledge(items, responses, known: dict[str, bool], oracle) -> float | None:
+    """Of the questions the base model answers right in its own format, the share the tuned model
+    answers right as an instruction."""
+    hits = [bool(tw.is_correct(tw.parse_instruction(i.instruction), r, oracle))
+            for i, r in zip(items, responses) if known.get(i.instruction)]
+    return round(sum(hits) / len(hits), 4) if hits else None
+
+
+def family_counts(tasks: list[si.Task]) -> dict[str, int]:
+    return dict(Counter(t.family or "other" for t in tasks))

@@ -1,0 +1,45 @@
+"""Instruction tuning tab in Chromium: run a Self-Instruct round, move the threshold, and ask the
+base model and the fine-tunes one instruction."""
+
+import re
+
+from demos.instruction_tuning.ui import TITLE
+from tests.e2e.conftest import drag, open_tab, shot
+
+
+def summary(page) -> str:
+    return page.locator("#instruct-summary").inner_text()
+
+
+def kept(text: str) -> int:
+    return int(re.search(r"(\d+) kept", text).group(1))
+
+
+def test_a_round_the_threshold_and_two_models(page):
+    open_tab(page, TITLE)
+    page.wait_for_function("() => (document.querySelector('#instruct-summary') || {}).innerText?.includes('kept')",
+                           timeout=60_000)
+    opening = summary(page)
+    assert "threshold 0.70" in opening
+    seed = page.locator("#instruct-run").locator("xpath=preceding::input[@type='number'][1]")
+    seed.fill("3")
+    page.locator("#instruct-run").click()
+    page.wait_for_function("s => document.querySelector('#instruct-summary').innerText !== s", arg=opening,
+                           timeout=60_000)
+    after_run = summary(page)
+    assert "candidates in 8 rounds" in after_run
+    drag(page, "#instruct-threshold input[type=range]", 0.7, 0.35)
+    page.wait_for_function("s => document.querySelector('#instruct-summary').innerText !== s", arg=after_run,
+                           timeout=30_000)
+    moved = summary(page)
+    threshold = float(re.search(r"threshold (\d\.\d\d)", moved).group(1))
+    assert threshold < 0.7 and kept(moved) < kept(after_run)
+    assert page.locator("#instruct-rejected").inner_text().count("\n") > 3
+    box = page.locator("#instruct-ask-box textarea")
+    box.fill("Reverse the words: horse lumen orange")
+    page.locator("#instruct-ask").click()
+    page.wait_for_function("() => document.querySelector('#instruct-note').innerText.includes('orange lumen horse')",
+                           timeout=60_000)
+    table = page.locator("#instruct-compare").inner_text()
+    assert "base" in table and "n8000" in table and "orange lumen horse" in table.lower()
+    shot(page, "instruction_tuning")
