@@ -23,6 +23,9 @@ from playground import settings
 OUT = settings.ASSETS_DIR / "preferences"
 BETAS = (0.1, 0.3, 0.5, 1.0)
 KS = (8, 16, 64)
+SWEEP_PAIRS = (30, 100, 300, 1000, 3000, 10_000)
+SWEEP_BETAS = (0.1, 0.5, 2.0)
+SWEEP_TAUS = (1.0, 0.01)
 
 
 def timed(p: BanditParams) -> tuple[compute.BanditResult, float]:
@@ -46,6 +49,22 @@ def kl_sweep(seeds: int) -> list[dict]:
     return rows
 
 
+def pairs_sweep(seeds: int) -> dict:
+    """Median KL to pi* of both methods against the number of pairs, for a few betas and two label
+    noises (K and seed range as the tab's defaults): what the tab draws under "what changes"."""
+    out = {"n_pairs": list(SWEEP_PAIRS), "seeds": seeds, "n_candidates": BanditParams().n_candidates, "curves": []}
+    for tau in SWEEP_TAUS:
+        for beta in SWEEP_BETAS:
+            curve = {"beta": beta, "tau": tau, "dpo": [], "rlhf": [], "mle_exists": []}
+            for n in SWEEP_PAIRS:
+                runs = [compute.run(BanditParams(beta=beta, n_pairs=n, tau=tau, seed=s)) for s in range(seeds)]
+                curve["dpo"].append(statistics.median(r.kl_dpo_to_optimal for r in runs))
+                curve["rlhf"].append(statistics.median(r.kl_rlhf_to_optimal for r in runs))
+                curve["mle_exists"].append(sum(r.stats["mle_exists"] for r in runs) / seeds)
+            out["curves"].append(curve)
+    return out
+
+
 def check(label: str, ok: bool, value: str) -> str:
     return f"{label:<66}{value:>16}   {'PASS' if ok else 'FAIL'}"
 
@@ -66,6 +85,7 @@ def main() -> None:
                                   tau=0.01, seed=s))[1] for s in range(3)]
     default_s = statistics.median(t for _, t in default)
     sweep = kl_sweep(args.seeds)
+    by_pairs = pairs_sweep(max(1, args.seeds // 2))
 
     print(f"exact problem: {compute.TRAIN_STEPS} steps of each method; torch import {torch_import:.1f} s, "
           f"first run {first:.2f} s (one-time warm-up)\n")
@@ -75,6 +95,10 @@ def main() -> None:
     for r in sweep:
         print(f"{r['K']:>3} {r['beta']:>5} {r['dpo_median']:>11.4f} {r['dpo_max']:>9.4f} {r['rlhf_median']:>12.4f} "
               f"{r['rlhf_max']:>9.4f} {r['dpo_below_0.05']:>11.0%} {r['mle_exists']:>11.0%}")
+    print(f"\nmedian KL to pi* against the number of pairs (K {by_pairs['n_candidates']}, {by_pairs['seeds']} seeds): DPO / RLHF")
+    print(f"{'tau':>5} {'beta':>5}" + "".join(f"{n:>16,}" for n in by_pairs["n_pairs"]))
+    for c in by_pairs["curves"]:
+        print(f"{c['tau']:>5} {c['beta']:>5}" + "".join(f"{a:>8.3f}/{b:<7.3f}" for a, b in zip(c["dpo"], c["rlhf"])))
     d = BanditParams()
     at_default = next(r for r in sweep if r["K"] == d.n_candidates and r["beta"] == d.beta)
     print("\ntargets")
@@ -94,7 +118,7 @@ def main() -> None:
         (OUT / "benchmark.json").write_text(json.dumps(
             {"command": "python -m benchmarks.preferences_bandit" + (f" --seeds {args.seeds}" if args.seeds != 10 else "")
                         + " --write",
-             "defaults": asdict(BanditParams()), "kl_sweep": sweep, "seconds": {"default_median": default_s,
+             "defaults": asdict(BanditParams()), "kl_sweep": sweep, "pairs_sweep": by_pairs, "seconds": {"default_median": default_s,
                                                                                   "largest_max": max(largest)}},
             indent=1))
         print(f"\nwrote {OUT / 'bandit_default.json'} and {OUT / 'benchmark.json'}")

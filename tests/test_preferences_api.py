@@ -59,6 +59,13 @@ def test_the_stored_opening_run_is_what_compute_gives_now():
     assert_same(stored, fresh)
 
 
+def test_the_stored_sweep_is_drawn_with_its_words():
+    sweep = ui.stored_benchmark()["pairs_sweep"]
+    fig, note = ui.opening_sweep()
+    assert len(fig.data) == 2 * len(sweep["curves"]) and "Measured" in note
+    assert sweep["n_candidates"] == compute.BanditParams().n_candidates
+
+
 def assert_same(a, b, where="run"):
     """Equal structures, numbers to 1e-6 relative (another machine's last bits)."""
     if isinstance(a, dict):

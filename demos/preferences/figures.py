@@ -76,3 +76,34 @@ def rewards_figure(run: dict) -> go.Figure:
                                  marker={"color": color, "size": size, "symbol": symbol, "opacity": 0.8},
                                  hovertemplate="%{text}: r/τ = %{x:.2f}, learned %{y:.2f}<extra></extra>"))
     return fig
+
+
+def sweep_figure(sweep: dict) -> go.Figure:
+    """The benchmark's median KL to pi* against the number of pairs: one panel per label noise tau,
+    one colour per beta, DPO solid and RLHF dashed (log-log)."""
+    from playground.plots import make_subplots
+
+    taus = sorted({c["tau"] for c in sweep["curves"]}, reverse=True)
+    fig = make_subplots(rows=1, cols=len(taus), shared_yaxes=True, horizontal_spacing=0.06,
+                        subplot_titles=[f"τ = {tau:g}" + (" (noisy labels)" if tau >= 0.5 else " (near-certain labels)")
+                                        for tau in taus])
+    base = figure()
+    fig.update_layout(base.layout)
+    fig.update_layout(title={"text": f"KL(π ‖ π*) against the number of pairs (K = {sweep['n_candidates']}, "
+                                     f"median of {sweep['seeds']} seeds)", "x": 0.02, "font": {"size": 15}},
+                      margin={"l": 60, "r": 20, "t": 80, "b": 110}, height=460,
+                      legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.2, "yanchor": "top"})
+    betas = sorted({c["beta"] for c in sweep["curves"]})
+    for c in sweep["curves"]:
+        col = taus.index(c["tau"]) + 1
+        color = COLORS[betas.index(c["beta"]) % len(COLORS)]
+        for method, dash in (("dpo", "solid"), ("rlhf", "dash")):
+            name = f"{'DPO' if method == 'dpo' else 'RLHF'}, β = {c['beta']:g}"
+            fig.add_trace(go.Scatter(x=sweep["n_pairs"], y=np.maximum(c[method], 1e-6), mode="lines+markers", name=name,
+                                     legendgroup=name, showlegend=col == 1, line={"color": color, "dash": dash},
+                                     hovertemplate=f"{name}, τ = {c['tau']:g}: " + "%{x} pairs, %{y:.3g} nats<extra></extra>"),
+                          row=1, col=col)
+    fig.update_xaxes(type="log", title_text="pairs N", gridcolor="rgba(139,147,161,0.25)")
+    fig.update_yaxes(type="log", exponentformat="power", gridcolor="rgba(139,147,161,0.25)")
+    fig.update_yaxes(title_text="KL to π* (nats)", row=1, col=1)
+    return fig

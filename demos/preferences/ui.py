@@ -26,6 +26,7 @@ from playground.ui_helpers import (Api, Binding, Cancelled, api_errors, explanat
 TITLE = "RLHF vs DPO"
 SUMMARY = "Learning from preferences two ways, reward model + RL or DPO, on the same pairs with a known true reward."
 STORED = settings.ASSETS_DIR / "preferences" / "bandit_default.json"
+BENCHMARK = settings.ASSETS_DIR / "preferences" / "benchmark.json"
 DEFAULT = compute.BanditParams()
 MISSING = "No stored run of the default settings: press Train (or run `python -m benchmarks.preferences_bandit --write`)"
 EXAMPLES = [  # beta, tau, n_candidates, n_pairs, seed: what each shows is in the label
@@ -171,6 +172,42 @@ def opening_views() -> tuple:
     return MISSING, missing, missing, missing, "", asdict(DEFAULT)
 
 
+def stored_benchmark() -> dict | None:
+    try:
+        return json.loads(BENCHMARK.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def sweep_markdown(sweep: dict) -> str:
+    """What the stored sweep over pairs, beta and tau shows, in words, from its numbers."""
+    def curve(beta, tau):
+        return next((c for c in sweep["curves"] if c["beta"] == beta and c["tau"] == tau), None)
+
+    n = sweep["n_pairs"]
+    noisy, sharp = curve(0.5, 1.0), curve(2.0, 0.01)
+    small, large = curve(0.1, 1.0), curve(2.0, 1.0)
+    if not all((noisy, sharp, small, large)):
+        return ""
+    return (f"**Measured** (the benchmark, medians of {sweep['seeds']} seeds). With noisy labels (τ = 1) the two "
+            f"methods coincide once the pairs connect every response, and the KL falls as N grows: at β = 0.5 from "
+            f"{noisy['dpo'][n.index(300)]:.3f} with 300 pairs to {noisy['dpo'][-1]:.3f} with {n[-1]:,}. A smaller β "
+            f"amplifies the same reward errors: with {n[-1]:,} pairs, {small['dpo'][-1]:.3f} nats at β = 0.1 against "
+            f"{large['dpo'][-1]:.4f} at β = 2. With near-certain labels (τ = 0.01) the maximum-likelihood reward is "
+            f"infinite and the methods part: at β = 2 DPO stays at {sharp['dpo'][-1]:.2f} nats with {n[-1]:,} pairs "
+            f"(its β no longer holds it back) while RLHF, whose reward model has a prior, falls to {sharp['rlhf'][-1]:.2f}. "
+            "With very few pairs neither is reliable (responses never compared keep an arbitrary reward).")
+
+
+@lru_cache(maxsize=1)
+def opening_sweep() -> tuple:
+    """The stored sweep's figure and words (drawn on page load; cached per process)."""
+    sweep = (stored_benchmark() or {}).get("pairs_sweep")
+    if not sweep:
+        return message_figure("No stored sweep: run `python -m benchmarks.preferences_bandit --write`"), ""
+    return figures.sweep_figure(sweep), sweep_markdown(sweep)
+
+
 # ----------------------------------------------------------------------------- callbacks
 @api_errors
 def preference_bandit_api(beta: float, n_candidates: int, n_pairs: int, tau: float, seed: int) -> dict:
@@ -247,6 +284,9 @@ def build_exact_problem(demo: gr.Blocks) -> Binding:
         rewards = gr.Plot(label="learned rewards", elem_id="pref-rewards", min_width=300)
     found = gr.Markdown(elem_id="pref-findings")
     shown = gr.JSON(visible=False)  # the settings of the run on the page (not gr.State: no heartbeat)
+    gr.Markdown("### What changes with β, the number of pairs and the noise")
+    sweep = gr.Plot(label="sweep", elem_id="pref-sweep")
+    sweep_note = gr.Markdown(elem_id="pref-sweep-note")
     explanation(EXPLANATION)
 
     outputs = [summary, policies, curves, rewards, found, shown]
@@ -256,6 +296,7 @@ def build_exact_problem(demo: gr.Blocks) -> Binding:
     gr.api(preference_bandit_api, api_name="preference_bandit", **model_event())
     opening = demo.load(opening_views, outputs=outputs, api_visibility="private")
     binding.on_open(opening, on_train, outputs, **model_event())
+    demo.load(opening_sweep, outputs=[sweep, sweep_note], api_visibility="private")
     return binding
 
 

@@ -41,6 +41,8 @@ def test_train_the_exact_problem_at_two_betas_and_compare(page):
     opening = policy_rows(page)
     assert set(opening) == {"reference π_ref", "optimum π*", "DPO", "RLHF"}
     assert "KL to the optimum" in page.locator("#pref-findings").inner_text()
+    page.wait_for_selector("#pref-sweep .js-plotly-plot", timeout=30_000)  # the stored sweep, drawn on open
+    assert "near-certain labels" in page.locator("#pref-sweep-note").inner_text()
     shot(page, "preferences_default")
 
     large = train_at(page, 2)
