@@ -131,6 +131,13 @@ class Availability:
             return f"**{self.title}**: downloads on first use (looked in {self.where})."
         return f"**{self.title}**: not on this machine (looked in {self.where}). How to get it: {self.how_to_get}"
 
+    def folded_note(self) -> str:
+        """``note()`` folded to one line under a model menu (HTML ``details``): the how-to opens on a click."""
+        if self.usable:
+            return self.note()
+        return (f"<details><summary><b>{self.title}</b>: not on this machine (how to get it)</summary>\n\n"
+                f"Looked in {self.where}. {self.how_to_get}\n\n</details>")
+
 
 @dataclass(frozen=True)
 class Source:
@@ -357,7 +364,7 @@ class ModelRegistry:
                 kept.append(choice)
             else:
                 missing.append(available)
-        return kept, "\n\n".join(a.note() for a in missing)
+        return kept, "\n".join(a.folded_note() for a in missing)
 
     def get(self, name: str) -> Any:
         """The loaded model (loading it on first use). Raises ``ModelUnavailable``."""

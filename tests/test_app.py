@@ -128,7 +128,7 @@ def test_model_menus_offer_only_the_models_on_this_machine_and_the_page_shows_no
         offered = any(name in [c[1] for c in p["choices"]] for p in menus.values())
         assert offered == available.usable
         if not available.usable:
-            assert f"**{available.title}**: not on this machine" in notes
+            assert f"<b>{available.title}</b>: not on this machine (how to get it)" in notes
     shown = [str(c["props"].get("value", "")) for c in config["components"]
              if c.get("type") in ("markdown", "dataframe", "html", "textbox")]
     assert not any(str(settings.REPO_ROOT) in text for text in shown)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 import gradio as gr
 import numpy as np
@@ -180,6 +180,24 @@ def generate_event(binding: Binding, sketch_input: gr.Sketchpad, upload_input: g
     return run_generate
 
 
+def example_event(binding: Binding, upload_input: gr.Image):
+    """A clicked example: generated at once from the outline it put in the Upload tab (which is
+    then shown), whatever the canvas holds."""
+
+    @user_errors
+    def on_example(values: dict, request: gr.Request = None, progress=gr.Progress()):
+        c = replace(binding.params(values), source=UPLOAD)
+        yield from generate(c, values[upload_input], request, progress)
+
+    return on_example
+
+
+def show_upload_tab(upload):
+    """An outline in the Upload tab (an example clicked, a file dropped): that tab is shown, not
+    the Draw canvas it is not on."""
+    return gr.Tabs(selected="upload") if upload else gr.skip()
+
+
 def link_event(binding: Binding):
     """What opening a link to other settings shows: those settings on the default outline (the page's
     upload when it opens). A drawing is not in a link: with the canvas chosen there is nothing to run."""
@@ -245,13 +263,14 @@ def controlnet_api(sketch, prompt, conditioning_scale, guidance_scale, steps, se
 def build_inputs() -> dict:
     """The left column: canvas / upload, prompt and the sliders."""
     c = {}
-    with gr.Tabs():
-        with gr.Tab("Draw"):
+    with gr.Tabs(selected="upload" if DEFAULT_EXAMPLE.exists() else "draw",
+                 elem_id="controlnet-sketch-tabs") as c["sketch_tabs"]:  # the tab the condition comes from
+        with gr.Tab("Draw", id="draw"):
             c["sketch"] = gr.Sketchpad(
                 label="Sketch an outline (brush ready: just draw)", canvas_size=(256, 256), fixed_canvas=True,
                 type="numpy", image_mode="RGBA", layers=False, height=340, elem_id="controlnet-sketch",
                 brush=gr.Brush(default_size=2, colors=["#000000"], color_mode="fixed"))
-        with gr.Tab("Upload"):
+        with gr.Tab("Upload", id="upload"):
             c["upload"] = gr.Image(label="Upload an outline (dark strokes on light paper, any size)",
                                    type="filepath", image_mode=None, sources=["upload", "clipboard"],
                                    value=str(DEFAULT_EXAMPLE) if DEFAULT_EXAMPLE.exists() else None, height=300)
@@ -341,10 +360,15 @@ def build(demo: gr.Blocks) -> Binding:
         with gr.Column(scale=1):
             o = build_outputs()
     existing = [[str(EXAMPLES_DIR / name), prompt] for name, prompt in EXAMPLES if (EXAMPLES_DIR / name).exists()]
-    if existing:
-        gr.Examples(existing, inputs=[c["upload"], c["prompt"]], label="Example outlines (click one)")
+    example_set = (gr.Examples(existing, inputs=[c["upload"], c["prompt"]], label="Example outlines (click one)",
+                               elem_id="controlnet-examples") if existing else None)
     explanation(EXPLANATION)
-    return wire(demo, c, o, generate, stop)
+    binding = wire(demo, c, o, generate, stop)
+    if example_set is not None:  # a clicked example runs (it showed the old image, from the hidden tab)
+        outputs = [o["condition"], o["result"], o["residuals"], o["details"], o["download"], o["shown"], o["sweep"]]
+        example_set.load_input_event.then(example_event(binding, c["upload"]), binding.inputs | {c["upload"]},
+                                          outputs, api_visibility="private", **model_event())
+    return binding
 
 
 def wire(demo: gr.Blocks, c: dict, o: dict, generate: gr.Button, stop: gr.Button) -> Binding:
@@ -365,6 +389,7 @@ def wire(demo: gr.Blocks, c: dict, o: dict, generate: gr.Button, stop: gr.Button
     binding.on_open(opening, link_event(binding), outputs, **model_event())
     c["sketch"].input(None, js=f"() => '{CANVAS}'", outputs=c["source"])
     c["upload"].change(None, js=f"(x) => x ? '{UPLOAD}' : '{CANVAS}'", inputs=c["upload"], outputs=c["source"])
+    c["upload"].change(show_upload_tab, c["upload"], c["sketch_tabs"], queue=False, api_visibility="private")
     build_api()
     return binding
 

@@ -78,3 +78,18 @@ def test_an_invalid_n_kv_heads_shows_the_value_used_and_the_download_works(page)
     page.locator("a[download]").first.wait_for(timeout=30_000)
     names = page.eval_on_selector_all("a[download]", "links => links.map(a => a.getAttribute('download'))")
     assert sorted(names) == ["kv_cache.json", "kv_cache_sizes.csv"], names
+
+
+def test_a_controlnet_example_shows_the_tab_it_uses_and_generates(page):
+    open_tab(page, "ControlNet")
+    page.get_by_role("tab", name="Draw", exact=True).click()  # as a student would, then an example
+    page.locator("#controlnet-sketch canvas").first.wait_for(state="visible", timeout=30_000)
+    before, condition = image_src(page, "controlnet-result"), image_src(page, "controlnet-condition")
+    page.locator("#controlnet-examples tbody tr").nth(1).click()  # square.png, "a blue square"
+    page.wait_for_function("() => document.querySelector('input[type=radio][value=\"Uploaded image\"]').checked",
+                           timeout=10_000)
+    assert page.get_by_role("tab", name="Upload", exact=True).get_attribute("aria-selected") == "true"
+    assert not page.locator("#controlnet-sketch canvas").first.is_visible()
+    wait_new_image(page, "controlnet-result", before)  # it ran: no stale image from the last outline
+    wait_new_image(page, "controlnet-condition", condition)  # on the square's outline
+    shot(page, "controlnet_example_clicked")
