@@ -24,6 +24,9 @@ TABS: list[str] = ["sde_ode", "flows", "guidance", "controlnet", "attention", "d
 THEME = gr.themes.Soft(primary_hue="indigo")
 CSS = """
 .gp-card {border: 1px solid var(--border-color-primary); border-radius: 10px; padding: 12px 14px;}
+.gp-live .gp-card {cursor: pointer;}
+.gp-live .gp-card:hover {border-color: var(--color-accent); background: var(--background-fill-secondary);}
+.gp-card .gp-open {color: var(--color-accent); margin: 4px 0 0 0;}
 .gp-card h3 {margin: 0 0 4px 0;}
 .gp-soon {opacity: 0.6;}
 .gp-scroll table {display: block; overflow-x: auto; max-width: 100%;}
@@ -49,7 +52,7 @@ def build_app(tabs: list[str] | None = None) -> gr.Blocks:
             shared = []  # tab id -> its Binding, for the URL, Copy link and Reproduce in Python
             with gr.Tabs() as tabs:
                 with gr.Tab("Home", id="home") as home_tab:
-                    home.build(demo, [(tab_id, m.TITLE, m.SUMMARY) for tab_id, m in modules])
+                    home.build(demo, [(tab_id, m.TITLE, m.SUMMARY) for tab_id, m in modules], tabs)
                 for tab_id, module in modules:
                     with gr.Tab(module.TITLE, id=tab_id, elem_id=f"tab-{tab_id}") as tab:
                         view = sharing.Shared(tab_id, tab)

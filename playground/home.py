@@ -68,22 +68,37 @@ def models_info() -> dict:
     return {"models": REGISTRY.info()}
 
 
-def _card(title: str, summary: str, live: bool) -> str:
+def _card(title: str, summary: str, live: bool, opens: bool = False) -> str:
     badge = "" if live else " <small>(coming)</small>"
     css = "gp-card" if live else "gp-card gp-soon"
-    return f"<div class='{css}'><h3>{title}{badge}</h3><p>{summary}</p></div>"
+    link = "<p class='gp-open'>Open →</p>" if opens else ""  # only a card that opens a tab looks like a link
+    return f"<div class='{css}'><h3>{title}{badge}</h3><p>{summary}</p>{link}</div>"
 
 
-def build(demo: gr.Blocks, live_tabs: list[tuple[str, str, str]]) -> None:
-    """Lay out the Home tab; ``live_tabs`` holds (id, title, summary) of the tabs in the app."""
+def go_to(tab_id: str):
+    """A card's click: show its tab."""
+    def go():
+        return gr.Tabs(selected=tab_id)
+
+    go.__name__ = f"open_{tab_id}"
+    return go
+
+
+def build(demo: gr.Blocks, live_tabs: list[tuple[str, str, str]], tabs: gr.Tabs | None = None) -> None:
+    """Lay out the Home tab; ``live_tabs`` holds (id, title, summary) of the tabs in the app; a
+    click on a live card shows its tab in ``tabs``."""
     gr.Markdown(INTRO)
     live = {tab_id: (title, summary) for tab_id, title, summary in live_tabs}
-    cards = [(*live[i], True) if i in live else (t, s, False) for i, t, s in CATALOG]
-    cards += [(t, s, True) for i, t, s in live_tabs if i not in {c[0] for c in CATALOG}]
+    cards = [(i, *live[i], True) if i in live else (i, t, s, False) for i, t, s in CATALOG]
+    cards += [(i, t, s, True) for i, t, s in live_tabs if i not in {c[0] for c in CATALOG}]
     for start in range(0, len(cards), 3):
-        with gr.Row(equal_height=True):
-            for title, summary, is_live in cards[start:start + 3]:
-                gr.HTML(_card(title, summary, is_live))
+        with gr.Row(equal_height=True, elem_classes="gp-cards"):
+            for tab_id, title, summary, is_live in cards[start:start + 3]:
+                opens = is_live and tabs is not None
+                card = gr.HTML(_card(title, summary, is_live, opens), elem_classes="gp-live" if opens else None,
+                               elem_id=f"home-card-{tab_id}")
+                if opens:
+                    card.click(go_to(tab_id), outputs=tabs, queue=False, api_visibility="private")
     with gr.Accordion("Models", open=False):
         gr.Markdown("Every model the tabs can use. Models load on first use, on the device chosen "
                     "with `--device`; set `PLAYGROUND_MODEL_<NAME>` to a local folder or a Hugging "

@@ -93,3 +93,17 @@ def test_a_controlnet_example_shows_the_tab_it_uses_and_generates(page):
     wait_new_image(page, "controlnet-result", before)  # it ran: no stale image from the last outline
     wait_new_image(page, "controlnet-condition", condition)  # on the square's outline
     shot(page, "controlnet_example_clicked")
+
+
+def test_a_home_card_opens_its_tab_and_a_coming_one_does_not_look_like_a_link(page):
+    card = page.locator("#home-card-detr")
+    assert card.evaluate("e => getComputedStyle(e.querySelector('.gp-card')).cursor") == "pointer"
+    assert "Open" in card.inner_text()
+    coming = page.locator(".gp-soon").first
+    if coming.count():
+        assert coming.evaluate("e => getComputedStyle(e).cursor") != "pointer" and "Open" not in coming.inner_text()
+    card.click()
+    page.wait_for_function("() => [...document.querySelectorAll('button[role=tab]')]"
+                           ".some(b => b.innerText.trim() === 'DETR' && b.getAttribute('aria-selected') === 'true')",
+                           timeout=15_000)
+    page.locator("#detr-new-scene").wait_for(state="visible", timeout=15_000)
