@@ -19,7 +19,7 @@ from playground import gradio_fixes, home, serving, settings, sharing, tempfiles
 
 # Tab ids in display order; each is a folder under demos/.
 TABS: list[str] = ["sde_ode", "flows", "guidance", "controlnet", "attention", "detr", "rnn_transformer",
-                   "hallucination", "instruction_tuning", "preferences"]
+                   "hallucination", "preferences"]
 
 THEME = gr.themes.Soft(primary_hue="indigo")
 CSS = """

@@ -297,7 +297,7 @@ def wire(demo: gr.Blocks, tabs: gr.Tabs, home: gr.Tab, shared: list[Shared]) -> 
         if tab_id is not None:
             problems += link_values(by_id[tab_id].binding, fields)[1]
         if problems:
-            gr.Warning(message(problems))
+            gr.Warning(message(problems), duration=30)  # long enough to read a list
         return gr.Tabs(selected=tab_id) if tab_id is not None else gr.skip()
 
     demo.load(on_page, outputs=tabs, **private)

@@ -277,7 +277,7 @@ def build_inputs() -> dict:
     c["source"] = gr.Radio([CANVAS, UPLOAD], value=UPLOAD if DEFAULT_EXAMPLE.exists() else CANVAS,
                            label="Condition from", info="c_f: the canvas drawing or the uploaded image "
                            "(switches by itself when you draw or upload)")
-    c["prompt"] = gr.Textbox(value="a red circle", label="Prompt",
+    c["prompt"] = gr.Textbox(value="a red circle", label="Prompt", elem_id="controlnet-prompt",
                              info="c: the text; the embedded model knows a, red, green, blue, yellow, purple, "
                                   "orange, circle, square, triangle")
     c["scale"] = gr.Slider(0, compute.MAX_CONDITIONING, value=1.0, step=0.05, label="Conditioning scale",
