@@ -19,7 +19,6 @@ import json
 import statistics
 import time
 
-from demos import text_world as tw
 from demos.instruction_tuning import compute, tuning
 from demos.instruction_tuning import self_instruct as si
 from playground import models
@@ -52,10 +51,11 @@ def evaluate(per_cell: int) -> dict:
         rows.append({"model": model, "examples": log["finetunes"].get(model, {}).get("examples", 0),
                      "exact_match": em, "required_word_tasks": round(sum(words) / len(words), 4),
                      "share_of_base_knowledge": tuning.share_of_base_knowledge(items, responses, known, oracle),
-                     "samples": [{"instruction": i.instruction, "response": r} for i, r in list(zip(items, responses))[::41]]})
+                     "samples": [{"instruction": i.instruction, "response": r}
+                                 for i, r in list(zip(items, responses))[::41]]})
         print(f"{model:18s} all {em['all']:.3f}  words {em['group:words']:.3f}  questions {em['group:questions']:.3f}  "
-              f"held-out phrasing {em['phrasing:held-out']:.3f}  base knowledge kept {rows[-1]['share_of_base_knowledge']}",
-              flush=True)
+              f"held-out phrasing {em['phrasing:held-out']:.3f}  "
+              f"base knowledge kept {rows[-1]['share_of_base_knowledge']}", flush=True)
     return {"n_items": len(items), "base_knows": round(sum(known.values()) / max(1, len(known)), 4), "models": rows}
 
 
@@ -108,7 +108,8 @@ def main() -> None:
     big, base = rows["n8000"], rows["base"]
     ladder = [rows[m]["exact_match"]["all"] for m in ("base", "n500", "n2000", "n8000")]
     targets = [("base exact match <= 0.1", base["exact_match"]["all"], base["exact_match"]["all"] <= 0.1),
-               ("n8000 on TEXT_WORLD's four word tasks >= 0.8", big["required_word_tasks"], big["required_word_tasks"] >= 0.8),
+               ("n8000 on TEXT_WORLD's four word tasks >= 0.8", big["required_word_tasks"],
+                big["required_word_tasks"] >= 0.8),
                ("n8000 keeps >= 0.8 of the base model's knowledge", big["share_of_base_knowledge"],
                 (big["share_of_base_knowledge"] or 0) >= 0.8),
                ("accuracy rises with examples", ladder, all(a <= b for a, b in zip(ladder, ladder[1:]))),

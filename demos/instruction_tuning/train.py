@@ -82,8 +82,9 @@ def train_one(job) -> tuple[str, dict]:
     t0, c0 = time.perf_counter(), cpu_seconds()
     lm, losses = tuning.finetune(base, tasks, tuning.TuneConfig(), on_log=lambda r: print(name, r, flush=True))
     save(lm, Path(folder))
-    record = {"examples": len(tasks), "mistakes": sum(t.mistake for t in tasks), "families": tuning.family_counts(tasks),
-              "loss": losses, "seconds": round(time.perf_counter() - t0, 1), "cpu_seconds": round(cpu_seconds() - c0, 1)}
+    record = {"examples": len(tasks), "mistakes": sum(t.mistake for t in tasks),
+              "families": tuning.family_counts(tasks), "loss": losses, "seconds": round(time.perf_counter() - t0, 1),
+              "cpu_seconds": round(cpu_seconds() - c0, 1)}
     print(f"{name}: {record['seconds']} s ({record['cpu_seconds']} CPU s)", flush=True)
     return name, record
 
@@ -141,7 +142,8 @@ def main() -> None:
     for name, record in results:
         log["finetunes"][name] = record
     log["finetunes"] = dict(sorted(log["finetunes"].items(), key=lambda kv: kv[1]["examples"]))
-    log["total_seconds"], log["total_cpu_seconds"] = round(time.perf_counter() - start, 1), round(cpu_seconds() - cpu0, 1)
+    log["total_seconds"] = round(time.perf_counter() - start, 1)
+    log["total_cpu_seconds"] = round(cpu_seconds() - cpu0, 1)
     (out / "training_log.json").write_text(json.dumps(log, indent=1) + "\n")
     print(f"done in {log['total_seconds']:.0f} s ({log['total_cpu_seconds']:.0f} CPU s)")
 

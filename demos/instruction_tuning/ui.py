@@ -211,7 +211,9 @@ def findings(ev: dict | None) -> str:
              f"on questions; of the facts the base model answers right in its own format, the fine-tune answers "
              f"**{big['share_of_base_knowledge']:.0%}** as instructions. On phrasings no training task used: "
              f"{big['exact_match']['phrasing:held-out']:.2f}."]
-    for name, label in (("n8000-unfiltered", "with the ROUGE-L filter off"), ("n8000-noisy", "with the teacher's mistakes kept")):
+    variants = (("n8000-unfiltered", "with the ROUGE-L filter off"),
+                ("n8000-noisy", "with the teacher's mistakes kept"))
+    for name, label in variants:
         if name in rows:
             diff = rows[name]["exact_match"]["all"] - big["exact_match"]["all"]
             parts.append(f"8,000 examples {label}: {rows[name]['exact_match']['all']:.2f} "
@@ -266,14 +268,14 @@ def opening_views() -> tuple:
 
 def run_controls() -> dict:
     with gr.Row():
-        threshold = gr.Slider(0.0, 1.0, value=Controls.threshold, step=0.05, label="ROUGE-L threshold",
+        threshold = gr.Slider(0.3, 1.0, value=Controls.threshold, step=0.05, label="ROUGE-L threshold",
                               elem_id="instruct-threshold", min_width=220,
                               info="keep a task only if its ROUGE-L against every kept task is below this")
         n_candidates = gr.Slider(8, 512, value=Controls.n_candidates, step=8, label="candidates",
                                  elem_id="instruct-candidates", min_width=220,
                                  info="tasks the teacher writes, 8 per round (the API takes up to 2,000)")
         seed = gr.Number(Controls.seed, precision=0, minimum=0, label="seed", min_width=160,
-                         info="the prompts' and the teacher's random generator")
+                         elem_id="instruct-seed", info="the prompts' and the teacher's random generator")
     return {"threshold": threshold, "n_candidates": n_candidates, "seed": seed}
 
 

@@ -21,7 +21,7 @@ def test_a_round_the_threshold_and_two_models(page):
                            timeout=60_000)
     opening = summary(page)
     assert "threshold 0.70" in opening
-    seed = page.locator("#instruct-run").locator("xpath=preceding::input[@type='number'][1]")
+    seed = page.locator("#instruct-seed input")
     seed.fill("3")
     page.locator("#instruct-run").click()
     page.wait_for_function("s => document.querySelector('#instruct-summary').innerText !== s", arg=opening,
