@@ -9,7 +9,8 @@ import pytest
 from playground import sharing
 from playground.app import TABS
 
-SHARED = ["sde_ode", "flows", "guidance", "controlnet", "attention", "detr", "rnn_transformer", "hallucination"]
+SHARED = ["sde_ode", "flows", "guidance", "controlnet", "attention", "detr", "rnn_transformer", "hallucination",
+          "preferences"]  # a new tab that returns its Binding from build: add it here
 
 
 def binding_of(tab_id: str):
@@ -123,6 +124,7 @@ SNIPPET_SETTINGS = {
     "detr": {"threshold": 0.3},
     "rnn_transformer": {"distance": 30, "seed": 3},
     "hallucination": {"n_samples": 4, "temperature": 0.5, "seed": 2},
+    "preferences": {"n_pairs": 500, "beta": 1.0},
 }
 
 

@@ -161,3 +161,26 @@ def test_a_link_works_under_a_sub_path(browser):
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_the_python_panel_s_snippet_gives_what_the_tab_shows(page, app_url):
+    """Attention: the snippet read from the page, run against the app, gives the numbers the tab's
+    summary shows for the same settings."""
+    import re
+
+    open_tab(page, "Attention cache")
+    set_value(page, "attention", "#attention-seq-len input[type=number]", "8192")
+    set_value(page, "attention", "label:number input for batch size B (batch_size)", "4")
+    page.wait_for_function("document.querySelector('#attention-summary').innerText.includes('8,192 × B = 4')",
+                           timeout=30_000)
+    page.locator("#share-attention-python").click()
+    code = page.locator("#share-attention-code .cm-content")
+    expect(code).to_contain_text("8192", timeout=30_000)
+    snippet = "\n".join(line.inner_text() for line in code.locator(".cm-line").all())
+    assert f"Client('{app_url}/')" in snippet and "api_name='/kv_cache'" in snippet, snippet
+    namespace = {"print": lambda *a, **k: None}
+    exec(compile(snippet, "snippet", "exec"), namespace)  # noqa: S102 - the app's own generated code
+    result, summary = namespace["result"], page.locator("#attention-summary").inner_text()
+    assert f"{result['elements_per_token']:,} elements per token" in summary
+    assert f"{result['bytes_per_token']:,} bytes" in summary
+    assert re.search(rf"→ {result['total_gb']:.3g} GB", summary), summary
