@@ -46,7 +46,13 @@ class Shared:
 
     tab_id: str
     tab: gr.Tab
-    binding: Binding | None = None
+    binding: Binding | list[Binding] | None = None  # what the tab's build returned
+
+    @property
+    def bindings(self) -> list[Binding]:
+        if self.binding is None:
+            return []
+        return list(self.binding) if isinstance(self.binding, (list, tuple)) else [self.binding]
     row: gr.Row | None = None
     copy: gr.Button | None = None
     link: gr.Textbox | None = None
@@ -195,6 +201,32 @@ def link_values(binding: Binding, fields: dict[str, list[str]]) -> tuple[dict[st
     return kept, problems
 
 
+def claim(bindings: list[Binding], fields: dict[str, list[str]]) -> tuple[list[dict[str, list[str]]], list[str]]:
+    """A tab's link fields split by Binding (``prefix`` + field name), and the keys none of them has."""
+    owned: list[dict[str, list[str]]] = [{} for _ in bindings]
+    problems = []
+    for key, given in fields.items():
+        for i, binding in enumerate(bindings):
+            name = key[len(binding.prefix):] if key.startswith(binding.prefix) else None
+            if name in binding.components:
+                owned[i][name] = given
+                break
+        else:
+            problems.append(f"unknown setting {_name(key)!r}")
+    return owned, problems
+
+
+def tab_values(bindings: list[Binding], fields: dict[str, list[str]]) -> tuple[list[dict[str, Any]], list[str]]:
+    """``link_values`` for each of a tab's Bindings: the values kept per Binding, and every problem."""
+    owned, problems = claim(bindings, fields)
+    kept = []
+    for binding, mine in zip(bindings, owned):
+        values, more = link_values(binding, mine)
+        kept.append(values)
+        problems += [f"{binding.prefix}{p}" for p in more]
+    return kept, problems
+
+
 def message(problems: list[str]) -> str:
     """One warning for a link's problems, as text (a toast renders HTML: every part is escaped)."""
     shown = [html.escape(p if len(p) <= 200 else p[:200] + "…", quote=False) for p in problems[:8]]
@@ -268,9 +300,9 @@ VIEW_JS = """
 """
 
 
-def _config(tab_id: str | None, binding: Binding | None, force: bool) -> str:
-    names = list(binding.components) if binding else []
-    defaults = [_json_safe(c.value) for c in binding.components.values()] if binding else []
+def _config(tab_id: str | None, bindings: list[Binding], force: bool) -> str:
+    names = [b.prefix + name for b in bindings for name in b.components]
+    defaults = [_json_safe(c.value) for b in bindings for c in b.components.values()]
     return json.dumps({"tab": tab_id, "names": names, "defaults": defaults, "force": force, "max": MAX_CHARS})
 
 
@@ -278,57 +310,67 @@ def _json_safe(value: Any) -> Any:
     return value if isinstance(value, (str, int, float, bool)) or value is None else None
 
 
-def write_js(tab_id: str | None, binding: Binding | None, force: bool) -> str:
-    return f"(...values) => {{ if (window.gpView) window.gpView.write({_config(tab_id, binding, force)}, values); return []; }}"
+def write_js(tab_id: str | None, bindings: list[Binding], force: bool) -> str:
+    return f"(...values) => {{ if (window.gpView) window.gpView.write({_config(tab_id, bindings, force)}, values); return []; }}"
 
 
 # ----------------------------------------------------------------------------- wiring
 def wire(demo: gr.Blocks, tabs: gr.Tabs, home: gr.Tab, shared: list[Shared]) -> None:
     """Connect every tab's Binding to the URL, its Copy-link row and its Python panel."""
     private = {"api_visibility": "private"}
-    by_id = {s.tab_id: s for s in shared if s.binding is not None}
+    by_id = {s.tab_id: s for s in shared if s.bindings}
     demo.load(None, js=VIEW_JS)
-    home.select(None, js=write_js(None, None, force=True))
+    home.select(None, js=write_js(None, [], force=True))
 
     @user_errors
     def on_page(request: gr.Request):
         """A link's tab selected, and one warning for whatever of it is not applied."""
         tab_id, fields, problems = read_link(query_items(request), list(by_id))
         if tab_id is not None:
-            problems += link_values(by_id[tab_id].binding, fields)[1]
+            problems += tab_values(by_id[tab_id].bindings, fields)[1]
         if problems:
             gr.Warning(message(problems), duration=30)  # long enough to read a list
         return gr.Tabs(selected=tab_id) if tab_id is not None else gr.skip()
 
     demo.load(on_page, outputs=tabs, **private)
     for s in shared:
-        if s.binding is None:
+        if not s.bindings:
             s.row.visible = False
             continue
         _wire_tab(demo, s, list(by_id), private)
 
 
 def _wire_tab(demo: gr.Blocks, s: Shared, tab_ids: list[str], private: dict) -> None:
-    binding = s.binding
-    controls = list(binding.components.values())
-    s.tab.select(None, controls, js=write_js(s.tab_id, binding, force=True))
-    gr.on([c.change for c in controls], None, controls, js=write_js(s.tab_id, binding, force=False),
+    bindings = s.bindings
+    controls = [c for b in bindings for c in b.components.values()]  # in _config's order
+    s.tab.select(None, controls, js=write_js(s.tab_id, bindings, force=True))
+    gr.on([c.change for c in controls], None, controls, js=write_js(s.tab_id, bindings, force=False),
           show_progress="hidden", **private)
-    s.copy.click(None, controls, s.link, js=f"(...values) => window.gpView.copy({_config(s.tab_id, binding, True)}, values)")
-    if binding.note:
-        s.note.value, s.note.visible = binding.note, True
-    opened = (binding.opening.then if binding.opening is not None else demo.load)
-    outputs, on_link = link_event(s.tab_id, binding, tab_ids)
-    # the link as the page opened: by the time this runs, choosing the tab has rewritten the URL
-    opened(on_link, s.link, outputs, js="() => [window.gpView ? window.gpView.initial : window.location.search]", show_progress="hidden" if binding.show is None else "full", **private,
-           **binding.show_kwargs).then(None, controls, js=write_js(s.tab_id, binding, force=False))
-    if binding.api is None or s.code is None:
+    s.copy.click(None, controls, s.link, js=f"(...values) => window.gpView.copy({_config(s.tab_id, bindings, True)}, values)")
+    notes = [b.note for b in bindings if b.note]
+    if notes:
+        s.note.value, s.note.visible = " ".join(notes), True
+    for index, binding in enumerate(bindings):
+        opened = (binding.opening.then if binding.opening is not None else demo.load)
+        outputs, on_link = link_event(s.tab_id, bindings, index, tab_ids)
+        # the link as the page opened: by the time this runs, choosing the tab has rewritten the URL
+        opened(on_link, s.link, outputs, js="() => [window.gpView ? window.gpView.initial : window.location.search]",
+               show_progress="hidden" if binding.show is None else "full", **private,
+               **binding.show_kwargs).then(None, controls, js=write_js(s.tab_id, bindings, force=False))
+    with_api = [b for b in bindings if b.api is not None]
+    if not with_api or s.code is None:
         if s.panel is not None:
             s.panel.visible = False
         return
 
     def on_code(url: str, *values):
-        return snippet(binding, binding.params_type(**dict(zip(binding.components, values))), page_url(url))
+        values = list(values)
+        parts = []
+        for binding in bindings:
+            mine, values = values[:len(binding.components)], values[len(binding.components):]
+            if binding.api is not None:
+                parts.append(snippet(binding, binding.params_type(**dict(zip(binding.components, mine))), page_url(url)))
+        return "\n\n".join(parts)
 
     on_code.__name__ = f"python_snippet_{s.tab_id}"
     gr.on([s.panel.expand, *[c.change for c in controls]], on_code, [s.link, *controls], s.code,
@@ -336,9 +378,11 @@ def _wire_tab(demo: gr.Blocks, s: Shared, tab_ids: list[str], private: dict) -> 
           trigger_mode="always_last", show_progress="hidden", **private)
 
 
-def link_event(tab_id: str, binding: Binding, tab_ids: list[str]):
-    """(outputs, event) that, when the page's URL is a link to ``tab_id``, sets the link's values on
-    the controls and then runs the Binding's ``show`` with them (unless they are the defaults)."""
+def link_event(tab_id: str, bindings: list[Binding], index: int, tab_ids: list[str]):
+    """(outputs, event) that, when the page opened on a link to ``tab_id``, sets the link's values
+    for ``bindings[index]`` on its controls and then runs its ``show`` with them (unless they are
+    the defaults)."""
+    binding = bindings[index]
     controls = list(binding.components.values())
     extra = [o for o in binding.show_outputs if o not in controls]
     outputs = controls + extra
@@ -357,7 +401,7 @@ def link_event(tab_id: str, binding: Binding, tab_ids: list[str]):
     @user_errors
     def on_link(search: str, request: gr.Request = None, progress=gr.Progress()):
         link_tab, fields, _ = read_link(search_items(search), tab_ids)
-        kept = link_values(binding, fields)[0] if link_tab == tab_id else {}
+        kept = tab_values(bindings, fields)[0][index] if link_tab == tab_id else {}
         if not kept:
             yield skip_all
             return
@@ -375,5 +419,5 @@ def link_event(tab_id: str, binding: Binding, tab_ids: list[str]):
         else:
             yield place(result)
 
-    on_link.__name__ = f"open_link_{tab_id}"
+    on_link.__name__ = f"open_link_{tab_id}{binding.prefix.rstrip('_') and '_' + binding.prefix.rstrip('_')}"
     return outputs, on_link

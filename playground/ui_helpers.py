@@ -232,19 +232,21 @@ class Binding:
     - ``api``: an ``Api``: the tab's endpoint call for the current settings;
     - ``note``: a line beside the Copy-link button (what a link cannot carry: uploads, drawings);
     - ``dynamic``: fields whose control's bounds follow other fields (a link's value for them is
-      checked by ``check`` alone, not by the bounds the control was built with).
+      checked by ``check`` alone, not by the bounds the control was built with);
+    - ``prefix``: put before the field names in a URL, for a tab's second Binding (a tab's
+      ``build`` may return a list of Bindings: the first is the tab's own).
 
     ``binding.on_open(opening, show, outputs)`` says what opening a link to the tab shows.
     """
 
     def __init__(self, params_type: type, *, check: Callable[[Any], Any] | None = None,
-                 api: "Api | None" = None, note: str = "", dynamic: tuple[str, ...] = (),
+                 api: "Api | None" = None, note: str = "", dynamic: tuple[str, ...] = (), prefix: str = "",
                  **components: gr.components.Component):
         names = [f.name for f in dataclasses.fields(params_type)]
         if sorted(names) != sorted(components):
             raise TypeError(f"{params_type.__name__} has fields {names}; bound: {sorted(components)}")
         self.params_type, self.components = params_type, {n: components[n] for n in names}
-        self.check, self.api, self.note, self.dynamic = check, api, note, tuple(dynamic)
+        self.check, self.api, self.note, self.dynamic, self.prefix = check, api, note, tuple(dynamic), prefix
         self.opening = self.show = None
         self.show_outputs: list = []
         self.show_kwargs: dict = {}

@@ -13,10 +13,15 @@ SHARED = ["sde_ode", "flows", "guidance", "controlnet", "attention", "detr", "rn
           "preferences"]  # a new tab that returns its Binding from build: add it here
 
 
-def binding_of(tab_id: str):
+def bindings_of(tab_id: str) -> list:
     with gr.Blocks() as demo:
-        binding = importlib.import_module(f"demos.{tab_id}.ui").build(demo)
-    return binding
+        built = importlib.import_module(f"demos.{tab_id}.ui").build(demo)
+    return list(built) if isinstance(built, (list, tuple)) else [built]
+
+
+def binding_of(tab_id: str):
+    """The tab's own Binding (the first, when its build returns several)."""
+    return bindings_of(tab_id)[0]
 
 
 @pytest.fixture(scope="module")
@@ -158,3 +163,23 @@ def test_the_python_snippet_runs_and_gives_the_endpoint_s_answer(tab_id, app_url
 
 def test_the_query_is_read_with_its_repeated_keys():
     assert sharing.search_items("?a=1&a=2&b=") == [("a", "1"), ("a", "2"), ("b", "")]
+
+
+def test_a_second_binding_reads_its_prefixed_fields():
+    """Guidance's 'Inside the latent diffusion model' section: inside_... in a link."""
+    bindings = bindings_of("guidance")
+    assert [b.prefix for b in bindings] == ["", "inside_"]
+    _, fields, _ = sharing.read_link(sharing.search_items(
+        "?tab=guidance&steps=12&inside_steps=7&inside_prompt=a+blue+square&inside_seed=NaN&inside_x=1"), ["guidance"])
+    kept, problems = sharing.tab_values(bindings, fields)
+    assert kept == [{"steps": 12}, {"steps": 7, "prompt": "a blue square"}]
+    assert "inside_seed: must be a finite number" in problems and "unknown setting 'inside_x'" in problems
+
+
+def test_the_inside_snippet_runs(app_url, client):
+    binding = bindings_of("guidance")[1]
+    params = binding.params_type(prompt="a green circle", steps=3, seed=1)
+    namespace = {"print": lambda *a, **k: None}
+    exec(compile(sharing.snippet(binding, params, app_url + "/"), "snippet", "exec"), namespace)  # noqa: S102
+    assert comparable(namespace["result"]) == comparable(client.predict("a green circle", 3, 1,
+                                                                        api_name="/sd_internals"))

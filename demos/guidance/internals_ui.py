@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+from dataclasses import dataclass
 
 import gradio as gr
 import numpy as np
@@ -16,7 +17,7 @@ import numpy as np
 from demos.guidance import internals, internals_defaults
 from demos.guidance import internals_figures as figures
 from playground import tempfiles
-from playground.ui_helpers import Binding, StopButtons, api_errors, explanation, model_event, run_steps, user_errors
+from playground.ui_helpers import Api, Binding, StopButtons, api_errors, explanation, model_event, run_steps, user_errors
 
 SPECIALS = ("<start>", "<end>", "<pad>")
 STOP = StopButtons()  # this section's Stop button (one flag per session)
@@ -59,6 +60,27 @@ shape with IoU 0.38 on average (the issue's target was 0.5; a perfect map at the
 cross-attention resolution would reach 0.61, triangles 0.45), against 0.06 for `a`. Recording does not change the image: the maps are computed
 beside the unchanged attention.
 """
+
+
+@dataclass(frozen=True)
+class Inside:
+    """The section's own settings (the model is the tab's menu): ``InternalsParams`` less the model."""
+
+    prompt: str = internals.InternalsParams.prompt
+    steps: int = internals.InternalsParams.steps
+    seed: int = internals.InternalsParams.seed
+    guidance_scale: float = internals.InternalsParams.guidance_scale
+
+    def params(self, model: str) -> internals.InternalsParams:
+        return internals.InternalsParams(self.prompt, self.steps, self.seed, self.guidance_scale, model)
+
+    def checked(self) -> "Inside":
+        internals.validate(self.params(internals.InternalsParams.model))
+        return self
+
+
+def api_args(p: Inside) -> dict:
+    return {"prompt": p.prompt, "steps": p.steps, "seed": p.seed}
 
 
 # ----------------------------------------------------------------------------- formatting
@@ -181,9 +203,10 @@ def api_sd_internals(prompt: str, steps: int, seed: int):
 
 
 # ----------------------------------------------------------------------------- layout
-def build_section(demo: gr.Blocks, model: gr.Dropdown) -> None:
-    """The section, inside the Guidance tab; ``model`` is the tab's model menu."""
-    default = internals.InternalsParams()
+def build_section(demo: gr.Blocks, model: gr.Dropdown) -> Binding:
+    """The section, inside the Guidance tab; ``model`` is the tab's model menu. Returns its Binding
+    (in a link, its fields are ``inside_prompt``, ``inside_steps``, ...)."""
+    default = Inside()
     gr.Markdown(INTRO)
     with gr.Row():
         prompt = gr.Textbox(default.prompt, label="Prompt c", info="one or more words of the vocabulary",
@@ -218,16 +241,18 @@ def build_section(demo: gr.Blocks, model: gr.Dropdown) -> None:
     files = gr.File(label="Download the image (PNG) and the word maps (JSON)", file_count="multiple")
     explanation(EXPLANATION, title="What am I looking at? (autoencoder, latents, cross-attention)")
     state = gr.State(None)
-    binding = Binding(internals.InternalsParams, prompt=prompt, steps=steps, seed=seed, guidance_scale=scale,
-                      model=model)
+    binding = Binding(Inside, prompt=prompt, steps=steps, seed=seed, guidance_scale=scale, prefix="inside_",
+                      check=Inside.checked, api=Api("sd_internals", api_args, note=(
+                          "Inside the latent diffusion model: the endpoint runs the embedded model at s = 5 "
+                          "(this section's s is not among its inputs)")))
 
     @user_errors
     def on_look(values: dict, request: gr.Request = None, progress=gr.Progress()):
-        yield from look(binding.params(values), values[cumulative], request, progress)
+        yield from look(binding.params(values).params(values[model]), values[cumulative], request, progress)
 
-    look_button.click(on_look, binding.inputs | {cumulative},
-                      [state, word_plot, latent_plot, trip_plot, step, trip_note, status, files],
-                      api_visibility="private", **model_event())
+    look_outputs = [state, word_plot, latent_plot, trip_plot, step, trip_note, status, files]
+    look_button.click(on_look, binding.inputs | {cumulative, model}, look_outputs, api_visibility="private",
+                      **model_event())
     for event in (step.input, cumulative.input):
         event(on_step_view, [state, step, cumulative], [word_plot, latent_plot], api_visibility="private",
               show_progress="hidden", trigger_mode="always_last")  # a drag's last value is always drawn
@@ -235,9 +260,16 @@ def build_section(demo: gr.Blocks, model: gr.Dropdown) -> None:
     upload.upload(on_upload, [upload, model], [trip_plot, trip_note], api_visibility="private", **model_event())
     new_image.click(on_shapes_image, [image_seed, model], [trip_plot, trip_note], api_visibility="private",
                     **model_event())
-    demo.load(opening_view, outputs=[state, word_plot, latent_plot, trip_plot, trip_note, status],
-              api_visibility="private")
+    opening = demo.load(opening_view, outputs=[state, word_plot, latent_plot, trip_plot, trip_note, status],
+                        api_visibility="private")
+
+    def on_link(values: dict, request: gr.Request = None, progress=gr.Progress()):
+        """A link to other settings looks inside with them (the model and the sum as they open)."""
+        yield from on_look({**values, model: model.value, cumulative: cumulative.value}, request, progress)
+
+    binding.on_open(opening, on_link, look_outputs, **model_event())
     build_api()
+    return binding
 
 
 def build_api() -> None:

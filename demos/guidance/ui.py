@@ -205,7 +205,7 @@ def api_guidance(prompt: str, mode: str, guidance_scale: float, n_images: int, s
 
 
 # ----------------------------------------------------------------------------- layout
-def build(demo: gr.Blocks) -> Binding:
+def build(demo: gr.Blocks) -> list[Binding]:
     gr.Markdown(INTRO)
     default = Controls()
     with gr.Row():
@@ -257,7 +257,7 @@ def build(demo: gr.Blocks) -> Binding:
     curve_plot = gr.Plot(label="Adherence and diversity vs s")
     explanation(EXPLANATION)
     gr.Examples(EXAMPLES, [prompt, mode, scale], label="Examples (click, then Generate)")
-    internals_ui.build_section(demo, model)  # inside the model: VAE, latents, cross-attention per word
+    inside = internals_ui.build_section(demo, model)  # inside the model: VAE, latents, cross-attention per word
 
     binding = Binding(Controls, model=model, prompt=prompt, negative_prompt=negative, mode=mode, guidance_scale=scale,
                       steps=steps, scheduler=scheduler, seed=seed, n_images=n_images, view_steps=view_steps,
@@ -274,7 +274,7 @@ def build(demo: gr.Blocks) -> Binding:
     opening = demo.load(opening_views, outputs=[status, gallery, info, sweep_gallery, step_plot, curve_plot],
                         api_visibility="private")
     binding.on_open(opening, on_generate, outputs, **model_event())  # a link to other settings generates them
-    return binding
+    return [binding, inside]  # the tab's controls, then the section's (inside_... in a link)
 
 
 @functools.lru_cache(maxsize=1)

@@ -184,3 +184,16 @@ def test_the_python_panel_s_snippet_gives_what_the_tab_shows(page, app_url):
     assert f"{result['elements_per_token']:,} elements per token" in summary
     assert f"{result['bytes_per_token']:,} bytes" in summary
     assert re.search(rf"→ {result['total_gb']:.3g} GB", summary), summary
+
+
+def test_a_link_sets_and_shows_a_tab_s_second_binding(browser, app_url):
+    """Guidance's section 'Inside the latent diffusion model' has its own fields (inside_...)."""
+    context, page, errors = fresh_page(browser, app_url + "/?tab=guidance&inside_prompt=a+blue+square&inside_steps=5")
+    try:
+        expect(page.locator("#internals-prompt textarea")).to_have_value("a blue square", timeout=60_000)
+        expect(page.locator("#internals-steps input")).to_have_value("5", timeout=30_000)
+        expect(page.locator("#internals-status")).to_contain_text("“a blue square”, seed 0, 5 steps", timeout=120_000)
+        assert "inside_prompt=a+blue+square" in location(page) and "inside_steps=5" in location(page)
+    finally:
+        context.close()
+    assert not errors, errors
