@@ -2,7 +2,9 @@
 
 A tab is a folder ``demos/<id>/`` whose ``ui.py`` exposes ``TITLE``, ``SUMMARY`` (one line
 for the Home card) and ``build(demo)``, called inside that tab's ``gr.Tab``. Adding a tab is
-adding the folder and one line here.
+adding the folder and one line here. ``build`` returns the tab's ``ui_helpers.Binding`` (or a list of
+them, or None): from it alone the tab gets its shareable URL, a "Copy link to this view" row and a
+"Reproduce in Python" panel (``playground/sharing.py``).
 """
 
 from __future__ import annotations
