@@ -17,7 +17,7 @@ import gradio as gr
 from starlette.middleware import Middleware
 from starlette.responses import PlainTextResponse
 
-from playground import gradio_fixes, home, serving, settings, sharing, tempfiles
+from playground import gradio_fixes, home, plots, serving, settings, sharing, tempfiles
 
 # Tab ids in display order; each is a folder under demos/.
 TABS: list[str] = ["sde_ode", "flows", "guidance", "controlnet", "attention", "detr", "rnn_transformer",
@@ -33,6 +33,18 @@ CSS = """
 .gp-soon {opacity: 0.6;}
 .gp-scroll table {display: block; overflow-x: auto; max-width: 100%;}
 .gp-scroll th, .gp-scroll td {white-space: nowrap;}
+""" + plots.PLOT_TEXT_CSS + """
+/* Tables scroll sideways instead of breaking words letter by letter (issue 14). */
+table th, table td {overflow-wrap: normal; word-break: normal;}
+/* Phones (issue 14): Home cards, plots, images and galleries take a whole row each. */
+@media (max-width: 640px) {
+  .gp-cards > .block, .gp-cards > .column,
+  .row > .block:has(.js-plotly-plot), .row > .block:has(> .plot-container),
+  .row > .column:has(.js-plotly-plot), .row > .block:has(.image-container), .row > .block:has(.gallery-container) {
+    min-width: 100% !important; flex-basis: 100% !important;
+  }
+  .grid-container {grid-template-columns: repeat(2, minmax(0, 1fr)) !important;}  /* galleries: 2 across, none cut off */
+}
 """
 
 

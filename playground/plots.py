@@ -11,6 +11,15 @@ FONT_COLOR = "#8b93a1"
 GRID_COLOR = "rgba(139,147,161,0.25)"
 COLORS = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777"]
 
+# Plot text follows the page's theme (issue 14): a figure is made on the server, once, for light
+# and dark pages alike, and Gradio draws it as it is; plotly's default text (#444) vanished on a
+# dark page and our mid-grey was 3.2:1 on a light one. The app's CSS (playground/app.py) colours
+# the figure's own words (titles, ticks, axis titles, legend, colour bar, annotations) with the
+# theme's body text colour; text drawn by traces and hover labels keep theirs. Figures keep a
+# transparent paper, so the page's own background is behind every word.
+PLOT_TEXT_CSS = (".js-plotly-plot .main-svg text:not(.trace text, .hoverlayer text, .textpoint) "
+                 "{fill: var(--body-text-color) !important;}\n")
+
 
 def figure(title: str = "", x_title: str = "", y_title: str = "", height: int = 420) -> go.Figure:
     """An empty figure in the playground's style (transparent so light and dark themes work)."""

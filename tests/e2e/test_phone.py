@@ -1,0 +1,73 @@
+"""Phones are a first-class width (issue 14, item 2): every tab at 412 x 915 in Chromium, reached in
+at most two taps, with no horizontal overflow, no text wider than its box or cut off at the screen's
+edge (tables scroll instead), and plots one per row. Screenshots: ``phone_<tab>.png``."""
+
+import pytest
+
+from playground.app import TABS, tab_module
+from tests.e2e.conftest import shot
+
+PHONE = {"width": 412, "height": 915}
+
+# Every visible element holding text: its content is not wider than its box, and it is not past the
+# screen's edges unless a horizontal scroller holds it (a table). Plots and hidden parts are skipped.
+LAYOUT_PROBLEMS_JS = """
+() => {
+  const vw = document.documentElement.clientWidth, problems = [];
+  if (document.documentElement.scrollWidth > window.innerWidth)
+    problems.push(`the page is ${document.documentElement.scrollWidth} px wide on a ${window.innerWidth} px screen`);
+  const scrolls = el => { for (let e = el.parentElement; e && e !== document.body; e = e.parentElement)
+      if (['auto', 'scroll'].includes(getComputedStyle(e).overflowX)) return true; return false; };
+  for (const el of document.querySelectorAll('body *')) {
+    if (el.closest('svg, .js-plotly-plot, canvas, [aria-hidden=true], .visually-hidden')) continue;
+    const r = el.getBoundingClientRect(), s = getComputedStyle(el);
+    if (r.width === 0 || r.height === 0 || s.visibility === 'hidden') continue;
+    if (![...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) continue;
+    const what = `<${el.tagName.toLowerCase()}> "${el.textContent.trim().slice(0, 40)}"`;
+    if (s.overflowX === 'visible' && s.display !== 'inline' && el.clientWidth > 0 && el.scrollWidth > el.clientWidth + 2)
+      problems.push(`${what}: text ${el.scrollWidth} px wide in a ${el.clientWidth} px box`);
+    if ((r.right > vw + 1 || r.left < -1) && !scrolls(el))
+      problems.push(`${what}: from ${Math.round(r.left)} to ${Math.round(r.right)} px on a ${vw} px screen`);
+  }
+  for (const plot of document.querySelectorAll('.js-plotly-plot')) {
+    const w = plot.getBoundingClientRect().width;
+    if (w > 0 && w < 0.75 * vw) problems.push(`a plot ${Math.round(w)} px wide: plots take a row each on a phone`);
+  }
+  return problems;
+}
+"""
+
+
+def tap_to_tab(page, title: str) -> int:
+    """Open the tab ``title`` as a thumb would: its tab button, or "More tabs" then its entry.
+    Returns the taps it took."""
+    button = page.get_by_role("tab", name=title, exact=True)
+    if button.count() and button.first.is_visible():
+        button.first.click()
+        return 1
+    page.locator("button[aria-label='More tabs']").click()
+    page.locator(".overflow-dropdown button, [role=menu] button").filter(has_text=title).first.click()
+    return 2
+
+
+@pytest.fixture
+def phone(browser, app_url):
+    context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(app_url, wait_until="load")
+    page.wait_for_selector("button[role=tab]", timeout=30_000)
+    yield page
+    context.close()
+    assert not errors, errors
+
+
+@pytest.mark.parametrize("tab_id", ["home", *TABS])
+def test_every_tab_fits_a_phone(phone, tab_id):
+    if tab_id != "home":
+        assert tap_to_tab(phone, tab_module(tab_id).TITLE) <= 2
+    phone.wait_for_timeout(4000)  # the tab's opening views render (no event to wait on for all tabs)
+    shot(phone, f"phone_{tab_id}")
+    problems = phone.evaluate(LAYOUT_PROBLEMS_JS)
+    assert problems == [], f"{tab_id} at 412 px:\n" + "\n".join(problems[:20])
