@@ -35,6 +35,11 @@ and tested in ``tests/test_gradio_fixes.py``. Remove one when the pinned Gradio 
    the tab's own safe decode) says what is wrong, and the server logs a traceback. The fix hands
    such an input's path on undecoded, so the tab's check speaks in both; for the other image
    inputs an unreadable upload is a ``gr.Error`` saying so, without a traceback.
+6. **The API page calls ``gr.api`` parameters "1st Api component"** (gradio 6.31
+   ``Blocks.get_api_info`` labels them by position, and the page writes 'The input value that is
+   provided in the "1st" Api component'), and shows the docstrings' reST double backticks raw. The
+   fix labels each by its parameter name (the return value ``result``) and writes code in
+   descriptions with single backticks; parameter names, types and the endpoints stay as they are.
 """
 
 from __future__ import annotations
@@ -182,6 +187,27 @@ def preprocess_unreadable_images(preprocess_image):
     return wrapper
 
 
+def readable_api_info(get_api_info):
+    """``Blocks.get_api_info`` with ``gr.api`` parameters named as in Python (fix 6)."""
+    @functools.wraps(get_api_info)
+    def wrapper(self, *args, **kwargs):
+        info = get_api_info(self, *args, **kwargs)
+        for endpoints in (info.get("named_endpoints", {}), info.get("unnamed_endpoints", {})):
+            for endpoint in endpoints.values():
+                if endpoint.get("description"):
+                    endpoint["description"] = endpoint["description"].replace("``", "`")
+                for parameter in endpoint.get("parameters", []):
+                    if parameter.get("component") == "Api" and parameter.get("parameter_name"):
+                        parameter["label"], parameter["component"] = parameter["parameter_name"], "API"
+                for returned in endpoint.get("returns", []):
+                    if returned.get("component") == "Api":
+                        returned["label"], returned["component"] = "result", "API"
+        return info
+
+    wrapper.readable_api_info = True
+    return wrapper
+
+
 def install() -> None:
     """Put the fixes in place (idempotent). Gradio's components call these through the module."""
     from gradio import component_meta, image_utils, processing_utils
@@ -198,6 +224,8 @@ def install() -> None:
         Blocks.get_config_file = configured_once(Blocks.get_config_file)
     if not getattr(Blocks.launch, "configures_once", False):
         Blocks.launch = launch_configures_once(Blocks.launch)
+    if not getattr(Blocks.get_api_info, "readable_api_info", False):
+        Blocks.get_api_info = readable_api_info(Blocks.get_api_info)
     component_meta.inspect = CachedSignatures()
     if not getattr(image_utils.preprocess_image, "leaves_unreadable_to_the_tab", False):
         image_utils.preprocess_image = preprocess_unreadable_images(image_utils.preprocess_image)

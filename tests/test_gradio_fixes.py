@@ -135,3 +135,14 @@ def test_an_unreadable_image_upload_reaches_the_tab_or_is_a_clear_error(tmp_path
     with pytest.raises(Error) as info:
         image_utils.preprocess_image(payload, cache_dir=str(tmp_path), format="webp", image_mode="RGB", type="pil")
     assert info.value.message == gradio_fixes.UNREADABLE_IMAGE and info.value.print_exception is False
+
+
+def test_the_api_page_names_gr_api_parameters_as_in_python(client):
+    """Fix 6: 'The input value that is provided in the "1st" Api component' was every gr.api
+    parameter's line on the API page; reST ``code`` showed its backticks."""
+    info = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    parameters = info["/sde_ode"]["parameters"]
+    assert [p["label"] for p in parameters] == [p["parameter_name"] for p in parameters]
+    assert parameters[0]["label"] == "data" and parameters[0]["component"] == "API"
+    assert all(not p["label"][0].isdigit() for e in info.values() for p in e["parameters"] + e["returns"])
+    assert not any("``" in (e.get("description") or "") for e in info.values())
