@@ -53,7 +53,7 @@ class Shared:
         if self.binding is None:
             return []
         return list(self.binding) if isinstance(self.binding, (list, tuple)) else [self.binding]
-    row: gr.Row | None = None
+    row: gr.Column | None = None
     copy: gr.Button | None = None
     link: gr.Textbox | None = None
     note: gr.Markdown | None = None
@@ -64,12 +64,13 @@ class Shared:
 # ----------------------------------------------------------------------------- layout
 def link_row(shared: Shared) -> None:
     """The tab's "Copy link to this view" row (at its top; filled in by ``wire``)."""
-    with gr.Row(equal_height=True) as shared.row:
-        shared.copy = gr.Button("Copy link to this view", size="sm", scale=0, min_width=190,
-                                elem_id=f"share-{shared.tab_id}-copy", elem_classes=["gp-share-copy"])
-        shared.link = gr.Textbox(show_label=False, placeholder="the link to these settings appears here",
-                                 interactive=False, max_lines=1, scale=3, min_width=200, container=False,
-                                 elem_id=f"share-{shared.tab_id}-link", buttons=["copy"])
+    with gr.Column(variant="compact") as shared.row:
+        with gr.Row(equal_height=False):
+            shared.copy = gr.Button("Copy link to this view", size="sm", scale=0, min_width=190,
+                                    elem_id=f"share-{shared.tab_id}-copy", elem_classes=["gp-share-copy"])
+            shared.link = gr.Textbox(show_label=False, placeholder="the link to these settings appears here",
+                                     interactive=False, max_lines=1, lines=1, scale=3, min_width=200, container=False,
+                                     elem_id=f"share-{shared.tab_id}-link", buttons=["copy"])
         shared.note = gr.Markdown("", visible=False, elem_id=f"share-{shared.tab_id}-note")
 
 
