@@ -195,7 +195,7 @@ def link_values(binding: Binding, fields: dict[str, list[str]]) -> tuple[dict[st
             _fits_component(binding.components[key], value, key in binding.dynamic)
             if binding.check is not None:
                 binding.check(dataclasses.replace(defaults, **kept, **{key: value}))
-        except ValueError as err:
+        except (ValueError, TypeError) as err:  # a check meeting a value it never sees from its control
             problems.append(f"{key}: {err}")
         else:
             kept[key] = value

@@ -28,7 +28,9 @@ VIEWS = [
      ("#recall-distance input[type=number]", "30", "distance")),
     ("hallucination", "Hallucination", ("#hallucination-question textarea", "What pet does Kalo Renmis have?", "question"),
      ("label:seed", "3", "seed")),
-]
+    ("preferences", "RLHF vs DPO", ("#pref-beta input[type=number]", "1.5", "beta"),
+     ("#pref-seed input", "4", "seed")),
+]  # a new tab that returns its Binding: add two of its controls here
 
 
 def control(page, tab_id: str, selector: str):
