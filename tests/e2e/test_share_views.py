@@ -199,3 +199,20 @@ def test_a_link_sets_and_shows_a_tab_s_second_binding(browser, app_url):
     finally:
         context.close()
     assert not errors, errors
+
+
+def test_a_hostile_text_that_is_a_valid_setting_stays_text(browser, app_url):
+    """Hallucination takes any question: a link's markup is asked as text, shown as text, never run."""
+    question = '<img src=x onerror="window.__pwned=1">Where was <b>Kalo</b> Renmis born?'
+    from urllib.parse import quote
+
+    context, page, errors = fresh_page(browser, app_url + "/?tab=hallucination&question=" + quote(question))
+    try:
+        expect(page.locator("#hallucination-question textarea")).to_have_value(question, timeout=60_000)
+        expect(page.locator("#hallucination-answer")).not_to_be_empty(timeout=120_000)
+        page.wait_for_timeout(1000)
+        assert page.evaluate("window.__pwned === undefined")
+        assert page.locator("img[src='x']").count() == 0
+    finally:
+        context.close()
+    assert not errors, errors
