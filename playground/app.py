@@ -34,6 +34,11 @@ CSS = """
 .gp-scroll table {display: block; overflow-x: auto; max-width: 100%;}
 .gp-scroll th, .gp-scroll td {white-space: nowrap;}
 """ + plots.PLOT_TEXT_CSS + """
+/* A tab's main button (Run, Train, Generate) at the end of a long column of controls stays in
+   view at the screen's bottom while that column is on screen (issue 14: below the fold at 1280x800). */
+.gradio-container {overflow: clip !important;}  /* Gradio's overflow: hidden would disable any sticky */
+.gp-primary-row {position: sticky; bottom: 0; z-index: 20; padding: 8px 0;
+  background: var(--background-fill-primary); box-shadow: 0 -6px 8px -6px rgba(0,0,0,0.25);}
 /* Tables scroll sideways instead of breaking words letter by letter (issue 14). */
 table th, table td {overflow-wrap: normal; word-break: normal;}
 /* Phones (issue 14): Home cards, plots, images and galleries take a whole row each. */

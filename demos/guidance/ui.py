@@ -235,7 +235,7 @@ def build(demo: gr.Blocks) -> list[Binding]:
                              minimum=0, maximum=compute.MAX_SEED)
             view_steps = gr.Textbox(default.view_steps, label="Steps to show in the step view",
                                     info="e.g. 1, 8, 15, 25 (empty: four spread over the run)")
-            with gr.Row():
+            with gr.Row(elem_classes="gp-primary-row"):  # sticks to the screen's bottom (playground/app.py CSS)
                 generate_button = gr.Button("Generate", variant="primary")
                 stop = gr.Button("Stop", variant="stop", elem_id="guidance-stop")
         with gr.Column(scale=3, min_width=320):

@@ -251,7 +251,7 @@ def build(demo: gr.Blocks) -> Binding:
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
             c = _controls()
-            with gr.Row():
+            with gr.Row(elem_classes="gp-primary-row"):  # sticks to the screen's bottom (playground/app.py CSS)
                 run_btn = gr.Button("Run both samplers", variant="primary", elem_id="sde-ode-run", scale=3)
                 stop_btn = gr.Button("Stop", variant="stop", scale=1, elem_id="sde-ode-stop")
         with gr.Column(scale=2):

@@ -3,6 +3,8 @@ buttons do what they say."""
 
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.conftest import open_tab, shot
 
 DETR_EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "detr_examples"
@@ -107,3 +109,23 @@ def test_a_home_card_opens_its_tab_and_a_coming_one_does_not_look_like_a_link(pa
                            ".some(b => b.innerText.trim() === 'DETR' && b.getAttribute('aria-selected') === 'true')",
                            timeout=15_000)
     page.locator("#detr-new-scene").wait_for(state="visible", timeout=15_000)
+
+
+MAIN_BUTTONS = {"sde_ode": "Run both samplers", "flows": "Train", "guidance": "Generate", "controlnet": "Generate",
+                "detr": "New random scene", "rnn_transformer": "Answer", "hallucination": "Ask"}
+
+
+@pytest.mark.parametrize("tab_id", sorted(MAIN_BUTTONS))
+def test_the_main_button_is_on_screen_without_scrolling_at_1280x800(page, tab_id):
+    from playground.app import tab_module
+
+    open_tab(page, tab_module(tab_id).TITLE)
+    button = page.get_by_role("button", name=MAIN_BUTTONS[tab_id], exact=True).first
+    button.wait_for(state="visible", timeout=30_000)
+    page.wait_for_timeout(1500)  # the opening views are drawn (they move the layout)
+    page.evaluate("window.scrollTo(0, 0)")
+    box = button.bounding_box()
+    assert box["y"] >= 0 and box["y"] + box["height"] <= 800, f"{MAIN_BUTTONS[tab_id]!r} at y = {box['y']:.0f}"
+    on_top = page.evaluate("([x, y]) => document.elementFromPoint(x, y).closest('button')?.innerText.trim()",
+                           [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2])
+    assert on_top == MAIN_BUTTONS[tab_id]  # not covered by anything
