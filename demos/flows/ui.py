@@ -14,7 +14,7 @@ import gradio as gr
 import numpy as np
 
 from demos.flows import compute, figures
-from playground import tempfiles
+from playground import settings, tempfiles
 from playground.ui_helpers import Api, Binding, StopButtons, api_errors, explanation, model_event, user_errors
 
 STOP = StopButtons()  # this tab's Stop button (one flag per session)
@@ -220,6 +220,21 @@ def controls() -> Binding:
                    seed=seed, check=Controls.checked, api=Api("flow", api_args))
 
 
+TIMING_FILE = settings.ASSETS_DIR / "flows_timing.json"  # written by ``python benchmarks/flows.py --write``
+
+
+def train_hint() -> str:
+    """What pressing Train costs, in the benchmark's measured words (never a guess)."""
+    try:
+        t = json.loads(TIMING_FILE.read_text())
+        measured = (f"{t['seconds']:.0f} s on {t['cores']} CPU cores at load {t['load_average']:g} when "
+                    f"`benchmarks/flows.py` last ran ({t['measured']}); longer on a busier machine")
+        shape = f"{t['n_layers']} RealNVP layers × {t['train_steps']:,} steps"
+    except (OSError, ValueError, KeyError, TypeError):
+        shape, measured = "8 RealNVP layers × 2,000 steps", "time it here with `python benchmarks/flows.py`"
+    return f"Press **Train** to fit a flow ({shape}: {measured})."
+
+
 def build(demo: gr.Blocks) -> Binding:
     gr.Markdown(INTRO, latex_delimiters=[{"left": "$", "right": "$", "display": False}])
     with gr.Row():
@@ -228,8 +243,7 @@ def build(demo: gr.Blocks) -> Binding:
             with gr.Row(elem_classes="gp-primary-row"):  # sticks to the screen's bottom (playground/app.py CSS)
                 train = gr.Button("Train", variant="primary")
                 stop = gr.Button("Stop", variant="stop", elem_id="flows-stop")
-            status = gr.Markdown("Press **Train** to fit a flow (8 RealNVP layers × 2,000 steps: about "
-                                 "10 to 15 s on a quiet 2-core CPU).", elem_id="flows-status")
+            status = gr.Markdown(train_hint(), elem_id="flows-status")
             download = gr.DownloadButton("Download JSON (grid, log p, likelihoods)", visible=False, size="sm")
         with gr.Column(scale=3):
             layer = gr.Slider(0, 1, 0, step=1, label="Layer k", interactive=False, elem_id="flows-layer",
