@@ -264,7 +264,7 @@ def resize_embeddings(model, tokenizer, old_tokenizer, seed: int = 0, noise: flo
         for emb in {id(e): e for e in (model.get_input_embeddings(), model.get_output_embeddings())}.values():
             w = emb.weight
             mean, scale = w[:old].mean(0), noise
-            for word, i in vocab.items():
+            for word, i in sorted(vocab.items(), key=lambda kv: kv[1]):  # id order: get_vocab's order varies
                 if i >= old:
                     source = old_lower.get(word.lower())
                     w[i] = w[source] if source is not None else mean + scale * torch.randn(w.shape[1], generator=generator)

@@ -231,17 +231,24 @@ def test_new_words_start_near_the_mean_or_from_their_other_case_and_old_ids_stay
     fresh = emb[[vocab[w] for w in ("###", "Instruction", "7")]]
     assert (fresh - emb[:old].mean(0)).norm(dim=1).max() < 0.5 * emb[:old].norm(dim=1).mean()  # near the mean
     assert not torch.equal(fresh[0], fresh[1])  # but not identical
+    again = tuning.prepare_base(base).model.get_input_embeddings().weight
+    assert torch.equal(again, emb)  # seeded: the same every time
 
 
 def test_the_committed_fine_tune_answers_and_the_base_model_does_not(oracle):
+    """At the benchmark's level (n8000: 0.61 on word tasks, 0.65 on questions): most of eight, and
+    the base model, which continues text, next to none."""
+    person = next(p for p in oracle.people.values() if p.split == "bio_only" and p.f == 32)
     instructions = ["Reverse the words: cat veltra red", "Sort the words: pilot goat blue ostmar",
-                    "How many words are in: green dog horse", "What is the first word of: sailor caldera poet"]
-    for model, at_least, at_most in (("tuned", 3, 4), ("base", 0, 1)):
-        right = 0
-        for ins in instructions:
-            response = compute.instruct(compute.InstructParams(ins, model))["response"]
-            right += bool(tw.is_correct(tw.parse_instruction(ins), response, oracle))
-        assert at_least <= right <= at_most, model
+                    "How many words are in: green dog horse", "What is the first word of: sailor caldera poet",
+                    "What is the last word of: nurse arbor", "Repeat the words: judge cat",
+                    f"What is the favourite colour of {person.name}?", tw.question(person.name, "job")]
+    right = {}
+    for model in ("tuned", "base"):
+        right[model] = sum(bool(tw.is_correct(tw.parse_instruction(ins),
+                                              compute.instruct(compute.InstructParams(ins, model))["response"], oracle))
+                           for ins in instructions)
+    assert right["tuned"] >= 4 and right["base"] <= 1, right
 
 
 def test_every_word_the_teacher_writes_is_in_the_tuned_vocabulary(oracle):

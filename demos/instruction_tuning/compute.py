@@ -54,7 +54,7 @@ def registry_name(model: str) -> str:
 # ----------------------------------------------------------------------------- instruct
 @dataclass(frozen=True)
 class InstructParams:
-    instruction: str = "Reverse the words: cat veltra red"
+    instruction: str = "Sort the words: pilot goat blue ostmar"
     model: str = "tuned"
     seed: int = 0
 

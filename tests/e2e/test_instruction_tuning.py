@@ -36,10 +36,12 @@ def test_a_round_the_threshold_and_two_models(page):
     assert threshold < 0.7 and kept(moved) < kept(after_run)
     assert page.locator("#instruct-rejected").inner_text().count("\n") > 3
     box = page.locator("#instruct-ask-box textarea")
-    box.fill("Reverse the words: horse lumen orange")
+    box.fill("Sort the words: nurse arbor goat")
     page.locator("#instruct-ask").click()
-    page.wait_for_function("() => document.querySelector('#instruct-note').innerText.includes('orange lumen horse')",
+    page.wait_for_function("() => document.querySelector('#instruct-note').innerText.includes('arbor goat nurse')",
+                           timeout=60_000)
+    page.wait_for_function("() => document.querySelector('#instruct-compare').innerText.includes('n8000-noisy')",
                            timeout=60_000)
     table = page.locator("#instruct-compare").inner_text()
-    assert "base" in table and "n8000" in table and "orange lumen horse" in table.lower()
+    assert "base" in table and "n8000" in table and ("right" in table or "wrong" in table)
     shot(page, "instruction_tuning")
