@@ -9,9 +9,16 @@ from demos import text_world as tw
 from playground.plots import COLORS, figure
 
 
+def legend_below(fig: go.Figure) -> go.Figure:
+    """The legend under the plot, so that on a phone it never covers the title."""
+    fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.3, "x": 0, "xanchor": "left"},
+                      margin={"b": 150})
+    return fig
+
+
 def similarity_figure(highest: list[float], threshold: float) -> go.Figure:
     """Histogram of each valid candidate's highest ROUGE-L against the pool, the threshold marked."""
-    fig = figure("Highest ROUGE-L of each candidate against the pool", "ROUGE-L F-measure", "candidates", height=320)
+    fig = figure("Highest ROUGE-L against the pool", "ROUGE-L F-measure", "candidates", height=320)
     fig.add_trace(go.Histogram(x=highest, xbins={"start": 0, "end": 1.0001, "size": 0.05}, marker_color=COLORS[0],
                                hovertemplate="%{x}: %{y}<extra></extra>"))
     fig.add_vline(x=threshold, line={"color": COLORS[1], "width": 2, "dash": "dash"},
@@ -50,7 +57,7 @@ def scaling_figure(evaluation: dict) -> go.Figure:
     ladder = [m for m in ("base", "n500", "n2000", "n8000") if m in rows]
     x = [rows[m]["examples"] for m in ladder]
     fig = figure("Exact match on held-out instructions", "instruction-tuning examples (0 = the base model)",
-                 "exact match", height=380)
+                 "exact match", height=480)
     for key, name, color in (("group:words", "word tasks", COLORS[2]), ("group:questions", "questions", COLORS[3]),
                              ("phrasing:held-out", "held-out phrasings", COLORS[4])):
         fig.add_trace(go.Scatter(x=x, y=[rows[m]["exact_match"][key] for m in ladder], name=name, mode="lines+markers",
@@ -65,24 +72,24 @@ def scaling_figure(evaluation: dict) -> go.Figure:
                                                  "line": {"width": 1, "color": "#111"}}))
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=x)
     fig.update_yaxes(range=[0, 1.05])
-    return fig
+    return legend_below(fig)
 
 
 def family_figure(evaluation: dict) -> go.Figure:
     """Exact match per family for every model (grouped bars)."""
-    fig = figure("Exact match per family (held-out)", "", "exact match", height=380)
+    fig = figure("Exact match per family (held-out)", "", "exact match", height=480)
     for i, r in enumerate(evaluation["models"]):
         fig.add_trace(go.Bar(x=list(tw.FAMILIES), y=[r["exact_match"].get(f"family:{f}", 0) for f in tw.FAMILIES],
                              name=r["model"], marker_color=COLORS[i % len(COLORS)]))
     fig.update_layout(barmode="group")
     fig.update_xaxes(tickangle=-45)
     fig.update_yaxes(range=[0, 1.05])
-    return fig
+    return legend_below(fig)
 
 
 def loss_figure(training_log: dict) -> go.Figure:
     """Response-token cross-entropy of each fine-tune, against the share of its training."""
-    fig = figure("Fine-tuning loss (response tokens only)", "share of training", "cross-entropy (nats)", height=340)
+    fig = figure("Fine-tuning loss (response tokens only)", "share of training", "cross-entropy (nats)", height=420)
     for i, (name, run) in enumerate(training_log.get("finetunes", {}).items()):
         loss = run.get("loss", [])
         if loss:
@@ -90,4 +97,4 @@ def loss_figure(training_log: dict) -> go.Figure:
             fig.add_trace(go.Scatter(x=[r["step"] / last for r in loss], y=[r["loss"] for r in loss], name=name,
                                      mode="lines", line={"color": COLORS[i % len(COLORS)]}))
     fig.update_yaxes(type="log")
-    return fig
+    return legend_below(fig)

@@ -294,7 +294,8 @@ def build(demo: gr.Blocks) -> Binding:
             first_prompt = gr.Code(label="round 1", language=None, elem_id="instruct-prompt-first")
             last_prompt = gr.Code(label="last round", language=None)
     candidates = gr.Dataframe(headers=["round", "instruction", "response", "teacher", "filter"], label="candidates",
-                              interactive=False, wrap=True, max_height=360, elem_id="instruct-candidates-table")
+                              interactive=False, wrap=True, max_height=360, elem_id="instruct-candidates-table",
+                              column_widths=["8%", "38%", "22%", "10%", "22%"])
     rejected = gr.Dataframe(headers=["rejected instruction", "most similar kept instruction", "ROUGE-L"],
                             label="rejected by ROUGE-L", interactive=False, wrap=True, max_height=300,
                             elem_id="instruct-rejected")
