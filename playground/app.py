@@ -37,8 +37,10 @@ CSS = """
 /* A tab's main button (Run, Train, Generate) at the end of a long column of controls stays in
    view at the screen's bottom while that column is on screen (issue 14: below the fold at 1280x800). */
 .gradio-container {overflow: clip !important;}  /* Gradio's overflow: hidden would disable any sticky */
-.gp-primary-row {position: sticky; bottom: 0; z-index: 20; padding: 8px 0;
-  background: var(--background-fill-primary); box-shadow: 0 -6px 8px -6px rgba(0,0,0,0.25);}
+.gp-primary-row {position: sticky !important; bottom: 0; z-index: 1000 !important; padding: 8px 0 !important;
+  background: var(--body-background-fill) !important; box-shadow: 0 -6px 8px -6px rgba(0,0,0,0.25);
+  flex-wrap: nowrap !important;}
+.gp-primary-row > button {min-width: 0 !important;}
 /* Tables scroll sideways instead of breaking words letter by letter (issue 14). */
 table th, table td {overflow-wrap: normal; word-break: normal;}
 /* Phones (issue 14): Home cards, plots, images and galleries take a whole row each. */

@@ -279,7 +279,7 @@ def wire(binding, train, stop, layer, plots, state, status, download):
     c["points"].blur(on_preview, binding.inputs, preview_out, api_visibility="private")
     c["flow"].change(on_flow, [c["flow"], c["n_layers"]], c["n_layers"], api_visibility="private")
     train.click(on_train, binding.inputs, [*plots, layer, state, status, download], api_visibility="private",
-                **model_event())
+                **model_event(), show_progress_on=[status])  # the plots keep the last view (issue 14)
     STOP.wire(stop)
     layer.input(on_layer, [layer, state], plots[:3], api_visibility="private",
                 trigger_mode="always_last", show_progress="hidden")

@@ -342,7 +342,8 @@ def _wire(c, binding, on_run, run_btn, stop_btn, run_state, stats, outputs, comp
           adaptive_btn) -> None:
     private = {"api_visibility": "private"}
     t_slider, lam = binding.components["t_compare"], binding.components["lam"]
-    run_btn.click(on_run, binding.inputs, outputs, **private, **model_event())
+    run_btn.click(on_run, binding.inputs, outputs, **private, **model_event(),
+                  show_progress_on=[stats])  # the plots keep the last view while a run goes (issue 14)
     STOP.wire(stop_btn)  # the run ends within 2% of its steps
     t_slider.release(on_compare, [run_state, t_slider], [compare_plot, compare_md], **private)
     lam.release(on_lambda, [run_state, lam], lam_plot, **private, **model_event())

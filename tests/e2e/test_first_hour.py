@@ -129,3 +129,16 @@ def test_the_main_button_is_on_screen_without_scrolling_at_1280x800(page, tab_id
     on_top = page.evaluate("([x, y]) => document.elementFromPoint(x, y).closest('button')?.innerText.trim()",
                            [box["x"] + box["width"] / 2, box["y"] + box["height"] / 2])
     assert on_top == MAIN_BUTTONS[tab_id]  # not covered by anything
+
+
+def test_plots_keep_the_last_view_while_a_flow_trains(page):
+    open_tab(page, "Flows")
+    page.wait_for_selector("#flows-plot-0 .js-plotly-plot", timeout=60_000)
+    page.get_by_role("button", name="Train", exact=True).click()
+    page.wait_for_function("document.querySelector('#flows-status').innerText.includes('Training')", timeout=120_000)
+    overlay = page.evaluate("""() => { const block = document.querySelector('#flows-plot-0');
+        return [...block.querySelectorAll('.wrap')].some(w => !w.classList.contains('hide')
+               && getComputedStyle(w).display !== 'none' && w.getBoundingClientRect().height > 0); }""")
+    assert not overlay, "the plot is covered by a progress overlay during the run"
+    assert page.locator("#flows-plot-0 .js-plotly-plot").count() == 1
+    page.locator("#flows-stop").click()
