@@ -10,7 +10,7 @@ from playground import sharing
 from playground.app import TABS
 
 SHARED = ["sde_ode", "flows", "guidance", "controlnet", "attention", "detr", "rnn_transformer", "hallucination",
-          "preferences"]  # a new tab that returns its Binding from build: add it here
+          "instruction_tuning", "preferences"]  # a new tab that returns its Binding from build: add it here
 
 
 def bindings_of(tab_id: str) -> list:
@@ -129,6 +129,7 @@ SNIPPET_SETTINGS = {
     "detr": {"threshold": 0.3},
     "rnn_transformer": {"distance": 30, "seed": 3},
     "hallucination": {"n_samples": 4, "temperature": 0.5, "seed": 2},
+    "instruction_tuning": {"threshold": 0.5, "n_candidates": 40, "seed": 2},
     "preferences": {"n_pairs": 500, "beta": 1.0},
 }
 

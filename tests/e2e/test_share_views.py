@@ -28,6 +28,8 @@ VIEWS = [
      ("#recall-distance input[type=number]", "30", "distance")),
     ("hallucination", "Hallucination", ("#hallucination-question textarea", "What pet does Kalo Renmis have?", "question"),
      ("label:seed", "3", "seed")),
+    ("instruction_tuning", "Instruction tuning", ("#instruct-seed input", "3", "seed"),
+     ("#instruct-ask-box textarea", "Sort the words: red cat", "instruction")),
     ("preferences", "RLHF vs DPO", ("#pref-beta input[type=number]", "1.5", "beta"),
      ("#pref-seed input", "4", "seed")),
 ]  # a new tab that returns its Binding: add two of its controls here
