@@ -29,6 +29,7 @@ CATALOG = [
 ]
 
 MODEL_COLUMNS = ["name", "title", "state", "source", "location", "device", "dtype", "parameters", "memory"]
+MODEL_COLUMN_WIDTHS = ["13%", "18%", "11%", "8%", "22%", "6%", "6%", "9%", "7%"]  # every column shown at 1280 px
 
 
 def models_table() -> list[list]:
@@ -103,8 +104,8 @@ def build(demo: gr.Blocks, live_tabs: list[tuple[str, str, str]], tabs: gr.Tabs 
         gr.Markdown("Every model the tabs can use. Models load on first use, on the device chosen "
                     "with `--device`; set `PLAYGROUND_MODEL_<NAME>` to a local folder or a Hugging "
                     "Face id to swap one.")
-        table = gr.Dataframe(value=models_table(), headers=MODEL_COLUMNS, interactive=False,
-                             wrap=False, elem_id="home-models", elem_classes="gp-scroll")
+        table = gr.Dataframe(value=models_table(), headers=MODEL_COLUMNS, interactive=False, wrap=True,
+                             elem_id="home-models", column_widths=MODEL_COLUMN_WIDTHS)
         missing = gr.Markdown(missing_models_note(), elem_id="home-models-missing")
         refresh = gr.Button("Refresh", size="sm")
         refresh.click(models_panel, outputs=[table, missing], api_visibility="private")

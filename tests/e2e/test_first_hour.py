@@ -142,3 +142,19 @@ def test_plots_keep_the_last_view_while_a_flow_trains(page):
     assert not overlay, "the plot is covered by a progress overlay during the run"
     assert page.locator("#flows-plot-0 .js-plotly-plot").count() == 1
     page.locator("#flows-stop").click()
+
+
+def test_the_models_table_shows_every_column_at_1280(page):
+    """Its columns after "location" were cut off (issue 14)."""
+    from playground.home import MODEL_COLUMNS
+
+    page.get_by_text("Models", exact=True).first.click()
+    table = page.locator("#home-models")
+    table.wait_for(state="visible", timeout=15_000)
+    table.scroll_into_view_if_needed()
+    box = table.bounding_box()
+    headers = page.eval_on_selector_all(
+        "#home-models th", "ths => ths.map(th => [th.innerText.trim(), th.getBoundingClientRect().right])")
+    shown = {name: right for name, right in headers if name}
+    assert set(MODEL_COLUMNS) <= set(shown), shown
+    assert all(shown[name] <= box["x"] + box["width"] + 1 for name in MODEL_COLUMNS), (shown, box)
