@@ -16,7 +16,7 @@ import numpy as np
 
 from demos import text_world as tw
 from demos.hallucination import compute, figures
-from playground import settings, validate
+from playground import settings, tempfiles, validate
 from playground.plots import message_figure
 from playground.ui_helpers import Api, Binding, api_errors, explanation, model_event, user_errors
 
@@ -179,7 +179,23 @@ def ask_api(question: str, model: str, n_samples: int, temperature: float, seed:
 
 def on_ask(binding: Binding, values: dict) -> tuple:
     p = compute.check_ask(binding.params(values))
-    return ask_views(p, compute.ask(p))
+    result = compute.ask(p)
+    return (*ask_views(p, result), answer_files(p, result))
+
+
+def answer_files(p: compute.AskParams, result: dict) -> list[str]:
+    """What the Ask panel shows as a JSON file (settings, answer, candidates, samples, the world's
+    verdict), and the stored evaluation behind the other views when there is one."""
+    folder = tempfiles.output_folder("hallucination")
+    answer = folder / "answer.json"
+    answer.write_text(json.dumps({"settings": dataclasses.asdict(p), "result": result,
+                                  "check": compute.check_answer(p.question, result["answer"])}, indent=1))
+    files = [str(answer)]
+    if evaluation():
+        stored = folder / "evaluation.json"
+        stored.write_text(json.dumps(evaluation(), indent=1))
+        files.append(str(stored))
+    return files
 
 
 @user_errors
@@ -272,6 +288,8 @@ def build(demo: gr.Blocks) -> Binding:
                 "that contradicts the world (e.g. *X was born in Pell.* when X was born elsewhere). Try one in the "
                 "Ask box above (the fifth example).")
     context = gr.Plot(label="in context", elem_id="hallucination-context")
+    files = gr.File(label="Download the last answer and the stored evaluation (JSON)", file_count="multiple",
+                    interactive=False, elem_id="hallucination-download")
     explanation(EXPLANATION)
 
     def ask_event(values: dict):
@@ -280,14 +298,15 @@ def build(demo: gr.Blocks) -> Binding:
     ask_event.__name__ = "on_ask"
     ask_cb = user_errors(ask_event)
     for trigger in (ask.click, binding.components["question"].submit):
-        trigger(ask_cb, binding.inputs, [answer, candidates, samples], api_visibility="private", **model_event())
+        trigger(ask_cb, binding.inputs, [answer, candidates, samples, files], api_visibility="private",
+                **model_event())
     private = {"api_visibility": "private", "trigger_mode": "always_last"}
     threshold.input(on_threshold, [score, threshold], [roc, flagged], **private)
     score.input(on_threshold, [score, threshold], [roc, flagged], **private)
     gr.api(ask_api, api_name="ask", **model_event())
     opening = demo.load(opening_views, outputs=[answer, candidates, samples, frequency, reliability, roc, flagged,
                                                 gekhman, fitting, context], api_visibility="private")
-    binding.on_open(opening, ask_cb, [answer, candidates, samples], **model_event())  # a link asks its question
+    binding.on_open(opening, ask_cb, [answer, candidates, samples, files], **model_event())  # a link asks its question
     return binding
 
 
