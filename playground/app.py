@@ -21,7 +21,7 @@ from playground import gradio_fixes, home, plots, serving, settings, sharing, te
 
 # Tab ids in display order; each is a folder under demos/.
 TABS: list[str] = ["sde_ode", "flows", "guidance", "controlnet", "attention", "detr", "rnn_transformer",
-                   "hallucination", "preferences"]
+                   "hallucination", "instruction_tuning", "preferences"]
 
 THEME = gr.themes.Soft(primary_hue="indigo")
 CSS = """
