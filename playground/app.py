@@ -51,6 +51,7 @@ table th, table td {overflow-wrap: normal; word-break: normal;}
     min-width: 100% !important; flex-basis: 100% !important;
   }
   .grid-container {grid-template-columns: repeat(2, minmax(0, 1fr)) !important;}  /* galleries: 2 across, none cut off */
+  .js-plotly-plot .modebar-container {display: none !important;}  /* the toolbar sat over the plot titles */
 }
 """
 

@@ -32,6 +32,13 @@ LAYOUT_PROBLEMS_JS = """
   for (const plot of document.querySelectorAll('.js-plotly-plot')) {
     const w = plot.getBoundingClientRect().width;
     if (w > 0 && w < 0.75 * vw) problems.push(`a plot ${Math.round(w)} px wide: plots take a row each on a phone`);
+    const titles = [...plot.querySelectorAll('.gtitle, .annotation-text')].filter(t => t.textContent.trim())
+      .map(t => [t.textContent.trim().slice(0, 30), t.getBoundingClientRect()]).filter(([, r]) => r.width > 0);
+    for (let i = 0; i < titles.length; i++) for (let j = i + 1; j < titles.length; j++) {
+      const [[a, p], [b, q]] = [titles[i], titles[j]];
+      if (p.left < q.right - 2 && q.left < p.right - 2 && p.top < q.bottom - 2 && q.top < p.bottom - 2)
+        problems.push(`plot titles overlap: "${a}" and "${b}"`);
+    }
   }
   return problems;
 }
@@ -63,6 +70,14 @@ def phone(browser, app_url):
     assert not errors, errors
 
 
+# Subplot titles written for a desk-wide figure that overlap at 412 px: the figure must wrap or
+# shorten them (server side; CSS cannot move plotly's annotations). Known, not yet fixed:
+TITLES_OVERLAP_ON_PHONES = {
+    "guidance": "the step view's four column titles and the adherence/diversity curve titles (demos/guidance/figures.py)",
+    "preferences": "the two tau panels' titles (demos/preferences/figures.py, issue 18)",
+}
+
+
 @pytest.mark.parametrize("tab_id", ["home", *TABS])
 def test_every_tab_fits_a_phone(phone, tab_id):
     if tab_id != "home":
@@ -70,4 +85,9 @@ def test_every_tab_fits_a_phone(phone, tab_id):
     phone.wait_for_timeout(4000)  # the tab's opening views render (no event to wait on for all tabs)
     shot(phone, f"phone_{tab_id}")
     problems = phone.evaluate(LAYOUT_PROBLEMS_JS)
-    assert problems == [], f"{tab_id} at 412 px:\n" + "\n".join(problems[:20])
+    overlaps = [p for p in problems if p.startswith("plot titles overlap")]
+    others = [p for p in problems if p not in overlaps]
+    assert others == [], f"{tab_id} at 412 px:\n" + "\n".join(others[:20])
+    if overlaps and tab_id in TITLES_OVERLAP_ON_PHONES:
+        pytest.xfail(f"known: {TITLES_OVERLAP_ON_PHONES[tab_id]}: " + "; ".join(overlaps[:3]))
+    assert overlaps == [], f"{tab_id} at 412 px:\n" + "\n".join(overlaps[:20])
