@@ -41,6 +41,8 @@ CSS = """
   background: var(--body-background-fill) !important; box-shadow: 0 -6px 8px -6px rgba(0,0,0,0.25);
   flex-wrap: nowrap !important;}
 .gp-primary-row > button {min-width: 0 !important;}
+/* A plot's Gradio label sits above the figure, not over its titles. */
+.block:has(.js-plotly-plot) [data-testid="block-label"] {position: static !important; margin-bottom: 4px;}
 /* Tables scroll sideways instead of breaking words letter by letter (issue 14). */
 table th, table td {overflow-wrap: normal; word-break: normal;}
 /* Phones (issue 14): Home cards, plots, images and galleries take a whole row each. */

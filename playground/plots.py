@@ -37,6 +37,18 @@ def figure(title: str = "", x_title: str = "", y_title: str = "", height: int = 
     return fig
 
 
+def wrap_title(text: str, width: int = 16) -> str:
+    """``text`` broken into lines of at most ``width`` characters at spaces (plotly's ``<br>``): a
+    subplot title sized for a desk must not run into its neighbour's on a 412 px phone."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return "<br>".join(lines)
+
+
 def make_subplots(**kwargs) -> go.Figure:
     """``plotly.subplots.make_subplots``, imported on first use: it loads plotly's validators and
     narwhals (0.1 s), which the app's start-up does not need."""

@@ -23,7 +23,7 @@ def step_view(records: list[dict], mode: str) -> go.Figure:
         return _message("No steps recorded.")
     rows = len(records)
     fig = plots.make_subplots(rows=rows, cols=4, horizontal_spacing=0.03, vertical_spacing=0.06 / max(rows, 1),
-                              column_titles=list(_columns(mode)),
+                              column_titles=[plots.wrap_title(t, 12) for t in _columns(mode)],
                               row_titles=[f"step {r['step']} (t={r['t']})" for r in records])
     limit = max(float(compute.magnitude(r["direction"]).max()) for r in records) or 1.0
     for row, record in enumerate(records, start=1):
@@ -56,7 +56,8 @@ def curve(data: dict | None) -> go.Figure:
     if not data:
         return _message("No measured curve yet: run `python -m benchmarks.guidance --write-curve`.")
     fig = plots.make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
-                              subplot_titles=("prompt adherence (checker)", "diversity (mean pairwise RMS distance)"))
+                              subplot_titles=[plots.wrap_title(t, 18) for t in
+                                              ("prompt adherence (checker)", "diversity (mean pairwise RMS distance)")])
     for i, (mode, series) in enumerate(data["modes"].items()):
         color = plots.COLORS[i]
         name = compute.MODE_LABELS.get(mode, mode)

@@ -73,7 +73,6 @@ def phone(browser, app_url):
 # Subplot titles written for a desk-wide figure that overlap at 412 px: the figure must wrap or
 # shorten them (server side; CSS cannot move plotly's annotations). Known, not yet fixed:
 TITLES_OVERLAP_ON_PHONES = {
-    "guidance": "the step view's four column titles and the adherence/diversity curve titles (demos/guidance/figures.py)",
     "preferences": "the two tau panels' titles (demos/preferences/figures.py, issue 18)",
 }
 
