@@ -37,8 +37,15 @@ MAX_CANDIDATES = 2000
 SHOWN_MODELS = ("base", "n500", "n2000", "n8000", "n8000-unfiltered", "n8000-noisy")
 
 
+WORLD_MISSING = ("Text World's world file (assets/text_world/people.jsonl) is not on this machine: "
+                 "write it with `python -m demos.hallucination.train`")
+
+
 @functools.lru_cache(maxsize=1)
 def oracle() -> tw.Oracle:
+    """The world file's facts (read once); a ``ValueError`` saying how to get it when it is missing."""
+    if not WORLD_FILE.exists():
+        raise ValueError(WORLD_MISSING)
     return tw.Oracle(tw.load_world(WORLD_FILE))
 
 

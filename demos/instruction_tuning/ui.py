@@ -94,12 +94,16 @@ def api_args(c: Controls) -> dict:
 def example_instructions() -> list[str]:
     """Standard forms, a phrasing no training task used, a frequent person, a never-seen one, and
     an instruction outside the families."""
-    people = compute.oracle().people.values()
+    words = ["Reverse the words: cat veltra red", "Sort the words: pilot goat blue ostmar",
+             "How many words are in: green dog horse", "What is the first word of: sailor caldera poet",
+             "Alphabetize the words: nurse baker arbor"]
+    try:
+        people = compute.oracle().people.values()
+    except ValueError:  # no world file here: the word tasks need none
+        return [*words, "Tell me a story about a parrot."]
     frequent = next(p for p in people if p.split == "bio_only" and p.f == 32)
     unseen = next(p for p in people if p.split == "unseen")
-    return ["Reverse the words: cat veltra red", "Sort the words: pilot goat blue ostmar",
-            "How many words are in: green dog horse", "What is the first word of: sailor caldera poet",
-            "Alphabetize the words: nurse baker arbor", tw.question(frequent.name, "city"),
+    return [*words, tw.question(frequent.name, "city"),
             tw.PHRASINGS["job"][si.HELD_OUT_PHRASING].format(name=frequent.name), tw.question(unseen.name, "pet"),
             "Tell me a story about a parrot."]
 
@@ -257,7 +261,11 @@ def opening_views() -> tuple:
     """The opening views: the default Self-Instruct run (plain Python, ~0.3 s) and the stored
     evaluation; drawn on page load, cached per process."""
     ev, missing = compute.evaluation(), message_figure(MISSING)
-    run = run_views(compute.run_self_instruct(compute.SelfInstructParams()))
+    try:
+        run = run_views(compute.run_self_instruct(compute.SelfInstructParams()))
+    except ValueError as err:  # no world file on this machine: say so, the rest of the app works
+        empty = message_figure(str(err))
+        run = ("", "", f"**{err}**", empty, empty, empty, [], [], None, None)
     log = compute.training_log()
     stored = (ev or {}).get("compare")
     compare = ((compare_note(stored["instruction"]), stored["rows"], tw.alpaca_prompt(stored["instruction"]))

@@ -52,10 +52,10 @@ def test_stop_cancels_an_sde_run_and_the_next_run_works(page):
     set_number(page, "sde-ode-n-steps", "2000")  # the largest run: many seconds
     before = page.locator("#sde-ode-compare-text").inner_text()
     page.locator("#sde-ode-run").click()
-    page.wait_for_selector("#sde-ode-anim .progress-text, #sde-ode-anim .eta-bar", timeout=30_000)
+    page.wait_for_selector("#sde-ode-stats .progress-text, #sde-ode-stats .eta-bar", timeout=30_000)  # progress on the table
     page.locator("#sde-ode-stop").click()
     page.locator(".toast-body").filter(has_text="Stopped").first.wait_for(timeout=30_000)
-    page.wait_for_selector("#sde-ode-anim .eta-bar", state="detached", timeout=30_000)
+    page.wait_for_selector("#sde-ode-stats .eta-bar", state="detached", timeout=30_000)
     assert page.locator("#sde-ode-compare-text").inner_text() == before  # the last finished run stays
     assert page.locator("#sde-ode-anim .js-plotly-plot").count() == 1
     shot(page, "sde_ode_stopped")
@@ -87,7 +87,7 @@ def test_a_tab_without_its_model_says_so_and_the_others_work(browser, bare_app_u
     page.wait_for_selector("button[role=tab]", timeout=30_000)
 
     open_tab(page, GUIDANCE)  # the tab says it before anyone clicks, and again on Generate
-    page.get_by_text("This model is not on this machine").first.wait_for(timeout=30_000)
+    page.get_by_text("not on this machine").locator("visible=true").first.wait_for(timeout=30_000)
     page.get_by_role("button", name="Generate", exact=True).click()
     toast = page.locator(".toast-body").filter(has_text="Model 'shapes-ldm' is not available")
     toast.first.wait_for(timeout=60_000)
