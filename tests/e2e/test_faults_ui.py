@@ -28,7 +28,7 @@ def start_then_stop(page, start: str, status_id: str, running: str) -> int:
                            timeout=120_000)
     page.locator(f"#{tab}-stop").click()
     page.wait_for_function(f"document.querySelector('#{status_id}').innerText.includes('Stopped at step')",
-                           timeout=60_000)
+                           timeout=120_000)  # a hang guard: the stop lands within a step
     return int(re.search(r"Stopped at step (\d+)", page.locator(f"#{status_id}").inner_text()).group(1))
 
 
