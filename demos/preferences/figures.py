@@ -81,17 +81,19 @@ def rewards_figure(run: dict) -> go.Figure:
 def sweep_figure(sweep: dict) -> go.Figure:
     """The benchmark's median KL to pi* against the number of pairs: one panel per label noise tau,
     one colour per beta, DPO solid and RLHF dashed (log-log)."""
-    from playground.plots import make_subplots
+    from playground.plots import make_subplots, wrap_title
 
     taus = sorted({c["tau"] for c in sweep["curves"]}, reverse=True)
     fig = make_subplots(rows=1, cols=len(taus), shared_yaxes=True, horizontal_spacing=0.06,
-                        subplot_titles=[f"τ = {tau:g}" + (" (noisy labels)" if tau >= 0.5 else " (near-certain labels)")
-                                        for tau in taus])
+                        subplot_titles=[wrap_title(f"τ = {tau:g}" + (" (noisy labels)" if tau >= 0.5
+                                                                     else " (near-certain labels)"), 14)
+                                        for tau in taus])  # wrapped: one line ran into the other on phones
     base = figure()
     fig.update_layout(base.layout)
-    fig.update_layout(title={"text": f"KL(π ‖ π*) against the number of pairs (K = {sweep['n_candidates']}, "
-                                     f"median of {sweep['seeds']} seeds)", "x": 0.02, "font": {"size": 15}},
-                      margin={"l": 60, "r": 20, "t": 80, "b": 110}, height=460,
+    fig.update_layout(title={"text": wrap_title(f"KL(π ‖ π*) against the number of pairs (K = {sweep['n_candidates']}, "
+                                                f"median of {sweep['seeds']} seeds)", 40), "x": 0.02, "y": 0.97,
+                             "yanchor": "top", "font": {"size": 15}},
+                      margin={"l": 60, "r": 20, "t": 140, "b": 110}, height=520,  # room for wrapped titles
                       legend={"orientation": "h", "x": 0, "xanchor": "left", "y": -0.2, "yanchor": "top"})
     betas = sorted({c["beta"] for c in sweep["curves"]})
     for c in sweep["curves"]:
