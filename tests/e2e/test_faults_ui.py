@@ -26,7 +26,9 @@ def start_then_stop(page, start: str, status_id: str, running: str) -> int:
     page.get_by_role("button", name=start, exact=True).click()
     page.wait_for_function(f"document.querySelector('#{status_id}').innerText.includes('{running}')",
                            timeout=120_000)
-    page.locator(f"#{tab}-stop").click()
+    stop = page.locator(f"#{tab}-stop")
+    stop.scroll_into_view_if_needed()  # the sticky button row: bring it to the screen first
+    stop.click(timeout=60_000)
     page.wait_for_function(f"document.querySelector('#{status_id}').innerText.includes('Stopped at step')",
                            timeout=120_000)  # a hang guard: the stop lands within a step
     return int(re.search(r"Stopped at step (\d+)", page.locator(f"#{status_id}").inner_text()).group(1))
