@@ -65,7 +65,7 @@ class StepCounter:
     """Counts calls of a function that runs once per step, across every request, thread-safely."""
 
     def __init__(self, real):
-        self.real, self.count, self.lock = real, 0, threading.Lock()
+        self.real, self.count, self.lock = real, 0, threading.Condition()
         self.by_thread: dict[int, int] = {}  # each run steps in its own thread
 
     def __call__(self, *args, **kwargs):
@@ -73,15 +73,16 @@ class StepCounter:
             self.count += 1
             thread = threading.get_ident()
             self.by_thread[thread] = self.by_thread.get(thread, 0) + 1
+            self.lock.notify_all()
         return self.real(*args, **kwargs)
 
     def wait_for(self, n: int, runs: int = 1) -> None:
         """Until ``n`` steps ran in each of ``runs`` runs (a run that has not started yet cannot be
         cancelled: its client drops the cancel, and it then runs to the end)."""
-        end = time.monotonic() + HANG_GUARD_S
-        while sum(count >= n for count in list(self.by_thread.values())) < runs:
-            assert time.monotonic() < end, f"only {self.by_thread} steps ran: hung?"
-            time.sleep(0.02)
+        with self.lock:  # woken by every step; the timeout only ends a hang
+            reached = self.lock.wait_for(lambda: sum(c >= n for c in self.by_thread.values()) >= runs,
+                                         timeout=HANG_GUARD_S)
+        assert reached, f"only {self.by_thread} steps ran: hung?"
 
 
 LONG_RUNS = {  # endpoint -> (module, a function called once per step, a long call, steps it may overrun)
