@@ -163,6 +163,15 @@ def summarise(run: si.Run) -> PoolSummary:
                        len(phrasings))
 
 
+def threshold_sweep(run: si.Run, thresholds) -> list[dict]:
+    """Kept tasks and distinct phrasings when the same candidates are re-filtered at each threshold."""
+    out = []
+    for t in thresholds:
+        r = si.refilter(run, float(t))
+        out.append({"threshold": float(t), "kept": len(r.kept), "phrasings": summarise(r).distinct_phrasings})
+    return out
+
+
 def _rate(flags: list[bool]) -> float:
     return float(np.mean(flags)) if flags else math.nan
 

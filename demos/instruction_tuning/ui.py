@@ -147,12 +147,6 @@ def _unpruned_pairs(run: si.Run) -> int:
     return total
 
 
-def sweep(run: si.Run) -> list[dict]:
-    out = []
-    for t in SWEEP:
-        r = si.refilter(run, float(t))
-        out.append({"threshold": float(t), "kept": len(r.kept), "phrasings": compute.summarise(r).distinct_phrasings})
-    return out
 
 
 def pool_views(run: si.Run, sweep_rows: list[dict]) -> tuple:
@@ -163,7 +157,7 @@ def pool_views(run: si.Run, sweep_rows: list[dict]) -> tuple:
 
 
 def run_views(run: si.Run) -> tuple:
-    sweep_rows = sweep(run)
+    sweep_rows = compute.threshold_sweep(run, SWEEP)
     return (run.prompts[0] if run.prompts else "", run.prompts[-1] if run.prompts else "",
             *pool_views(run, sweep_rows), run_file(run), (run, sweep_rows))
 

@@ -28,9 +28,10 @@ def test_a_round_the_threshold_and_two_models(page):
                            timeout=60_000)
     after_run = summary(page)
     assert "candidates in 8 rounds" in after_run
-    drag(page, "#instruct-threshold input[type=range]", 0.7, 0.35)
-    page.wait_for_function("s => document.querySelector('#instruct-summary').innerText !== s", arg=after_run,
-                           timeout=30_000)
+    page.locator("#instruct-threshold input[type=range]").scroll_into_view_if_needed()
+    drag(page, "#instruct-threshold input[type=range]", 0.58, 0.2)
+    page.wait_for_function("() => !document.querySelector('#instruct-summary').innerText.includes('threshold 0.70')",
+                           timeout=30_000)  # the re-filtered candidates, at the new threshold
     moved = summary(page)
     threshold = float(re.search(r"threshold (\d\.\d\d)", moved).group(1))
     assert threshold < 0.7 and kept(moved) < kept(after_run)
