@@ -58,7 +58,7 @@ def test_readiness_is_503_while_the_models_load_then_200():
 def test_readiness_says_which_model_cannot_be_loaded(tmp_path):
     _, (status, state) = readiness_in_a_fresh_process(PLAYGROUND_MODEL_SHAPES_DETR=str(tmp_path / "missing"))
     assert status == 503 and state["ready"] is False
-    assert "shapes-detr" in state["unavailable"]["shapes-detr"] and "missing" in state["unavailable"]["shapes-detr"]
+    assert "shapes-detr" in state["unavailable"]["shapes-detr"] and "not found" in state["unavailable"]["shapes-detr"]
 
 
 def test_a_draining_process_is_not_ready():

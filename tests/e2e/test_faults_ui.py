@@ -19,16 +19,33 @@ def set_number(page, elem_id: str, value: str) -> None:
     box.press("Tab")
 
 
-def start_then_stop(page, start: str, status_id: str, running: str) -> int:
-    """Press the ``start`` button, wait until the status shows ``running``, press the tab's Stop
-    button, wait for "Stopped at step k": returns k."""
+STOP_WHEN_RUNNING = """([statusId, stopId, running, minStep]) => {
+    // Press Stop from inside the page the moment the status first shows the run going: no round
+    // trip through the test process, so even a fast run (a warm server) is still running then.
+    window.__stopPressed = false;
+    const status = document.querySelector('#' + statusId);
+    const observer = new MutationObserver(() => {
+        const at = status.innerText.indexOf(running);
+        const step = at < 0 ? NaN : parseInt(status.innerText.slice(at + running.length).trim(), 10);
+        if (!window.__stopPressed && step >= minStep) {
+            window.__stopPressed = true;
+            observer.disconnect();
+            const stop = document.querySelector('#' + stopId);
+            (stop.tagName === 'BUTTON' ? stop : stop.querySelector('button')).click();
+        }
+    });
+    observer.observe(status, {subtree: true, childList: true, characterData: true});
+}"""
+
+
+def start_then_stop(page, start: str, status_id: str, running: str, min_step: int = 1) -> int:
+    """Press the ``start`` button; the moment the status shows ``running`` followed by a step
+    number at least ``min_step``, the tab's Stop button is pressed (from inside the page); wait for
+    "Stopped at step k": returns k."""
     tab = status_id.split("-")[0]
+    page.evaluate(STOP_WHEN_RUNNING, [status_id, f"{tab}-stop", running, min_step])
     page.get_by_role("button", name=start, exact=True).click()
-    page.wait_for_function(f"document.querySelector('#{status_id}').innerText.includes('{running}')",
-                           timeout=120_000)
-    stop = page.locator(f"#{tab}-stop")
-    stop.scroll_into_view_if_needed()  # the sticky button row: bring it to the screen first
-    stop.click(timeout=60_000)
+    page.wait_for_function("window.__stopPressed === true", timeout=120_000)  # hang guard only
     page.wait_for_function(f"document.querySelector('#{status_id}').innerText.includes('Stopped at step')",
                            timeout=120_000)  # a hang guard: the stop lands within a step
     return int(re.search(r"Stopped at step (\d+)", page.locator(f"#{status_id}").inner_text()).group(1))

@@ -72,7 +72,7 @@ def test_train_live_draws_its_curve_and_stops(page):
     open_tab(page, TITLE)
     page.wait_for_selector("#recall-curves .js-plotly-plot", timeout=30_000)
     before = page.locator("#recall-curves .js-plotly-plot").inner_html()
-    stopped_at = start_then_stop(page, "Train", "recall-status", "Training the Transformer… step")
+    stopped_at = start_then_stop(page, "Train", "recall-status", "Training the Transformer… step", min_step=20)
     assert stopped_at >= 20
     page.wait_for_function(
         "document.querySelector('#recall-accuracy').innerText.includes('trained live')", timeout=60_000)
