@@ -16,8 +16,7 @@ import numpy as np
 from demos.guidance import compute, defaults, figures, internals_ui
 from playground import tempfiles
 from playground.models import usable_choices
-from playground.ui_helpers import (Api, Binding, StopButtons, api_errors, explanation, model_event, run_steps,
-                                   user_errors)
+from playground.ui_helpers import Api, Binding, StopButtons, api_errors, explanation, model_event, run_steps
 from playground.validate import shown
 
 STOP = StopButtons()  # this tab's Stop button (one flag per session)
