@@ -200,10 +200,12 @@ def sequence_logprob(lm: LanguageModel, prompt: str, responses: list[str]) -> li
 
 @torch.no_grad()
 def generate(lm: LanguageModel, prompts: list[str], max_new_tokens: int = 8, temperature: float = 1.0,
-             generator: torch.Generator | None = None, stop: tuple[str, ...] = (".",)) -> list[str]:
+             generator: torch.Generator | None = None, stop: tuple[str, ...] = (".",),
+             return_ids: bool = False) -> list[str] | list[list[int]]:
     """Continue each prompt (greedy when ``generator`` is None, else sampled at ``temperature``
     from the per-request ``generator``) until a ``stop`` token, EOS, or ``max_new_tokens``;
-    returns the decoded continuations (stop token included). Left-padded batch, KV cache."""
+    returns the decoded continuations (stop token included), or with ``return_ids`` the tokens
+    generated (EOS included when it came). Left-padded batch, KV cache."""
     tok = lm.tokenizer
     ids, mask, position = left_padded([encode(tok, p)[0] for p in prompts], tok.pad_token_id)
     stop_ids = {tok.convert_tokens_to_ids(s) for s in stop} | {tok.eos_token_id}
@@ -225,6 +227,8 @@ def generate(lm: LanguageModel, prompts: list[str], max_new_tokens: int = 8, tem
         position = position[:, -1:] + 1
         out = lm.model(input_ids=token[:, None], attention_mask=mask, position_ids=position,
                        past_key_values=out.past_key_values, use_cache=True)
+    if return_ids:
+        return [[t for t in row if t != tok.pad_token_id] for row in new.tolist()]
     texts = []
     for row in new.tolist():
         kept = [t for t in row if t != tok.pad_token_id and t != tok.eos_token_id]

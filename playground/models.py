@@ -541,6 +541,16 @@ MODELS: list[ModelSpec] = [
                          ("n8000", "8,000 Self-Instruct examples"),
                          ("n8000-unfiltered", "8,000 unfiltered Self-Instruct examples"),
                          ("n8000-noisy", "8,000 Self-Instruct examples with the teacher's mistakes"))],
+    ModelSpec("textworld-pref-sft", "Text World SFT policy for RLHF vs DPO: concise, verbose and wrong demonstrations "
+              "(embedded)", "demos.language_model:load_causal_lm", embedded_dir="preferences/lm/sft",
+              how_to_get="Train it with `python -m demos.preferences.train`"),
+    ModelSpec("textworld-pref-reward", "Text World reward model: the SFT policy with a scalar head, Bradley-Terry "
+              "(embedded)", "demos.preferences.lm:load_reward_model", embedded_dir="preferences/lm/reward",
+              how_to_get="Train it with `python -m demos.preferences.train`"),
+    *[ModelSpec(f"textworld-pref-{method}-beta{beta:g}", f"Text World {title} policy, beta {beta:g} (embedded)",
+                "demos.language_model:load_causal_lm", embedded_dir=f"preferences/lm/{method}-beta{beta:g}",
+                how_to_get="Train it with `python -m demos.preferences.train`")
+      for method, title in (("rlhf", "RLHF (PPO)"), ("dpo", "DPO")) for beta in (0.03, 0.1, 0.3, 1.0)],
 ]
 
 REGISTRY = ModelRegistry(MODELS)
