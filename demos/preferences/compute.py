@@ -27,6 +27,7 @@ methods aim at, from the same pairs:
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import asdict, dataclass, field
@@ -34,7 +35,7 @@ from typing import Callable
 
 import numpy as np
 
-from playground import validate
+from playground import settings, validate
 
 MIN_CANDIDATES, MAX_CANDIDATES = 2, 64
 MIN_PAIRS, MAX_PAIRS = 1, 20_000
@@ -390,3 +391,110 @@ def _run(p: BanditParams, report: Report) -> BanditResult:
                         reward_model=rm["r_hat"], dpo_curve=dpo["curve"], rlhf_curve=rlhf["curve"],
                         counts=counts, kl_dpo_to_optimal=kl(dpo["logp"], target),
                         kl_rlhf_to_optimal=kl(rlhf["logp"], target), stats=stats)
+
+
+# ----------------------------------------------------------------------------- the language model (Text World)
+LM_ASSETS = settings.ASSETS_DIR / "preferences" / "lm"
+LM_BETAS = (0.03, 0.1, 0.3, 1.0)  # the betas trained by ``python -m demos.preferences.train``
+METHODS = ("sft", "rlhf", "dpo")
+MAX_SAMPLES = 32
+MAX_INSTRUCTION_CHARS = 300
+WORLD_FILE = settings.ASSETS_DIR / "text_world" / "people.jsonl"
+LM_EXAMPLES = ("Sort the words: pilot goat blue ostmar", "Reverse the words: cat red baker",
+               "How many words are in: dog green tailor fish", "What is the first word of: teacher owl purple",
+               "Put these words in alphabetical order: zebra lime cook")
+
+
+@dataclass(frozen=True)
+class PreferenceParams:
+    """The ``preference`` endpoint's inputs, in its order."""
+
+    instruction: str = LM_EXAMPLES[0]
+    method: str = "dpo"
+    beta: float = 0.1
+    n_samples: int = 4
+    seed: int = 0
+
+
+def check_trained_beta(beta) -> float:
+    """``beta`` if it is one of the trained values; else a message naming them."""
+    trained = ", ".join(f"{b:g}" for b in LM_BETAS)
+    try:
+        value = float(beta) if not isinstance(beta, bool) else math.nan
+    except (TypeError, ValueError):
+        value = math.nan
+    if not value > 0 or not math.isfinite(value):  # NaN fails both
+        raise ValueError(f"beta must be positive, one of the trained values {trained}; got {validate.shown(beta)}")
+    match = next((b for b in LM_BETAS if math.isclose(b, value, rel_tol=1e-6)), None)
+    if match is None:
+        raise ValueError(f"beta {value:g} was not trained: the language models exist for beta = {trained}")
+    return match
+
+
+def check_preference(p: PreferenceParams) -> PreferenceParams:
+    if not isinstance(p.instruction, str) or not p.instruction.strip():
+        raise ValueError("instruction must be a non-empty text, e.g. 'Sort the words: red cat pilot'")
+    if len(p.instruction) > MAX_INSTRUCTION_CHARS:
+        raise ValueError(f"instruction has {len(p.instruction):,} characters; at most {MAX_INSTRUCTION_CHARS} "
+                         "are allowed")
+    return PreferenceParams(p.instruction.strip(), validate.check_choice("method", p.method, METHODS),
+                            check_trained_beta(p.beta), validate.check_int("n_samples", p.n_samples, 1, MAX_SAMPLES),
+                            validate.check_int("seed", p.seed, 0, MAX_SEED))
+
+
+def lm_registry_name(method: str, beta: float) -> str:
+    return "textworld-pref-sft" if method == "sft" else f"textworld-pref-{method}-beta{beta:g}"
+
+
+def _oracle():
+    from demos.instruction_tuning import compute as instruct
+
+    return instruct.oracle()
+
+
+def preference_samples(p: PreferenceParams) -> list[dict]:
+    """``n_samples`` responses sampled (temperature 1, per-request generator from ``seed``) from the
+    policy of ``method`` and ``beta``; each with log pi(y|x) and log pi_SFT(y|x) of the whole
+    response (its tokens and EOS) and the reward model's score."""
+    import torch
+
+    from demos.preferences import lm
+    from playground import models
+    from playground.models import single_thread
+
+    p = check_preference(p)
+    policy = models.get(lm_registry_name(p.method, p.beta))
+    reference = models.get("textworld-pref-sft")
+    reward_model = models.get("textworld-pref-reward")
+    texts = [p.instruction] * p.n_samples
+    with single_thread():
+        ids = lm.sample(policy, texts, torch.Generator().manual_seed(p.seed))
+        rows = lm.scored(policy, reference, reward_model.model, texts, ids)
+    return [{"text": lm.decode(policy.tokenizer, r), **row} for r, row in zip(ids, rows)]
+
+
+def preference(p: PreferenceParams) -> dict:
+    """The API's ``preference``: ``{"samples": [{text, logp_policy, logp_reference, learned_reward}]}``."""
+    return {"samples": preference_samples(p)}
+
+
+def side_by_side(p: PreferenceParams) -> dict:
+    """SFT, RLHF and DPO at ``p.beta`` on the same instruction and seed, each sample graded by the
+    program (``true_reward`` r*, None when the instruction has no programmatic answer)."""
+    from demos.preferences import lm
+
+    p = check_preference(p)
+    out = {}
+    for method in METHODS:
+        samples = preference_samples(PreferenceParams(p.instruction, method, p.beta, p.n_samples, p.seed))
+        rewards = lm.true_rewards([p.instruction] * len(samples), [s["text"] for s in samples], _oracle())
+        out[method] = [{**s, "true_reward": r} for s, r in zip(samples, rewards)]
+    return out
+
+
+def lm_stored(name: str) -> dict | None:
+    """``training_log.json`` or ``evaluation.json`` of the language models, or None."""
+    try:
+        return json.loads((LM_ASSETS / name).read_text())
+    except (OSError, ValueError):
+        return None

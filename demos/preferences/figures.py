@@ -109,3 +109,87 @@ def sweep_figure(sweep: dict) -> go.Figure:
     fig.update_yaxes(type="log", exponentformat="power", gridcolor="rgba(139,147,161,0.25)")
     fig.update_yaxes(title_text="KL to π* (nats)", row=1, col=1)
     return fig
+
+
+# ----------------------------------------------------------------------------- the language model
+METHOD_STYLE = {"sft": ("SFT", "#8b93a1"), "rlhf": ("RLHF (PPO)", COLORS[1]), "dpo": ("DPO", COLORS[0])}
+
+
+def _legend_below(fig: go.Figure, bottom: int = 120) -> go.Figure:
+    """The legend under the plot, so that on a phone it never covers the title."""
+    fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0, "xanchor": "left"},
+                      margin={"b": bottom})
+    return fig
+
+
+def frontier_figure(evaluation: dict, chosen: tuple[str, float] | None = None) -> go.Figure:
+    """The reward-KL frontier: mean true reward r* against the measured KL(pi || pi_SFT) of every
+    policy, one line per method through its betas; dotted, the reward model's score of the same
+    samples (right axis), which keeps rising where the true reward stops: over-optimisation."""
+    from playground.plots import wrap_title
+
+    rows = evaluation["policies"]
+    fig = figure(wrap_title("True reward against KL to SFT (held-out instructions)", 34), "KL(π ‖ π_SFT)  (nats)",
+                 "mean true reward r*", height=440)
+    sft = next(r for r in rows if r["method"] == "sft")
+    for method in ("rlhf", "dpo"):
+        name, color = METHOD_STYLE[method]
+        points = sorted((r for r in rows if r["method"] == method), key=lambda r: -r["beta"])
+        x = [sft["kl"]] + [r["kl"] for r in points]
+        labels = ["SFT"] + [f"β = {r['beta']:g}" for r in points]
+        fig.add_trace(go.Scatter(x=x, y=[sft["true_reward"]] + [r["true_reward"] for r in points],
+                                 mode="lines+markers+text", name=f"{name}: true reward r*", text=labels,
+                                 textposition="top center", textfont={"size": 10}, line={"color": color},
+                                 hovertemplate="%{text}: KL %{x:.2f}, r* %{y:.3f}<extra>" + name + "</extra>"))
+        fig.add_trace(go.Scatter(x=x, y=[sft["learned_reward"]] + [r["learned_reward"] for r in points], yaxis="y2",
+                                 mode="lines+markers", name=f"{name}: reward model's score", text=labels,
+                                 line={"color": color, "dash": "dot"}, marker={"symbol": "x"},
+                                 hovertemplate="%{text}: KL %{x:.2f}, r̂ %{y:.2f}<extra>" + name + "</extra>"))
+    if chosen:
+        hit = next((r for r in rows if (r["method"], r["beta"]) == chosen), None)
+        if hit:
+            fig.add_trace(go.Scatter(x=[hit["kl"]], y=[hit["true_reward"]], mode="markers", name="your choice",
+                                     marker={"size": 16, "color": "rgba(0,0,0,0)",
+                                             "line": {"width": 2, "color": METHOD_STYLE[chosen[0]][1]}},
+                                     hoverinfo="skip"))
+    fig.update_layout(yaxis2={"title": "reward model's score r̂", "overlaying": "y", "side": "right",
+                              "showgrid": False}, margin={"r": 60, "t": 80})
+    return _legend_below(fig, 150)
+
+
+def lm_curves_figure(log: dict) -> go.Figure:
+    """Each stage's training curve: SFT loss, the reward model's loss, DPO's loss per beta, and PPO's
+    reward-model score and true reward per beta (the true reward is logged, never trained on)."""
+    from playground.plots import make_subplots, wrap_title
+
+    titles = ["SFT: loss", "Reward model: loss", "DPO: loss", "PPO: rollouts' r* (solid), r̂ (dotted)"]
+    fig = make_subplots(rows=2, cols=2, subplot_titles=[wrap_title(t, 22) for t in titles],
+                        vertical_spacing=0.2, horizontal_spacing=0.12)
+    fig.update_layout(figure().layout)
+    fig.update_layout(height=620, title={"text": "Training curves of each stage", "x": 0.02, "font": {"size": 15}},
+                      margin={"l": 50, "r": 20, "t": 90, "b": 120})
+    stages = log["stages"]
+    sft = stages["sft"]["log"]
+    fig.add_trace(go.Scatter(x=[r["step"] for r in sft], y=[r["loss"] for r in sft], name="SFT",
+                             line={"color": METHOD_STYLE["sft"][1]}, showlegend=False), row=1, col=1)
+    rm = stages["reward_model"]["log"]
+    fig.add_trace(go.Scatter(x=[r["step"] for r in rm], y=[r["loss"] for r in rm], name="reward model",
+                             line={"color": COLORS[2]}, showlegend=False), row=1, col=2)
+    betas = sorted(stages["policies"], key=float)
+    for i, beta in enumerate(betas):
+        color = COLORS[(i + 3) % len(COLORS)]
+        record = stages["policies"][beta]
+        dpo, ppo = record["dpo"]["log"], record["rlhf"]["log"]
+        fig.add_trace(go.Scatter(x=[r["step"] for r in dpo], y=[r["loss"] for r in dpo], name=f"β = {float(beta):g}",
+                                 legendgroup=beta, line={"color": color}), row=2, col=1)
+        fig.add_trace(go.Scatter(x=[r["iteration"] for r in ppo], y=[r.get("true_reward") for r in ppo],
+                                 name=f"β = {float(beta):g}", legendgroup=beta, showlegend=False,
+                                 line={"color": color}), row=2, col=2)
+        fig.add_trace(go.Scatter(x=[r["iteration"] for r in ppo], y=[r["score"] for r in ppo], name=f"r̂, β = {float(beta):g}",
+                                 legendgroup=beta, showlegend=False, line={"color": color, "dash": "dot"}),
+                      row=2, col=2)
+    for row, col, x in ((1, 1, "step"), (1, 2, "step"), (2, 1, "step"), (2, 2, "iteration")):
+        fig.update_xaxes(title_text=x, row=row, col=col, gridcolor="rgba(139,147,161,0.25)")
+        fig.update_yaxes(gridcolor="rgba(139,147,161,0.25)", row=row, col=col)
+    fig.update_layout(legend={"orientation": "h", "yanchor": "top", "y": -0.12, "x": 0, "xanchor": "left"})
+    return fig

@@ -4,8 +4,9 @@ Run alone with ``python -m demos.preferences.ui``. Imports no torch: training ru
 ``compute.run`` (torch is imported there, on first use). The opening view is drawn from the
 benchmark's stored run of the default settings (``assets/preferences/bandit_default.json``).
 
-The tab has two halves: the exact problem (one prompt, K responses; built here) and the language
-model on Text World (issue 18, items 2-3; its place is marked in ``build``).
+The tab has two halves: the exact problem (one prompt, K responses) and the language model on
+Text World (SFT, a reward model, PPO and DPO at four betas, trained by
+``python -m demos.preferences.train``; its stored curves and frontier are drawn on open).
 """
 
 from __future__ import annotations
@@ -300,17 +301,217 @@ def build_exact_problem(demo: gr.Blocks) -> Binding:
     return binding
 
 
-def build_language_model(demo: gr.Blocks) -> None:
-    """LANGUAGE-MODEL SECTION (issue 18, items 2-3), to be added here: the Text World SFT policy,
-    reward model, PPO and DPO at several betas; samples side by side; the reward-KL frontier; the
-    ``preference`` endpoint. Nothing is shown until it exists."""
+LM_INTRO = """
+### The language model: RLHF and DPO on Text World
+A small Llama-style model (the Text World base model of the Hallucination tab) is fine-tuned into an **SFT
+policy** with the Instruction tuning tab's code, on demonstrations of the four word tasks that mix concise
+right answers, right but **verbose** ones and **wrong** ones. The true reward is TEXT_WORLD.md's
+$r^* = \\text{correct} - 0.1 \\cdot \\text{extra words}$. Pairs of two SFT samples are labelled by
+Bradley-Terry on $r^*$; **RLHF** fits a reward model (SFT with a scalar head) to them and runs PPO against it
+with a per-token KL penalty; **DPO** trains on the same pairs directly. Each was trained at four values of β.
+"""
+
+LM_EXPLANATION = r"""
+**The objective both methods aim at** (InstructGPT; Ziegler et al. 2019), with the SFT model as $\pi_\text{ref}$:
+$$\max_\pi\; \mathbb{E}_{x,\; y \sim \pi(\cdot|x)}[r(x, y)] - \beta\, \mathrm{KL}\big(\pi(\cdot|x) \,\|\, \pi_\text{ref}(\cdot|x)\big).$$
+**Its closed-form optimum**: $\pi^*(y|x) = \pi_\text{ref}(y|x)\, e^{r(x,y)/\beta} / Z(x)$, so a policy implies a reward,
+$r(x, y) = \beta \log \frac{\pi(y|x)}{\pi_\text{ref}(y|x)} + \beta \log Z(x)$.
+
+**RLHF.** (1) A reward model $r_\phi$, the SFT network with a scalar head read at the last token, fitted to the pairs
+by $-\log \sigma(r_\phi(x, y_w) - r_\phi(x, y_l))$. (2) PPO: responses are sampled from $\pi$; every token gets
+the reward $-\beta(\log \pi(y_t|\cdot) - \log \pi_\text{ref}(y_t|\cdot))$ and the last token also $r_\phi(x, y)$;
+advantages by GAE ($\gamma = 1$, $\lambda = 0.95$) from a value head, whitened; the clipped surrogate
+$\min(\rho_t A_t, \mathrm{clip}(\rho_t, 1 \pm 0.2) A_t)$ with $\rho_t = \pi(y_t|\cdot)/\pi_\text{old}(y_t|\cdot)$, and a clipped value loss.
+
+**DPO** (Rafailov et al. 2023, eq. 7), on the same pairs:
+$$\mathcal{L}_\text{DPO} = -\log \sigma\Big(\beta \log\frac{\pi(y_w|x)}{\pi_\text{ref}(y_w|x)} - \beta \log\frac{\pi(y_l|x)}{\pi_\text{ref}(y_l|x)}\Big).$$
+
+**What is measured.** Log-probabilities are of whole responses, their tokens and the end of text (stopping is part
+of the answer: a concise and a verbose response first differ at the token after the full stop). KL to SFT is
+estimated from the policy's own samples as the mean of $\log \pi(y|x) - \log \pi_\text{SFT}(y|x)$. The reward
+model's accuracy is on held-out pairs; its ceiling is what the labels' noise allows, the mean of
+$\max(p, 1-p)$ with $p = \sigma((r^*(y_1) - r^*(y_2))/\tau)$. The win rate compares each sample's $r^*$ with SFT's
+sample for the same instruction (ties count half).
+"""
+
+LM_MISSING = ("The language models are not on this machine: train them with `python -m demos.preferences.train` "
+              "(then `python -m benchmarks.preferences_lm --write`)")
+DEFAULT_LM = compute.PreferenceParams()
 
 
-def build(demo: gr.Blocks) -> Binding:
-    gr.Markdown(INTRO)
-    binding = build_exact_problem(demo)
-    build_language_model(demo)
+def lm_setup_markdown(log: dict | None) -> str:
+    """What the SFT demonstrations, the pairs and the reward model were, from the training log."""
+    if not log:
+        return LM_MISSING
+    s = log["stages"]
+    mix, n = s["sft"]["mix"], s["sft"]["demonstrations"]
+    rm = s["reward_model"]
+    return (f"**SFT demonstrations**: {n:,}, of which **{mix['concise'] / n:.0%} concise**, "
+            f"**{mix['verbose'] / n:.0%} right but verbose** (2 to 6 filler words after the answer) and "
+            f"**{mix['wrong'] / n:.0%} wrong**. **Pairs**: {s['pairs']['train']:,} for training and "
+            f"{s['pairs']['held_out']:,} held out, two SFT samples per instruction, labelled by Bradley-Terry on r* "
+            f"at τ = {log['tau']:g} ({s['pairs']['ties']:,} of them ties, whose label is a coin flip). "
+            f"**Reward model**: held-out pair accuracy **{rm['held_out_accuracy']:.3f}** against the "
+            f"**{rm['held_out_ceiling']:.3f}** ceiling the label noise allows (training pairs: {rm['train_accuracy']:.3f}). "
+            f"Training took {log['total_cpu_seconds'] / 60:.0f} CPU-minutes in all (`{log['command']}`).")
+
+
+def frontier_markdown(evaluation: dict | None) -> str:
+    """The evaluation's numbers, one row per policy."""
+    if not evaluation:
+        return ""
+    rows = ["| policy | β | mean r* | right | extra words | reward model r̂ | KL to SFT | win rate vs SFT |",
+            "|---|---|---|---|---|---|---|---|"]
+    for r in evaluation["policies"]:
+        name = compute_name(r["method"])
+        rows.append(f"| {name} | {'' if r['beta'] is None else format(r['beta'], 'g')} | {r['true_reward']:.3f} | "
+                    f"{r['correct']:.3f} | {r['extra_words']:.2f} | {r['learned_reward']:+.2f} | {r['kl']:.2f} | "
+                    f"{r['win_rate']:.3f} |")
+    return (f"**Measured** on {evaluation['instructions']} held-out instructions (new word lists; half in a phrasing "
+            f"never trained on), {evaluation['samples_per_instruction']} samples each "
+            "(`python -m benchmarks.preferences_lm`):\n\n" + "\n".join(rows) + "\n\n" + frontier_findings(evaluation))
+
+
+def frontier_findings(evaluation: dict) -> str:
+    """What the frontier shows, in words, from its numbers: the best beta of each method and where
+    the reward model's score rose while the true reward fell (over-optimisation)."""
+    rows = evaluation["policies"]
+    sft = next(r for r in rows if r["method"] == "sft")
+    parts = []
+    for method in ("rlhf", "dpo"):
+        mine = [r for r in rows if r["method"] == method]
+        best = max(mine, key=lambda r: r["true_reward"])
+        gamed = [r for r in mine if r["learned_reward"] > sft["learned_reward"] and r["true_reward"] < sft["true_reward"]]
+        text = (f"{compute_name(method)} does best at β = {best['beta']:g} (r* {sft['true_reward']:.3f} → "
+                f"{best['true_reward']:.3f}, KL {best['kl']:.2f} nats)")
+        if gamed:
+            at = ", ".join(f"{r['beta']:g}" for r in gamed)
+            text += (f"; at β = {at} the reward model's score rose while the true reward fell below SFT's: " +
+                     ("PPO over-optimised the learned reward" if method == "rlhf" else
+                      "DPO, which never sees the reward model, moved so far from SFT (KL "
+                      + ", ".join(f"{r['kl']:.1f}" for r in gamed) + " nats) that its samples leave what the "
+                      "pairs covered"))
+        parts.append(text + ".")
+    return " ".join(parts) + (" Both learn to drop the filler words (extra words per response "
+                              f"{sft['extra_words']:.2f} for SFT); moving further from SFT costs right answers.")
+
+
+def compute_name(method: str) -> str:
+    return {"sft": "SFT", "rlhf": "RLHF (PPO)", "dpo": "DPO"}[method]
+
+
+def side_by_side_markdown(p: compute.PreferenceParams, samples: dict) -> str:
+    """The three policies' samples in three columns, each with r*, r̂ and log(π/π_SFT)."""
+    heads = [compute_name(m) + ("" if m == "sft" else f", β = {p.beta:g}") + (" ◀" if m == p.method else "")
+             for m in compute.METHODS]
+
+    def cell(s: dict) -> str:
+        text = s["text"].replace("|", "\\|").replace("<", "&lt;") or "(empty)"
+        reward = "r* n/a" if s["true_reward"] is None else f"r* {s['true_reward']:+.1f}"
+        return (f"`{text}`<br><small>{reward} · r̂ {s['learned_reward']:+.2f} · "
+                f"log π/π_SFT {s['logp_policy'] - s['logp_reference']:+.2f}</small>")
+
+    lines = ["| # | " + " | ".join(heads) + " |", "|---|" + "---|" * len(heads)]
+    for i in range(p.n_samples):
+        lines.append(f"| {i + 1} | " + " | ".join(cell(samples[m][i]) for m in compute.METHODS) + " |")
+    means = []
+    for m in compute.METHODS:
+        rewards = [s["true_reward"] for s in samples[m] if s["true_reward"] is not None]
+        means.append(f"{sum(rewards) / len(rewards):.2f}" if rewards else "n/a")
+    lines.append("| mean r* | " + " | ".join(means) + " |")
+    checkable = samples["sft"] and samples["sft"][0]["true_reward"] is not None
+    note = "" if checkable else ("\n\nThis instruction has no programmatic answer (it is not one of the four word "
+                                 "tasks or Text World's questions), so r* is not defined; the models still answer.")
+    return (f"**{p.instruction}** · {p.n_samples} samples each at temperature 1, seed {p.seed}\n\n"
+            + "\n".join(lines) + note)
+
+
+@lru_cache(maxsize=1)
+def lm_opening() -> tuple:
+    """The stored views of the language models (no torch): setup, frontier, table, curves, and the
+    default settings' samples (stored by the benchmark)."""
+    log, evaluation = compute.lm_stored("training_log.json"), compute.lm_stored("evaluation.json")
+    missing = message_figure(LM_MISSING)
+    frontier = figures.frontier_figure(evaluation, ("dpo", DEFAULT_LM.beta)) if evaluation else missing
+    curves = figures.lm_curves_figure(log) if log else missing
+    stored = (evaluation or {}).get("default_side_by_side")
+    samples = side_by_side_markdown(DEFAULT_LM, stored) if stored else "Press **Sample** to see the three policies answer."
+    return lm_setup_markdown(log), samples, frontier, frontier_markdown(evaluation), curves
+
+
+def sample_lm(p: compute.PreferenceParams):
+    """The Sample button: SFT, RLHF and DPO on the instruction; the frontier marks the choice."""
+    p = compute.check_preference(p)
+    samples = compute.side_by_side(p)
+    evaluation = compute.lm_stored("evaluation.json")
+    frontier = figures.frontier_figure(evaluation, (p.method, p.beta)) if evaluation else gr.skip()
+    return side_by_side_markdown(p, samples), frontier
+
+
+@api_errors
+def preference_api(instruction: str, method: str, beta: float, n_samples: int, seed: int) -> dict:
+    """Sample a trained Text World policy (see README): each response with log pi, log pi_SFT and r_hat."""
+    return compute.preference(compute.PreferenceParams(instruction, method, beta, n_samples, seed))
+
+
+def lm_api_args(p: compute.PreferenceParams) -> dict:
+    """The ``preference`` call of these settings, in the endpoint's order."""
+    return {"instruction": p.instruction, "method": p.method, "beta": p.beta, "n_samples": p.n_samples,
+            "seed": p.seed}
+
+
+def lm_controls() -> Binding:
+    instruction = gr.Textbox(DEFAULT_LM.instruction, label="instruction", max_lines=2,
+                             info="a word task (reverse, sort, count, first word) or anything else",
+                             elem_id="pref-lm-instruction")
+    with gr.Row():
+        method = gr.Radio(list(compute.METHODS), value=DEFAULT_LM.method, label="method",
+                          info="marked in the table and on the frontier; the API samples this one",
+                          elem_id="pref-lm-method", min_width=200)
+        beta = gr.Radio(list(compute.LM_BETAS), value=DEFAULT_LM.beta, label="β (trained values)",
+                        info="the KL coefficient RLHF and DPO were trained with", elem_id="pref-lm-beta",
+                        min_width=200)
+    with gr.Row():
+        n_samples = gr.Slider(1, compute.MAX_SAMPLES, value=DEFAULT_LM.n_samples, step=1, label="samples",
+                              info="responses per policy, temperature 1", elem_id="pref-lm-samples", min_width=200)
+        seed = gr.Number(DEFAULT_LM.seed, precision=0, minimum=0, maximum=compute.MAX_SEED, label="seed",
+                         info="the sampling generator", elem_id="pref-lm-seed", min_width=200)
+    return Binding(compute.PreferenceParams, check=compute.check_preference, prefix="lm_",
+                   api=Api("preference", lm_api_args, note="The table's true reward r* is computed by the "
+                           "program (`demos.text_world.true_reward`); the endpoint returns the models' numbers."),
+                   instruction=instruction, method=method, beta=beta, n_samples=n_samples, seed=seed)
+
+
+def build_language_model(demo: gr.Blocks) -> Binding:
+    """The language model's section: setup, samples side by side, the frontier, the curves."""
+    gr.Markdown(LM_INTRO, latex_delimiters=[{"left": "$", "right": "$", "display": False}])
+    setup = gr.Markdown(elem_id="pref-lm-setup")
+    binding = lm_controls()
+    c = binding.components
+    gr.Examples([[x] for x in compute.LM_EXAMPLES], inputs=[c["instruction"]], label="Examples (the last is a "
+                "phrasing no model was trained on)")
+    run = gr.Button("Sample from SFT, RLHF and DPO", variant="primary", elem_id="pref-lm-sample")
+    samples = gr.Markdown(elem_id="pref-lm-samples-table", elem_classes=["gp-scroll"])
+    frontier = gr.Plot(label="reward-KL frontier", elem_id="pref-lm-frontier")
+    table = gr.Markdown(elem_id="pref-lm-table", elem_classes=["gp-scroll"])
+    curves = gr.Plot(label="training curves", elem_id="pref-lm-curves")
+    explanation(LM_EXPLANATION, title="The RLHF objective, its optimum, PPO and DPO")
+
+    on_sample = binding.event(sample_lm)
+    run.click(on_sample, binding.inputs, [samples, frontier], api_visibility="private", **model_event())
+    c["instruction"].submit(on_sample, binding.inputs, [samples, frontier], api_visibility="private", **model_event())
+    gr.api(preference_api, api_name="preference", **model_event())
+    opening = demo.load(lm_opening, outputs=[setup, samples, frontier, table, curves], api_visibility="private")
+    binding.on_open(opening, on_sample, [samples, frontier], **model_event())
     return binding
+
+
+def build(demo: gr.Blocks) -> list[Binding]:
+    gr.Markdown(INTRO)
+    bindings = [build_exact_problem(demo)]
+    gr.Markdown("---")
+    bindings.append(build_language_model(demo))
+    return bindings
 
 
 if __name__ == "__main__":
