@@ -60,3 +60,38 @@ def test_train_the_exact_problem_at_two_betas_and_compare(page):
         assert abs(rows["DPO"][2] - rows["RLHF"][2]) < 0.01
         assert rows["reference π_ref"][0] == opening["reference π_ref"][0]  # the same problem: same pi_ref
     assert "beats every other" in page.locator("#pref-findings").inner_text()
+
+
+def sample_columns(page) -> list[str]:
+    return [page.locator("#pref-lm-samples-table thead th").nth(j).inner_text() for j in range(4)]
+
+
+def test_the_language_models_answer_side_by_side_and_the_frontier_is_drawn(page):
+    open_tab(page, TITLE)
+    page.wait_for_selector("#pref-lm-frontier .js-plotly-plot", timeout=60_000)
+    page.wait_for_selector("#pref-lm-curves .js-plotly-plot", timeout=30_000)
+    assert "held-out pair accuracy" in page.locator("#pref-lm-setup").inner_text()
+    assert "win rate vs SFT" in page.locator("#pref-lm-table").inner_text()
+    page.wait_for_selector("#pref-lm-samples-table tbody tr", timeout=30_000)  # the stored default samples
+    assert sample_columns(page)[1:] == ["SFT", "RLHF (PPO), β = 0.1", "DPO, β = 0.1 ◀"]
+
+    instruction = page.locator("#pref-lm-instruction textarea")
+    instruction.scroll_into_view_if_needed()
+    instruction.fill("Reverse the words: cat red baker")
+    page.locator("#pref-lm-beta").get_by_label("0.03", exact=True).check()
+    page.locator("#pref-lm-method").get_by_label("rlhf", exact=True).check()
+    page.locator("#pref-lm-sample").click()
+    page.wait_for_function("document.querySelector('#pref-lm-samples-table').innerText.includes('cat red baker')",
+                           timeout=90_000)
+    assert sample_columns(page)[1:] == ["SFT", "RLHF (PPO), β = 0.03 ◀", "DPO, β = 0.03"]
+    rows = page.locator("#pref-lm-samples-table tbody tr")
+    assert rows.count() == 5  # 4 samples and the mean
+    assert "r*" in rows.nth(0).inner_text() and "log π/π_SFT" in rows.nth(0).inner_text()
+    page.locator("#pref-lm-samples-table").scroll_into_view_if_needed()
+    path = shot(page, "preferences_language_model")
+    shutil.copy(path, "/tmp/preferences_language_model.png")
+
+    instruction.fill("x" * 400)
+    page.locator("#pref-lm-sample").click()
+    page.get_by_text("at most 300").first.wait_for(timeout=30_000)
+    assert "cat red baker" in page.locator("#pref-lm-samples-table").inner_text()  # the page keeps what it showed
