@@ -66,13 +66,17 @@ class InstructParams:
     seed: int = 0
 
 
-def check_instruct(p: InstructParams) -> InstructParams:
-    if not isinstance(p.instruction, str) or not p.instruction.strip():
+def check_instruction(text) -> str:
+    """An instruction typed by a user (this tab's and RLHF vs DPO's), stripped; a message otherwise."""
+    if not isinstance(text, str) or not text.strip():
         raise ValueError("instruction must be a non-empty text, e.g. 'Sort the words: red cat pilot'")
-    if len(p.instruction) > MAX_INSTRUCTION_CHARS:
-        raise ValueError(f"instruction has {len(p.instruction):,} characters; at most {MAX_INSTRUCTION_CHARS} "
-                         "are allowed")
-    return InstructParams(p.instruction.strip(), validate.check_choice("model", p.model, MODEL_NAMES),
+    if len(text) > MAX_INSTRUCTION_CHARS:
+        raise ValueError(f"instruction has {len(text):,} characters; at most {MAX_INSTRUCTION_CHARS} are allowed")
+    return text.strip()
+
+
+def check_instruct(p: InstructParams) -> InstructParams:
+    return InstructParams(check_instruction(p.instruction), validate.check_choice("model", p.model, MODEL_NAMES),
                           validate.check_int("seed", p.seed, 0, 2**31 - 1))
 
 

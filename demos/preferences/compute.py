@@ -398,8 +398,6 @@ LM_ASSETS = settings.ASSETS_DIR / "preferences" / "lm"
 LM_BETAS = (0.03, 0.1, 0.3, 1.0)  # the betas trained by ``python -m demos.preferences.train``
 METHODS = ("sft", "rlhf", "dpo")
 MAX_SAMPLES = 32
-MAX_INSTRUCTION_CHARS = 300
-WORLD_FILE = settings.ASSETS_DIR / "text_world" / "people.jsonl"
 LM_EXAMPLES = ("Sort the words: pilot goat blue ostmar", "Reverse the words: cat red baker",
                "How many words are in: dog green tailor fish", "What is the first word of: teacher owl purple",
                "Put these words in alphabetical order: zebra lime cook")
@@ -432,12 +430,9 @@ def check_trained_beta(beta) -> float:
 
 
 def check_preference(p: PreferenceParams) -> PreferenceParams:
-    if not isinstance(p.instruction, str) or not p.instruction.strip():
-        raise ValueError("instruction must be a non-empty text, e.g. 'Sort the words: red cat pilot'")
-    if len(p.instruction) > MAX_INSTRUCTION_CHARS:
-        raise ValueError(f"instruction has {len(p.instruction):,} characters; at most {MAX_INSTRUCTION_CHARS} "
-                         "are allowed")
-    return PreferenceParams(p.instruction.strip(), validate.check_choice("method", p.method, METHODS),
+    from demos.instruction_tuning.compute import check_instruction
+
+    return PreferenceParams(check_instruction(p.instruction), validate.check_choice("method", p.method, METHODS),
                             check_trained_beta(p.beta), validate.check_int("n_samples", p.n_samples, 1, MAX_SAMPLES),
                             validate.check_int("seed", p.seed, 0, MAX_SEED))
 

@@ -23,13 +23,13 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import resource
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-from demos import text_world as tw
 from demos.instruction_tuning import tuning
+from demos.instruction_tuning.compute import oracle
+from demos.instruction_tuning.train import _Local, cpu_seconds
 from demos.preferences import lm
 from playground import settings
 
@@ -43,22 +43,6 @@ SFT_CONFIG = tuning.TuneConfig(epochs=3)
 REWARD_CONFIG = lm.RewardConfig()
 DPO_STEPS = lm.DPOConfig().steps
 PPO_ITERATIONS = 60
-
-
-def cpu_seconds() -> float:
-    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
-                                                  resource.getrusage(resource.RUSAGE_CHILDREN)))
-
-
-class _Local:
-    """A local folder as ``load_causal_lm`` expects its source."""
-
-    def __init__(self, path: Path):
-        self.location = str(path)
-
-    @staticmethod
-    def pretrained_kwargs() -> dict:
-        return {"local_files_only": True, "use_safetensors": True}
 
 
 def load_lm(folder: Path):
@@ -81,10 +65,6 @@ def save(model, tokenizer, folder: Path) -> None:
     model.half().save_pretrained(folder, safe_serialization=True)
     model.float()
     tokenizer.save_pretrained(folder)
-
-
-def oracle() -> tw.Oracle:
-    return tw.Oracle(tw.load_world(settings.ASSETS_DIR / "text_world" / "people.jsonl"))
 
 
 def pair_instructions(n: int, seed: int) -> list[str]:

@@ -397,7 +397,7 @@ def frontier_findings(evaluation: dict) -> str:
 
 
 def compute_name(method: str) -> str:
-    return {"sft": "SFT", "rlhf": "RLHF (PPO)", "dpo": "DPO"}[method]
+    return figures.METHOD_STYLE[method][0]
 
 
 def side_by_side_markdown(p: compute.PreferenceParams, samples: dict) -> str:
