@@ -84,7 +84,9 @@ def test_a_copied_link_opens_the_same_view(page, browser, tab_id, title, first, 
     context, other, errors = fresh_page(browser, link)
     try:
         for selector, value, _ in (first, second):  # the link's tab is selected, its controls set
-            expect(control(other, tab_id, selector)).to_have_value(value, timeout=60_000)
+            # a hang guard: the link's values arrive with the tab's first model event, which waits for a
+            # free model slot (once in a full CI run, behind another test's run, past 60 s)
+            expect(control(other, tab_id, selector)).to_have_value(value, timeout=180_000)
         if tab_id == "attention":  # the same view, not only the same controls
             other.wait_for_function("document.querySelector('#attention-summary').innerText.includes('8,192 × B = 4')",
                                     timeout=30_000)
