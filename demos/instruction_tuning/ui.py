@@ -209,6 +209,12 @@ def findings(ev: dict | None) -> str:
              f"on questions; of the facts the base model answers right in its own format, the fine-tune answers "
              f"**{big['share_of_base_knowledge']:.0%}** as instructions. On phrasings no training task used: "
              f"{big['exact_match']['phrasing:held-out']:.2f}."]
+    forms = big.get("by_phrasing", {})
+    if "canonical" in forms and "held-out" in forms:
+        c, h = forms["canonical"], forms["held-out"]
+        parts.append(f"In the forms TEXT_WORLD.md gives (\"Reverse the words: ...\"): word tasks "
+                     f"**{c['word_tasks']:.2f}**, knowledge kept **{c['share_of_base_knowledge']:.0%}**; in the "
+                     f"held-out phrasing: {h['word_tasks']:.2f} and {h['share_of_base_knowledge']:.0%}.")
     variants = (("n8000-unfiltered", "with the ROUGE-L filter off"),
                 ("n8000-noisy", "with the teacher's mistakes kept"))
     for name, label in variants:
