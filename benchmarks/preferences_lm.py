@@ -88,6 +88,18 @@ def preference_timing(repeats: int = 10) -> dict:
             "repeats": repeats}
 
 
+def reward_model_by_kind() -> list[dict]:
+    """The reward model on the held-out pairs, by what separates their responses (``lm.reward_model_by_kind``)."""
+    pairs = compute.lm_stored("pairs.json")
+    if not pairs:
+        return []
+    sft = models.get("textworld-pref-sft")
+    with single_thread():
+        return lm.reward_model_by_kind(models.get("textworld-pref-reward").model, sft.tokenizer,
+                                       [lm.Pair(**p) for p in pairs["held_out"]], compute._oracle(),
+                                       pairs["tau"])
+
+
 def targets(evaluation: dict, log: dict) -> list[str]:
     rows = {(r["method"], r["beta"]): r for r in evaluation["policies"]}
     sft = rows[("sft", None)]["true_reward"]
@@ -121,6 +133,11 @@ def main() -> None:
     if log:
         for line in targets(evaluation, log):
             print(line)
+    evaluation["reward_model_by_kind"] = reward_model_by_kind()
+    for row in evaluation["reward_model_by_kind"]:
+        if row["family"] == "all":
+            print(f"reward model on {row['pairs']} held-out {row['kind']} pairs: accuracy {row['accuracy']:.3f} "
+                  f"(ceiling {row['ceiling']:.3f}), orders as r* {row['orders_as_r_star']}")
     evaluation["default_side_by_side"] = compute.side_by_side(compute.PreferenceParams())  # the tab's opening view
     if args.write:
         (compute.LM_ASSETS / "evaluation.json").write_text(json.dumps(evaluation, indent=1) + "\n")

@@ -101,6 +101,35 @@ def test_the_reward_model_ranks_right_concise_above_verbose_above_wrong():
     assert scores["concise"] > scores["verbose"] and scores["concise"] > scores["wrong"], scores
 
 
+class ShorterIsBetter(torch.nn.Module):
+    """A stand-in reward model that scores a row by minus its length: it knows brevity, not truth."""
+
+    def forward(self, input_ids, attention_mask):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(logits=-attention_mask.sum(1, keepdim=True).float())
+
+
+def test_the_reward_model_breakdown_sorts_pairs_by_what_separates_them(world, sft):
+    ids = lambda text: lm.response_ids(sft.tokenizer, text)  # noqa: E731
+    make = lambda x, a, b: lm.Pair(x, ids(a), ids(b), tw.true_reward(tw.parse_instruction(x), a, world),  # noqa: E731
+                                   tw.true_reward(tw.parse_instruction(x), b, world), 0.5)
+    pairs = [make("Sort the words: pilot goat", "goat pilot.", "goat pilot. Here it is."),  # extra words, as r*
+             make("Sort the words: pilot goat", "goat pilot. Here it is.", "pilot."),  # right vs wrong, longer wins
+             make("Reverse the words: red cat", "cat red.", "red cat."),  # right vs wrong, same length
+             make("What is the first word of: red cat", "red.", "red.")]  # a tie
+    assert [lm.pair_kind(sft.tokenizer, p, world) for p in pairs] == ["extra words", "right vs wrong",
+                                                                      "right vs wrong", "tie"]
+    rows = {(r["kind"], r["family"]): r for r in lm.reward_model_by_kind(ShorterIsBetter(), sft.tokenizer, pairs,
+                                                                          world, tau=0.1)}
+    assert rows[("extra words", "all")]["orders_as_r_star"] == 1.0
+    wrong = rows[("right vs wrong", "all")]
+    assert wrong["pairs"] == 2 and wrong["accuracy"] == 0.25  # the longer right answer loses; equal lengths tie
+    assert rows[("right vs wrong", "reverse")]["accuracy"] == 0.5 and rows[("right vs wrong", "sort")]["accuracy"] == 0
+    assert rows[("tie", "all")]["orders_as_r_star"] is None and rows[("tie", "all")]["ceiling"] == 0.5
+    assert sum(r["pairs"] for r in rows.values() if r["family"] == "all") == len(pairs)
+
+
 def test_preference_samples_are_reproducible_and_sft_is_its_own_reference():
     p = compute.PreferenceParams("Reverse the words: cat red baker", "sft", 0.1, 5, 3)
     first = compute.preference(p)

@@ -303,6 +303,51 @@ def reward_model_accuracy(rm, tokenizer, pairs: list[Pair]) -> float:
     return hits / max(1, len(pairs))
 
 
+PAIR_KINDS = ("right vs wrong", "extra words", "tie")
+
+
+def pair_kind(tokenizer, pair: Pair, oracle) -> str:
+    """What separates a pair's two responses under r* = correct - 0.1 extra: one is right and the
+    other wrong (``right vs wrong``), both right or both wrong with different extra words
+    (``extra words``), or nothing (``tie``: equal r*, a coin-flip label)."""
+    if pair.reward_chosen == pair.reward_rejected:
+        return "tie"
+    parsed = tw.parse_instruction(pair.instruction)
+    right = [bool(tw.is_correct(parsed, decode(tokenizer, y), oracle)) for y in (pair.chosen, pair.rejected)]
+    return "right vs wrong" if right[0] != right[1] else "extra words"
+
+
+def reward_model_by_kind(rm, tokenizer, pairs: list[Pair], oracle, tau: float) -> list[dict]:
+    """The reward model on ``pairs`` by ``pair_kind`` and task family: how many pairs, its accuracy
+    against their labels (a tie counts half) beside those pairs' Bradley-Terry ceiling, and how
+    often it orders the two responses as r* does (pairs with unequal r*). Where the learned reward
+    can be gamed is where it orders pairs unlike r*."""
+    import torch
+
+    with torch.no_grad():
+        scored = [pair_scores(rm, tokenizer, pairs[i:i + 128]) for i in range(0, len(pairs), 128)]
+    chosen = [x for c, _ in scored for x in c.tolist()]
+    rejected = [x for _, r in scored for x in r.tolist()]
+    groups: dict[tuple[str, str], list] = {}
+    for pair, a, b in zip(pairs, chosen, rejected):
+        kind, family = pair_kind(tokenizer, pair, oracle), tw.parse_instruction(pair.instruction).family
+        for key in ((kind, "all"), (kind, family)):
+            groups.setdefault(key, []).append((pair, a, b))
+    rows = []
+    for kind in PAIR_KINDS:
+        for family in ("all",) + FAMILIES:
+            items = groups.get((kind, family))
+            if not items:
+                continue
+            ordered = [(a > b) == (p.reward_chosen > p.reward_rejected) for p, a, b in items
+                       if p.reward_chosen != p.reward_rejected]
+            rows.append({"kind": kind, "family": family, "pairs": len(items),
+                         "accuracy": round(sum(1.0 if a > b else 0.5 if a == b else 0.0 for _, a, b in items) / len(items), 4),
+                         "ceiling": round(bradley_terry_ceiling([p for p, _, _ in items], tau), 4),
+                         "orders_as_r_star": round(sum(ordered) / len(ordered), 4) if ordered else None})
+    return rows
+
+
 # ----------------------------------------------------------------------------- DPO
 @dataclass(frozen=True)
 class DPOConfig:

@@ -369,7 +369,31 @@ def frontier_markdown(evaluation: dict | None) -> str:
                     f"{r['win_rate']:.3f} |")
     return (f"**Measured** on {evaluation['instructions']} held-out instructions (new word lists; half in a phrasing "
             f"never trained on), {evaluation['samples_per_instruction']} samples each "
-            "(`python -m benchmarks.preferences_lm`):\n\n" + "\n".join(rows) + "\n\n" + frontier_findings(evaluation))
+            "(`python -m benchmarks.preferences_lm`):\n\n" + "\n".join(rows) + "\n\n" + frontier_findings(evaluation)
+            + reward_model_markdown(evaluation.get("reward_model_by_kind") or []))
+
+
+def reward_model_markdown(by_kind: list[dict]) -> str:
+    """The reward model on the held-out pairs by what separates their responses, and what it means
+    for the policy trained against it (from ``lm.reward_model_by_kind``, stored by the benchmark)."""
+    rows = {(r["kind"], r["family"]): r for r in by_kind}
+    if ("right vs wrong", "all") not in rows or ("extra words", "all") not in rows:
+        return ""
+    lines = ["| held-out pairs | pairs | accuracy on the labels | ceiling | orders the pair as r* does |",
+             "|---|---|---|---|---|"]
+    for r in by_kind:
+        name = r["kind"] + ("" if r["family"] == "all" else f", {r['family']}")
+        order = "" if r["orders_as_r_star"] is None else f"{r['orders_as_r_star']:.2f}"
+        lines.append(f"| {'**' + name + '**' if r['family'] == 'all' else name} | {r['pairs']} | {r['accuracy']:.3f} | "
+                     f"{r['ceiling']:.3f} | {order} |")
+    wrong, extra = rows[("right vs wrong", "all")], rows[("extra words", "all")]
+    families = [r for r in by_kind if r["kind"] == "right vs wrong" and r["family"] != "all"]
+    worst = min(families, key=lambda r: r["orders_as_r_star"]) if families else None
+    return ("\n\n**What the reward model learned.** It orders pairs that differ only in extra words as r* does "
+            f"**{extra['orders_as_r_star']:.0%}** of the time, but a right against a wrong answer only "
+            f"**{wrong['orders_as_r_star']:.0%}**" + (f" ({worst['family']}: {worst['orders_as_r_star']:.0%})" if worst else "")
+            + ": it learned brevity far better than correctness, so PPO against it gains most by dropping words, and "
+            "where it pushes on correctness it follows a reward that is often wrong.\n\n" + "\n".join(lines))
 
 
 def frontier_findings(evaluation: dict) -> str:
