@@ -109,6 +109,17 @@ class RefuseRemoteFiles:
         return await self.app(scope, receive, send)
 
 
+# Gradio's own footer and API page on phones (issue 14: "the API link is gone on phones"). In the page's
+# head, not in CSS: Gradio scopes the rules of ``css`` inside @media to the page's content, which the
+# footer and the API page are not part of.
+HEAD = """<style>
+@media (max-width: 640px) {
+  footer .show-api {display: flex !important;}  /* Gradio hides "Use via API" under 640 px */
+  .api-docs .banner-wrap .counts {display: none !important;}  /* the API Recorder ran past the screen, under the close button */
+}
+</style>"""
+
+
 def launch_kwargs(host: str = settings.DEFAULT_HOST, port: int = settings.DEFAULT_PORT,
                   share: bool = False, root_path: str = "", lifecycle: serving.Lifecycle | None = None) -> dict:
     """Launch settings fit for a public link. ``root_path``: the sub-path a reverse proxy serves
@@ -123,7 +134,7 @@ def launch_kwargs(host: str = settings.DEFAULT_HOST, port: int = settings.DEFAUL
         # Gradio's run history can write runs to a Hugging Face bucket with the caller's token or,
         # for a browser on this machine (which a --share tunnel also is), the host's own: off.
         "run_history": False,
-        "theme": THEME, "css": CSS, "footer_links": ["api"],
+        "theme": THEME, "css": CSS, "head": HEAD, "footer_links": ["api"],
         # the tabs' downloads (tempfiles.output_folder): outside the system temp folder once the
         # server process has pointed ``tempfile`` at its own tmp/ (tempfiles.configure_process)
         "allowed_paths": [str(tempfiles.root() / "outputs")],

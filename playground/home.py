@@ -23,9 +23,9 @@ CATALOG = [
     ("attention", "Attention cache", "MHA, MQA, GQA and MLA: who shares keys and values, and what the KV cache costs."),
     ("detr", "DETR", "Object queries and Hungarian matching: detection as set prediction, made visible."),
     ("rnn_transformer", "RNN vs Transformer", "Recurrence against attention on the same recall task: what each remembers, and what it costs."),
-    ("dpo_rlhf", "DPO vs RLHF", "Two ways to learn from preferences, side by side."),
     ("hallucination", "Hallucination", "When and why a language model makes things up."),
     ("instruction_tuning", "Instruction tuning", "What fine-tuning on instructions changes in a model."),
+    ("preferences", "RLHF vs DPO", "Two ways to learn from preferences, side by side."),
 ]
 
 MODEL_COLUMNS = ["name", "title", "state", "source", "location", "device", "dtype", "parameters", "memory"]

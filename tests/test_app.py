@@ -132,3 +132,17 @@ def test_model_menus_offer_only_the_models_on_this_machine_and_the_page_shows_no
     shown = [str(c["props"].get("value", "")) for c in config["components"]
              if c.get("type") in ("markdown", "dataframe", "html", "textbox")]
     assert not any(str(settings.REPO_ROOT) in text for text in shown)
+
+
+def test_every_tab_has_one_home_card_and_no_coming_card_is_a_tab_under_another_name():
+    """The Home page offered "DPO vs RLHF (coming)" beside the live "RLHF vs DPO" tab (its catalog
+    entry had another id)."""
+    from playground.app import tab_module
+    from playground.home import CATALOG
+
+    ids = [i for i, _, _ in CATALOG]
+    assert len(ids) == len(set(ids))
+    live_titles = {frozenset(tab_module(t).TITLE.lower().split()) for t in TABS}
+    for tab_id, title, _ in CATALOG:
+        if tab_id not in TABS:  # a coming tab: not one of the live ones under another id or word order
+            assert frozenset(title.lower().split()) not in live_titles, (tab_id, title)

@@ -88,3 +88,20 @@ def test_every_tab_fits_a_phone(phone, tab_id):
     if overlaps and tab_id in TITLES_OVERLAP_ON_PHONES:
         pytest.xfail(f"known: {TITLES_OVERLAP_ON_PHONES[tab_id]}: " + "; ".join(overlaps[:3]))
     assert overlaps == [], f"{tab_id} at 412 px:\n" + "\n".join(overlaps[:20])
+
+
+def test_the_api_link_is_on_a_phone_and_opens_the_api_page(phone):
+    """Gradio hides "Use via API" under 640 px (issue 14: "The API link is gone on phones")."""
+    link = phone.locator("footer .show-api").first
+    link.scroll_into_view_if_needed()
+    assert link.is_visible()
+    box = link.bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+    link.click()
+    phone.get_by_text("API documentation", exact=False).first.wait_for(state="visible", timeout=30_000)
+    phone.wait_for_timeout(500)
+    shot(phone, "phone_api")
+    problems = phone.evaluate("""() => [...document.querySelectorAll('.api-docs .banner-wrap *')]
+        .filter(e => { const r = e.getBoundingClientRect(); return r.width > 0 && (r.right > window.innerWidth + 1 || r.left < -1); })
+        .map(e => `<${e.tagName.toLowerCase()}> "${(e.innerText || '').trim().slice(0, 30)}"`)""")
+    assert not problems, f"past the screen's edge in the API page's header: {problems}"
