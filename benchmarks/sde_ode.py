@@ -4,7 +4,12 @@ Target (issue 4): the reverse SDE (Euler-Maruyama) and the probability-flow ODE 
 within 1.5 s on a 2-core CPU. Prints wall and CPU seconds per SDE (VP is the tab's default), which
 evaluation path the fast exact score took, and a dense all-pairs estimate for comparison.
 
-    python benchmarks/sde_ode.py [--repeats 3] [--dataset two_moons]
+    python benchmarks/sde_ode.py [--repeats 3] [--dataset two_moons] [--write]
+
+It also times a run with the **learned** score as a user waits for it the first time (the DSM
+MLP trained from scratch, then both samplers at the tab's defaults); ``--write`` stores that in
+``assets/sde_ode_timing.json``, which the tab's own words quote (issue 14: a user measured 28 s
+where the tab said nothing).
 
 Wall time is the figure; CPU time (this process, all threads) shows what the run costs when other
 jobs share the machine (compare ``load average`` printed at the top).
@@ -57,6 +62,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--dataset", default="two_moons")
+    parser.add_argument("--write", action="store_true", help="store the learned-score run's time for the tab")
     args = parser.parse_args()
     print(f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} on {os.cpu_count()} CPUs; "
           f"{N_SAMPLES} samples x {N_STEPS} steps, exact score of {N_DATA} '{args.dataset}' points, "
@@ -73,6 +79,47 @@ def main() -> None:
         label = name if ode == "heun" else f"{name}*"
         print(f"{label:6} {walls[0]:11.2f} {np.median(walls):13.2f} {min(r['cpu'] for r in runs):7.2f} "
               f"{TARGET_S:8.1f}  {p['taylor']:>12} / {p['neighbours']:>10} / {p['dense']:<14} {dense:22.1f}  {ok}")
+    result = learned_run()
+    print(f"learned score, the tab's defaults from an empty cache: training {result['train_seconds']} s "
+          f"({result['train_cpu_seconds']} CPU s), the whole run {result['run_seconds']} s "
+          f"({result['run_cpu_seconds']} CPU s)")
+    if args.write:
+        write_timing(result)
+
+
+def learned_run() -> dict:
+    """The tab's default run with the learned score, from an empty cache: (wall, CPU) seconds of the
+    training alone and of the whole run."""
+    from dataclasses import replace
+
+    from demos.sde_ode import learned
+    from demos.sde_ode.ui import DEFAULT
+
+    learned._cache.clear()
+    params = replace(DEFAULT, score="learned")
+    data = compute.load_points(params)
+    sde = compute.build_sde(params, data)
+    t0, c0 = time.perf_counter(), time.process_time()
+    learned.train(data, sde, params.seed)
+    train_s, train_cpu = time.perf_counter() - t0, time.process_time() - c0
+    learned._cache.clear()
+    t0, c0 = time.perf_counter(), time.process_time()
+    compute.simulate(params)
+    return {"train_seconds": round(train_s, 1), "train_cpu_seconds": round(train_cpu, 1),
+            "run_seconds": round(time.perf_counter() - t0, 1), "run_cpu_seconds": round(time.process_time() - c0, 1),
+            "iterations": learned.N_ITERS, "batch": learned.BATCH}
+
+
+def write_timing(result: dict) -> None:
+    import datetime
+    import json
+
+    from demos.sde_ode.ui import TIMING_FILE
+
+    data = {**result, "cores": os.cpu_count(), "load_average": round(os.getloadavg()[0], 1),
+            "measured": datetime.date.today().isoformat(), "by": "python benchmarks/sde_ode.py --write"}
+    TIMING_FILE.write_text(json.dumps(data, indent=1) + "\n")
+    print(f"wrote {TIMING_FILE}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import numpy as np
 
 from demos import toy_data
 from demos.sde_ode import compute, figures
-from playground import tempfiles, validate
+from playground import settings, tempfiles, validate
 from playground.ui_helpers import (Api, Binding, Cancelled, StopButtons, api_errors, explanation, model_event,
                                    progress_steps, run_steps, user_errors)
 
@@ -25,6 +25,18 @@ SUMMARY = "Reverse-time SDE and probability-flow ODE run from the same noise: sa
 CUSTOM = "custom points"
 CANVAS_SIZE, CANVAS_EXTENT = 360, 3.0
 DEFAULT = compute.SDEParams(n_samples=1000, n_steps=150)  # drawn at build time: cheap
+TIMING_FILE = settings.ASSETS_DIR / "sde_ode_timing.json"  # written by ``python benchmarks/sde_ode.py --write``
+
+
+def score_info() -> str:
+    """The score control's words, with what the learned score costs as the benchmark measured it."""
+    text = "exact: closed-form mixture score (memorises the data); learned: a DSM MLP, trained when first chosen"
+    try:
+        t = json.loads(TIMING_FILE.read_text())
+        return text + (f" (that first run took {t['run_seconds']:.0f} s, {t['train_seconds']:.0f} s of it training, on "
+                       f"{t['cores']} CPU cores when benchmarks/sde_ode.py last ran; then cached)")
+    except (OSError, ValueError, KeyError, TypeError):
+        return text + " (time it here with benchmarks/sde_ode.py; then cached)"
 RUN_CACHE_SIZE = 8
 _runs: "OrderedDict[compute.SDEParams, compute.Run]" = OrderedDict()  # bounded, under _runs_lock
 _runs_lock = threading.Lock()
@@ -311,7 +323,7 @@ def _controls() -> dict:
     c["sde"] = gr.Radio(["VP", "subVP", "VE"], value=DEFAULT.sde, label="Forward SDE",
                         info="dx = f(x,t) dt + g(t) dw: VP, sub-VP (β_min 0.1, β_max 20) or VE (σ_min 0.01)")
     c["score"] = gr.Radio(list(compute.SCORES), value=DEFAULT.score, label="Score ∇log p_t",
-                          info="exact: closed-form mixture score (memorises the data); learned: DSM MLP, trained now")
+                          info=score_info())
     c["n_samples"] = gr.Slider(1, compute.MAX_SAMPLES, DEFAULT.n_samples, step=1, label="Samples N",
                                elem_id="sde-ode-n-samples",
                                info="particles x_T ~ prior, shared by both samplers")
