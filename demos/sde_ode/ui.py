@@ -37,6 +37,8 @@ def score_info() -> str:
                        f"{t['cores']} CPU cores when benchmarks/sde_ode.py last ran; then cached)")
     except (OSError, ValueError, KeyError, TypeError):
         return text + " (time it here with benchmarks/sde_ode.py; then cached)"
+
+
 RUN_CACHE_SIZE = 8
 _runs: "OrderedDict[compute.SDEParams, compute.Run]" = OrderedDict()  # bounded, under _runs_lock
 _runs_lock = threading.Lock()
