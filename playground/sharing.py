@@ -353,11 +353,18 @@ def _wire_tab(demo: gr.Blocks, s: Shared, tab_ids: list[str], private: dict) -> 
         s.note.value, s.note.visible = " ".join(notes), True
     for index, binding in enumerate(bindings):
         opened = (binding.opening.then if binding.opening is not None else demo.load)
-        outputs, on_link = link_event(s.tab_id, bindings, index, tab_ids)
-        # the link as the page opened: by the time this runs, choosing the tab has rewritten the URL
-        opened(on_link, s.link, outputs, js="() => [window.gpView ? window.gpView.initial : window.location.search]",
-               show_progress="hidden" if binding.show is None else "full", **private,
-               **binding.show_kwargs).then(None, controls, js=write_js(s.tab_id, bindings, force=False))
+        trigger = gr.Textbox(visible=False)  # set only when the link asks for a view other than the default
+        on_values, outputs, on_show = link_event(s.tab_id, bindings, index, tab_ids)
+        # 1. the link's values on the controls at once: no model slot (every page load runs this for every
+        # tab, and it used to wait behind other users' runs: once past 60 s in a full CI run). The link as
+        # the page opened: by the time this runs, choosing the tab has rewritten the URL.
+        opened(on_values, s.link, [*binding.components.values(), trigger],
+               js="() => [window.gpView ? window.gpView.initial : window.location.search]",
+               show_progress="hidden", concurrency_limit=None, **private
+               ).then(None, controls, js=write_js(s.tab_id, bindings, force=False))
+        # 2. that view, drawn by the tab's own event (a model slot where it runs a model), only when asked
+        if on_show is not None:
+            trigger.change(on_show, trigger, outputs, show_progress="full", **private, **binding.show_kwargs)
     with_api = [b for b in bindings if b.api is not None]
     if not with_api or s.code is None:
         if s.panel is not None:
@@ -380,45 +387,43 @@ def _wire_tab(demo: gr.Blocks, s: Shared, tab_ids: list[str], private: dict) -> 
 
 
 def link_event(tab_id: str, bindings: list[Binding], index: int, tab_ids: list[str]):
-    """(outputs, event) that, when the page opened on a link to ``tab_id``, sets the link's values
-    for ``bindings[index]`` on its controls and then runs its ``show`` with them (unless they are
-    the defaults)."""
+    """(on_values, outputs, on_show) for a page opened on a link to ``tab_id``: ``on_values(search)``
+    gives the link's values for ``bindings[index]``'s controls and, last, the trigger's value: the
+    link itself when its values differ from the defaults and the binding has a ``show``, else
+    nothing. ``on_show(link)`` (None without a ``show``) runs ``show`` with those values into
+    ``outputs``."""
     binding = bindings[index]
     controls = list(binding.components.values())
-    extra = [o for o in binding.show_outputs if o not in controls]
-    outputs = controls + extra
-    at = [outputs.index(o) for o in binding.show_outputs]
-    skip_all = [gr.skip()] * len(outputs)
 
-    def place(result) -> list:
-        row = list(skip_all)
-        if len(at) == 1:
-            result = [result]
-        if isinstance(result, (list, tuple)):
-            for i, value in zip(at, result):
-                row[i] = value
-        return row
+    def kept_values(search: str) -> dict:
+        link_tab, fields, _ = read_link(search_items(search), tab_ids)
+        return tab_values(bindings, fields)[0][index] if link_tab == tab_id else {}
 
     @user_errors
-    def on_link(search: str, request: gr.Request = None, progress=gr.Progress()):
-        link_tab, fields, _ = read_link(search_items(search), tab_ids)
-        kept = tab_values(bindings, fields)[0][index] if link_tab == tab_id else {}
+    def on_values(search: str):
+        kept = kept_values(search)
         if not kept:
-            yield skip_all
-            return
-        yield [gr.update(value=kept[name]) if name in kept else gr.skip() for name in binding.components] \
-            + [gr.skip()] * len(extra)
-        params = dataclasses.replace(binding.defaults(), **kept)
-        if binding.show is None or params == binding.defaults():
-            return
+            return [gr.skip()] * (len(controls) + 1)
+        shows = binding.show is not None and dataclasses.replace(binding.defaults(), **kept) != binding.defaults()
+        return [gr.update(value=kept[name]) if name in kept else gr.skip() for name in binding.components] \
+            + [str(search) if shows else gr.skip()]
+
+    suffix = binding.prefix.rstrip("_") and "_" + binding.prefix.rstrip("_")
+    on_values.__name__ = f"open_link_{tab_id}{suffix}"
+    if binding.show is None:
+        return on_values, [], None
+    outputs = list(binding.show_outputs)
+
+    @user_errors
+    def on_show(search: str, request: gr.Request = None, progress=gr.Progress()):
+        params = dataclasses.replace(binding.defaults(), **kept_values(search))
         wanted = inspect.signature(binding.show).parameters
         extras = {k: v for k, v in (("request", request), ("progress", progress)) if k in wanted}
         result = binding.show(binding.values(params), **extras)
         if inspect.isgenerator(result):
-            for item in result:
-                yield place(item)
+            yield from result
         else:
-            yield place(result)
+            yield result
 
-    on_link.__name__ = f"open_link_{tab_id}{binding.prefix.rstrip('_') and '_' + binding.prefix.rstrip('_')}"
-    return outputs, on_link
+    on_show.__name__ = f"show_link_{tab_id}{suffix}"
+    return on_values, outputs, on_show

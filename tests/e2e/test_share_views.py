@@ -84,8 +84,8 @@ def test_a_copied_link_opens_the_same_view(page, browser, tab_id, title, first, 
     context, other, errors = fresh_page(browser, link)
     try:
         for selector, value, _ in (first, second):  # the link's tab is selected, its controls set
-            # a hang guard: the link's values arrive with the tab's first model event, which waits for a
-            # free model slot (once in a full CI run, behind another test's run, past 60 s)
+            # a hang guard only: the link's values are set by an event that takes no model slot (they once
+            # waited behind other tests' runs past 60 s, when one model event set them and drew the view)
             expect(control(other, tab_id, selector)).to_have_value(value, timeout=180_000)
         if tab_id == "attention":  # the same view, not only the same controls
             other.wait_for_function("document.querySelector('#attention-summary').innerText.includes('8,192 × B = 4')",
@@ -220,3 +220,37 @@ def test_a_hostile_text_that_is_a_valid_setting_stays_text(browser, app_url):
     finally:
         context.close()
     assert not errors, errors
+
+
+def test_a_link_s_values_are_set_while_every_model_slot_is_busy(browser, app_url, monkeypatch):
+    """A class opening one link at once: each page's values come from an event that takes no model
+    slot, so they are set while other users' runs hold every slot (the view itself then waits)."""
+    from gradio_client import Client
+
+    from demos.guidance import sampler
+    from playground import settings
+
+    gate, entered, real = threading.Event(), threading.Semaphore(0), sampler.guided_eps
+
+    def held(*args, **kwargs):  # a guidance step that waits for the gate: its run holds a model slot
+        entered.release()
+        gate.wait(timeout=300)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sampler, "guided_eps", held)
+    jobs = [Client(app_url, verbose=False).submit("a red circle", "cfg", 5.0, 1, 4, 1000 + i, api_name="/guidance")
+            for i in range(settings.MODEL_CONCURRENCY_LIMIT)]
+    context = None
+    try:
+        for _ in jobs:
+            assert entered.acquire(timeout=120), "the guidance runs did not start"  # every slot is held now
+        context, other, errors = fresh_page(browser, app_url + "/?tab=preferences&beta=1.5&seed=4")
+        expect(control(other, "preferences", "#pref-beta input[type=number]")).to_have_value("1.5", timeout=60_000)
+        expect(control(other, "preferences", "#pref-seed input")).to_have_value("4", timeout=10_000)
+        assert not any(job.done() for job in jobs), "the runs let go of their slots: the test proves nothing"
+    finally:
+        gate.set()
+        for job in jobs:
+            job.result(timeout=120)
+        if context is not None:
+            context.close()
