@@ -194,7 +194,9 @@ def test_round_robin_without_stickiness_fails_or_hangs(cluster):
         outcomes = [o for found in pool.map(session, range(4)) for o in found]
     assert outcomes.count("ok") < len(outcomes), outcomes
     served = balancer.upstreams_by_key()
-    assert all(served[key] == set(cluster["replicas"]) for key in keys), served
+    # round robin interleaves the sessions' requests, so one session may land twice on one replica by
+    # chance (it happened once in CI); stickiness is lost when any session is served by both
+    assert any(served[key] == set(cluster["replicas"]) for key in keys), served
 
 
 def test_a_killed_replica_fails_its_call_and_the_session_continues_on_the_other(cluster):
