@@ -39,6 +39,19 @@ def training_instructions() -> set[str]:
     return out | {t.instruction for t in compute.seeds()}
 
 
+def training_sets() -> dict[str, list[si.Task]]:
+    """The tasks ``n8000`` and ``n8000-unfiltered`` were tuned on, read back from the stored pools
+    (the first 8,000 with a right response, as ``train.datasets`` takes them)."""
+    out = {}
+    for model, name in (("n8000", "pool_threshold_0.7.jsonl"), ("n8000-unfiltered", "pool_threshold_1.0.jsonl")):
+        path = OUT / name
+        if path.exists():
+            rows = [json.loads(line) for line in path.read_text().splitlines()]
+            out[model] = [si.Task(r["instruction"], r["response"], r["family"], "teacher", r["mistake"], r["kind"])
+                          for r in rows if not r["mistake"]][:8000]
+    return out
+
+
 def by_phrasing(items, responses, known, oracle) -> dict:
     """The two target measures per phrasing: ``canonical`` is the form TEXT_WORLD.md gives each
     family (what the issue's targets are stated on), ``held-out`` a phrasing no training task used."""
@@ -67,12 +80,14 @@ def evaluate(per_cell: int) -> dict:
                      "exact_match": em, "required_word_tasks": round(sum(words) / len(words), 4),
                      "share_of_base_knowledge": tuning.share_of_base_knowledge(items, responses, known, oracle),
                      "by_phrasing": by_phrasing(items, responses, known, oracle),
+                     "by_list_length": tuning.exact_match_by_length(items, responses, oracle),
                      "samples": [{"instruction": i.instruction, "response": r}
                                  for i, r in list(zip(items, responses))[::41]]})
         print(f"{model:18s} all {em['all']:.3f}  words {em['group:words']:.3f}  questions {em['group:questions']:.3f}  "
               f"held-out phrasing {em['phrasing:held-out']:.3f}  "
               f"base knowledge kept {rows[-1]['share_of_base_knowledge']}", flush=True)
-    return {"n_items": len(items), "base_knows": round(sum(known.values()) / max(1, len(known)), 4), "models": rows}
+    return {"n_items": len(items), "base_knows": round(sum(known.values()) / max(1, len(known)), 4), "models": rows,
+            "training_list_lengths": {m: tuning.list_length_counts(t) for m, t in training_sets().items()}}
 
 
 def speed() -> dict:
@@ -141,6 +156,10 @@ def main() -> None:
     print(f"      (n8000 on the held-out phrasing: word tasks {held['word_tasks']}, "
           f"knowledge kept {held['share_of_base_knowledge']}; all phrasings: {big['required_word_tasks']}, "
           f"{big['share_of_base_knowledge']})")
+    lengths = ev["training_list_lengths"]
+    for model in ("n8000", "n8000-unfiltered"):
+        print(f"      {model}: trained on word lists of length {lengths.get(model)}; "
+              f"exact match by length {rows[model]['by_list_length']}")
     if args.write:
         (OUT / "evaluation.json").write_text(json.dumps(ev, indent=1) + "\n")
         print(f"wrote {OUT / 'evaluation.json'}")

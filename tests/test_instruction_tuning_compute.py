@@ -277,3 +277,44 @@ def test_the_stored_targets_are_read_on_text_world_s_forms():
     targets = {t["target"]: t["measured"] for t in ev["targets"]}
     assert targets["n8000 on TEXT_WORLD's four word tasks, in its forms, >= 0.8"] == big["by_phrasing"]["canonical"]["word_tasks"]
     assert "held-out phrasing" in findings(ev)
+
+
+def test_the_rouge_l_filter_keeps_long_word_lists_and_drops_short_ones():
+    """The teacher writes lists of 2 to 6 words evenly; the filter (one shared list word puts two
+    2-word instructions of one phrasing over 0.7) keeps a smaller share of 2-word lists than the
+    unfiltered run of the same candidates, and a larger share of 6-word ones."""
+    run = compute.run_self_instruct(compute.SelfInstructParams(1.0, 2000, 0))
+
+    def shares(threshold: float) -> tuple[float, float]:
+        kept = si.refilter(run, threshold).kept
+        counts = tuning.list_length_counts(kept)
+        total = sum(sum(by.values()) for by in counts.values())
+        return (sum(by.get("2", 0) for by in counts.values()) / total,
+                sum(by.get("6", 0) for by in counts.values()) / total)
+
+    short_filtered, long_filtered = shares(0.7)
+    short_open, long_open = shares(1.0)
+    assert short_filtered < 0.6 * short_open and long_filtered > long_open, (short_filtered, short_open)
+
+
+def test_exact_match_by_list_length_counts_each_length_apart(oracle):
+    items = [tuning.EvalItem("Reverse the words: cat red", "reverse", "canonical"),
+             tuning.EvalItem("Reverse the words: cat red dog", "reverse", "canonical"),
+             tuning.EvalItem("Reverse the words: dog cat", "reverse", "canonical"),
+             tuning.EvalItem("How many words are in: cat red", "count", "canonical")]
+    responses = ["red cat.", "dog red cat.", "dog cat.", "2."]
+    assert tuning.exact_match_by_length(items, responses, oracle) == {"count": {"2": 1.0},
+                                                                       "reverse": {"2": 0.5, "3": 1.0}}
+
+
+def test_the_finding_states_the_stored_list_lengths():
+    """The tab's findings quote the benchmark's list lengths of both training sets."""
+    from demos.instruction_tuning.ui import list_length_finding
+
+    ev = compute.evaluation()
+    lengths = ev["training_list_lengths"]
+    short = sum(by.get("2", 0) for by in lengths["n8000"].values())
+    total = sum(sum(by.values()) for by in lengths["n8000"].values())
+    text = list_length_finding(ev)
+    assert f"{short / total:.0%} of the filtered word tasks have 2 words" in text
+    assert list_length_finding({"models": ev["models"]}) == ""

@@ -167,3 +167,29 @@ def share_of_base_knowledge(items, responses, known: dict[str, bool], oracle) ->
 
 def family_counts(tasks: list[si.Task]) -> dict[str, int]:
     return dict(Counter(t.family or "other" for t in tasks))
+
+
+def list_length_counts(tasks: list[si.Task]) -> dict[str, dict[str, int]]:
+    """For each word-task family, how many ``tasks`` have a list of each length. The ROUGE-L filter
+    keeps long lists and drops short ones: two instructions of one phrasing share its words, and a
+    short list leaves little else, so one shared list word puts a 2-word list over 0.7
+    (``Reverse the words: a b`` against ``Reverse the words: a c``: 4 of 5 tokens, ROUGE-L 0.8),
+    while two 6-word lists need 4 words in common, in the same order."""
+    counts: dict[str, Counter] = defaultdict(Counter)
+    for task in tasks:
+        parsed = tw.parse_instruction(task.instruction)
+        if parsed is not None and parsed.family in tw.WORD_TASKS:
+            counts[parsed.family][str(len(parsed.words))] += 1
+    return {family: dict(sorted(c.items())) for family, c in sorted(counts.items())}
+
+
+def exact_match_by_length(items: list[EvalItem], responses: list[str], oracle: tw.Oracle,
+                          families=("reverse", "sort", "count", "first")) -> dict[str, dict[str, float]]:
+    """Exact match on the word tasks of ``families`` by the length of the word list."""
+    cells: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
+    for item, response in zip(items, responses):
+        parsed = tw.parse_instruction(item.instruction)
+        if item.family in families and parsed is not None:
+            cells[item.family][str(len(parsed.words))].append(bool(tw.is_correct(parsed, response, oracle)))
+    return {family: {n: round(sum(v) / len(v), 4) for n, v in sorted(by.items())}
+            for family, by in sorted(cells.items())}
