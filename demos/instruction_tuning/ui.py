@@ -222,8 +222,8 @@ def findings(ev: dict | None) -> str:
             diff = rows[name]["exact_match"]["all"] - big["exact_match"]["all"]
             parts.append(f"8,000 examples {label}: {rows[name]['exact_match']['all']:.2f} "
                          f"({'+' if diff >= 0 else ''}{diff:.2f} against filtered, clean).")
-    parts.append(list_length_finding(ev))
-    return " ".join(p for p in parts if p)
+    skew = list_length_finding(ev)
+    return " ".join(parts) + (f"\n\n{skew}" if skew else "")
 
 
 def list_length_finding(ev: dict) -> str:
