@@ -23,6 +23,7 @@ import time
 
 from demos.instruction_tuning import compute, tuning
 from demos.instruction_tuning import self_instruct as si
+from demos.instruction_tuning.train import N_LARGEST
 from playground import models
 from playground.models import single_thread
 
@@ -41,14 +42,14 @@ def training_instructions() -> set[str]:
 
 def training_sets() -> dict[str, list[si.Task]]:
     """The tasks ``n8000`` and ``n8000-unfiltered`` were tuned on, read back from the stored pools
-    (the first 8,000 with a right response, as ``train.datasets`` takes them)."""
+    (the first ``N_LARGEST`` with a right response, as ``train.datasets`` takes them)."""
     out = {}
     for model, name in (("n8000", "pool_threshold_0.7.jsonl"), ("n8000-unfiltered", "pool_threshold_1.0.jsonl")):
         path = OUT / name
         if path.exists():
             rows = [json.loads(line) for line in path.read_text().splitlines()]
             out[model] = [si.Task(r["instruction"], r["response"], r["family"], "teacher", r["mistake"], r["kind"])
-                          for r in rows if not r["mistake"]][:8000]
+                          for r in rows if not r["mistake"]][:N_LARGEST]
     return out
 
 
@@ -80,7 +81,7 @@ def evaluate(per_cell: int) -> dict:
                      "exact_match": em, "required_word_tasks": round(sum(words) / len(words), 4),
                      "share_of_base_knowledge": tuning.share_of_base_knowledge(items, responses, known, oracle),
                      "by_phrasing": by_phrasing(items, responses, known, oracle),
-                     "by_list_length": tuning.exact_match_by_length(items, responses, oracle),
+                     "by_list_length": tuning.exact_match_by_length(items, responses, oracle, REQUIRED_WORD_TASKS),
                      "samples": [{"instruction": i.instruction, "response": r}
                                  for i, r in list(zip(items, responses))[::41]]})
         print(f"{model:18s} all {em['all']:.3f}  words {em['group:words']:.3f}  questions {em['group:questions']:.3f}  "

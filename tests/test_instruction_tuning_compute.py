@@ -286,11 +286,8 @@ def test_the_rouge_l_filter_keeps_long_word_lists_and_drops_short_ones():
     run = compute.run_self_instruct(compute.SelfInstructParams(1.0, 2000, 0))
 
     def shares(threshold: float) -> tuple[float, float]:
-        kept = si.refilter(run, threshold).kept
-        counts = tuning.list_length_counts(kept)
-        total = sum(sum(by.values()) for by in counts.values())
-        return (sum(by.get("2", 0) for by in counts.values()) / total,
-                sum(by.get("6", 0) for by in counts.values()) / total)
+        counts = tuning.list_length_counts(si.refilter(run, threshold).kept)
+        return tuning.list_length_share(counts, 2), tuning.list_length_share(counts, 6)
 
     short_filtered, long_filtered = shares(0.7)
     short_open, long_open = shares(1.0)
@@ -303,8 +300,9 @@ def test_exact_match_by_list_length_counts_each_length_apart(oracle):
              tuning.EvalItem("Reverse the words: dog cat", "reverse", "canonical"),
              tuning.EvalItem("How many words are in: cat red", "count", "canonical")]
     responses = ["red cat.", "dog red cat.", "dog cat.", "2."]
-    assert tuning.exact_match_by_length(items, responses, oracle) == {"count": {"2": 1.0},
-                                                                       "reverse": {"2": 0.5, "3": 1.0}}
+    assert tuning.exact_match_by_length(items, responses, oracle, ("reverse", "count")) == {
+        "count": {"2": 1.0}, "reverse": {"2": 0.5, "3": 1.0}}
+    assert tuning.list_length_share({"reverse": {"2": 1, "3": 2}, "count": {"2": 1}}, 2) == 0.5
 
 
 def test_the_finding_states_the_stored_list_lengths():
@@ -312,9 +310,7 @@ def test_the_finding_states_the_stored_list_lengths():
     from demos.instruction_tuning.ui import list_length_finding
 
     ev = compute.evaluation()
-    lengths = ev["training_list_lengths"]
-    short = sum(by.get("2", 0) for by in lengths["n8000"].values())
-    total = sum(sum(by.values()) for by in lengths["n8000"].values())
-    text = list_length_finding(ev)
-    assert f"{short / total:.0%} of the filtered word tasks have 2 words" in text
+    counts = ev["training_list_lengths"]["n8000"]
+    short = sum(by.get("2", 0) for by in counts.values()) / sum(sum(by.values()) for by in counts.values())
+    assert f"{short:.0%} of the filtered word tasks have 2 words" in list_length_finding(ev)
     assert list_length_finding({"models": ev["models"]}) == ""

@@ -183,8 +183,14 @@ def list_length_counts(tasks: list[si.Task]) -> dict[str, dict[str, int]]:
     return {family: dict(sorted(c.items())) for family, c in sorted(counts.items())}
 
 
+def list_length_share(counts: dict[str, dict[str, int]], length: int) -> float:
+    """The share of all word tasks in ``counts`` (``list_length_counts``) with a list of ``length``."""
+    total = sum(sum(by.values()) for by in counts.values())
+    return sum(by.get(str(length), 0) for by in counts.values()) / max(1, total)
+
+
 def exact_match_by_length(items: list[EvalItem], responses: list[str], oracle: tw.Oracle,
-                          families=("reverse", "sort", "count", "first")) -> dict[str, dict[str, float]]:
+                          families: tuple[str, ...]) -> dict[str, dict[str, float]]:
     """Exact match on the word tasks of ``families`` by the length of the word list."""
     cells: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
     for item, response in zip(items, responses):

@@ -16,7 +16,7 @@ import gradio as gr
 import numpy as np
 
 from demos import text_world as tw
-from demos.instruction_tuning import compute, figures
+from demos.instruction_tuning import compute, figures, tuning
 from demos.instruction_tuning import self_instruct as si
 from playground import tempfiles
 from playground.plots import message_figure
@@ -234,18 +234,15 @@ def list_length_finding(ev: dict) -> str:
     if "n8000" not in lengths or "n8000-unfiltered" not in lengths or "by_list_length" not in rows.get("n8000", {}):
         return ""
 
-    def share_short(model: str) -> float:
-        short = sum(by.get("2", 0) for by in lengths[model].values())
-        return short / max(1, sum(sum(by.values()) for by in lengths[model].values()))
-
     def at(model: str, family: str, n: str) -> str:
         value = rows.get(model, {}).get("by_list_length", {}).get(family, {}).get(n)
         return "n/a" if value is None else f"{value:.2f}"
 
+    filtered, unfiltered = (tuning.list_length_share(lengths[m], 2) for m in ("n8000", "n8000-unfiltered"))
     return (f"**The filter skews the word lists**: the teacher writes lists of 2 to 6 words evenly, but ROUGE-L "
             f"rejects short ones (one shared word puts two 2-word instructions of one phrasing over 0.7), so "
-            f"{share_short('n8000'):.0%} of the filtered word tasks have 2 words against "
-            f"{share_short('n8000-unfiltered'):.0%} unfiltered. Count on 2 words: {at('n8000', 'count', '2')} "
+            f"{filtered:.0%} of the filtered word tasks have 2 words against "
+            f"{unfiltered:.0%} unfiltered. Count on 2 words: {at('n8000', 'count', '2')} "
             f"filtered, {at('n8000-unfiltered', 'count', '2')} unfiltered (on 5 words: {at('n8000', 'count', '5')} "
             f"and {at('n8000-unfiltered', 'count', '5')}).")
 
