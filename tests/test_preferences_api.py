@@ -56,6 +56,10 @@ def test_the_stored_opening_run_is_what_compute_gives_now():
     fresh = json.loads(json.dumps(compute.run(compute.BanditParams()).export()))
     for run in (stored, fresh):
         run["stats"].pop("train_seconds")  # machine time, not a result
+    # L-BFGS stops when a step changes the loss by under 1e-14, so its count of iterations moves with
+    # the machine's last bits (22 in the stored run, 23 on an AVX-512 CPU) while r_hat agrees to 1e-6.
+    iterations = [run["stats"].pop("reward_model_iterations") for run in (stored, fresh)]
+    assert abs(iterations[0] - iterations[1]) <= 3, iterations
     assert_same(stored, fresh)
 
 

@@ -63,8 +63,12 @@ def test_the_transformers_output_at_t_ignores_later_tokens():
     with torch.no_grad():
         ha, _ = model.hidden(model.embed(models.tensors([a])[0]))
         hb, _ = model.hidden(model.embed(models.tensors([b])[0]))
-    torch.testing.assert_close(ha[0, :4], hb[0, :4], rtol=0, atol=0)
-    assert not torch.allclose(ha[0, 4], hb[0, 4])
+    # The two sequences have different lengths, so their matmuls are blocked differently and the
+    # first 4 rows may differ in the last bits on some CPUs (3.6e-7 seen on AVX-512); a leak from a
+    # later token moves them as much as it moves row 4, which differs by order 1.
+    same = (ha[0, :4] - hb[0, :4]).abs().max().item()
+    differs = (ha[0, 4] - hb[0, 4]).abs().max().item()
+    assert same < 1e-5 < 1e-1 < differs, (same, differs)
 
 
 def test_attention_probabilities_are_causal_and_sum_to_one():
