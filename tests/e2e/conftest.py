@@ -14,9 +14,8 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
-@pytest.fixture
-def page(browser, app_url):
-    """A fresh 1280x800 page on the app; the test fails if the browser logs any error."""
+def open_app(browser, url: str):
+    """A new 1280x800 page on the app at ``url``, and the list its browser errors go to."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     errors: list[str] = []
@@ -24,11 +23,36 @@ def page(browser, app_url):
             if msg.type == "error" else None)
     page.on("pageerror", lambda exc: errors.append(f"pageerror: {exc}"))
     # Not "networkidle": tabs holding gr.State keep a heartbeat connection open for good.
-    page.goto(app_url, wait_until="load")
+    page.goto(url, wait_until="load")
     page.wait_for_selector("button[role=tab]", timeout=30_000)
     page.wait_for_timeout(500)
+    return context, page, errors
+
+
+@pytest.fixture
+def page(browser, app_url):
+    """A fresh 1280x800 page on the app; the test fails if the browser logs any error."""
+    context, page, errors = open_app(browser, app_url)
     yield page
     context.close()
+    assert not errors, "browser console errors:\n" + "\n".join(errors)
+
+
+@pytest.fixture(scope="module")
+def module_page(browser, app_url):
+    """One 1280x800 page that a module's tests visit tabs on in turn (a page load of the whole app
+    costs seconds); each test gets it with an empty error list and fails on any browser error."""
+    context, page, errors = open_app(browser, app_url)
+    yield page, errors
+    context.close()
+
+
+@pytest.fixture
+def shared_page(module_page):
+    page, errors = module_page
+    errors.clear()
+    page.evaluate("window.scrollTo(0, 0)")
+    yield page
     assert not errors, "browser console errors:\n" + "\n".join(errors)
 
 
@@ -55,6 +79,28 @@ def drag(page, selector: str, start: float, end: float, steps: int = 8) -> None:
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] * end, y, steps=steps)
     page.mouse.up()
+
+
+# True once the page has looked the same for ``n`` polls in a row: no output of any event still pending
+# (Gradio's status trackers), and the same number of visible plots, all drawn by plotly.
+SETTLED_JS = """
+(n) => {
+  const plots = [...document.querySelectorAll('.js-plotly-plot')].filter(p => p.getBoundingClientRect().width > 0);
+  const busy = [...document.querySelectorAll('.wrap.pending, .wrap.generating, .progress-text')]
+    .some(e => e.getBoundingClientRect().width > 0);
+  const key = busy || !plots.every(p => p._fullLayout && p.querySelector('.main-svg')) ? null : String(plots.length);
+  const s = window.__settled || (window.__settled = {key: null, same: 0});
+  if (key !== null && key === s.key) s.same += 1; else { s.key = key; s.same = 0; }
+  return s.same >= n;
+}
+"""
+
+
+def wait_until_settled(page, polls: int = 5, every_ms: int = 200) -> None:
+    """Wait, on events the page shows rather than a fixed time, until the tab shown has drawn its
+    opening views: nothing pending and its plots drawn, unchanged for ``polls`` polls in a row."""
+    page.evaluate("() => { window.__settled = null; }")
+    page.wait_for_function(SETTLED_JS, arg=polls, polling=every_ms, timeout=60_000)
 
 
 def shot(page, name: str) -> Path:

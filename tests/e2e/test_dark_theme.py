@@ -7,7 +7,7 @@ import pytest
 
 from playground.app import TABS, tab_module
 from tests.e2e.test_phone import tap_to_tab
-from tests.e2e.conftest import shot
+from tests.e2e.conftest import shot, wait_until_settled
 
 # For each drawn plotly figure: the colour behind it (the first opaque background among its
 # ancestors, with the figure's paper colour composited over it), then every text of the figure
@@ -45,18 +45,24 @@ CONTRAST_JS = """
 """
 
 
-@pytest.mark.parametrize("theme", ["dark", "light"])
-@pytest.mark.parametrize("tab_id", TABS)
-def test_plot_text_is_readable_in_both_themes(browser, app_url, tab_id, theme):
+@pytest.fixture(scope="module", params=["dark", "light"])
+def themed(request, browser, app_url):
+    """One page per theme, opened once: each test shows one tab on it."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
-    page.goto(f"{app_url}/?__theme={theme}", wait_until="load")
+    page.goto(f"{app_url}/?__theme={request.param}", wait_until="load")
     page.wait_for_selector("button[role=tab]", timeout=30_000)
+    yield request.param, page
+    context.close()
+
+
+@pytest.mark.parametrize("tab_id", TABS)
+def test_plot_text_is_readable_in_both_themes(themed, tab_id):
+    theme, page = themed
     tap_to_tab(page, tab_module(tab_id).TITLE)
-    page.wait_for_timeout(4000)  # the tab's opening plots are drawn on page load
+    wait_until_settled(page)  # the tab's opening plots are drawn
     if theme == "dark":
         assert page.evaluate("document.body.classList.contains('dark')")
         shot(page, f"dark_{tab_id}")
     result = page.evaluate(CONTRAST_JS)
-    context.close()
     assert result["failures"] == [], f"{tab_id} ({theme}): " + "\n".join(result["failures"][:15])

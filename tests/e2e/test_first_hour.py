@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import open_tab, shot
+from tests.e2e.conftest import open_tab, shot, wait_until_settled
 
 DETR_EXAMPLES = Path(__file__).resolve().parents[2] / "assets" / "detr_examples"
 
@@ -120,13 +120,14 @@ MAIN_BUTTONS = {"sde_ode": "Run both samplers", "flows": "Train", "guidance": "G
 
 
 @pytest.mark.parametrize("tab_id", sorted(MAIN_BUTTONS))
-def test_the_main_button_is_on_screen_without_scrolling_at_1280x800(page, tab_id):
+def test_the_main_button_is_on_screen_without_scrolling_at_1280x800(shared_page, tab_id):
     from playground.app import tab_module
 
+    page = shared_page
     open_tab(page, tab_module(tab_id).TITLE)
-    button = page.get_by_role("button", name=MAIN_BUTTONS[tab_id], exact=True).first
+    button = page.get_by_role("button", name=MAIN_BUTTONS[tab_id], exact=True).locator("visible=true").first
     button.wait_for(state="visible", timeout=30_000)
-    page.wait_for_timeout(1500)  # the opening views are drawn (they move the layout)
+    wait_until_settled(page)  # the opening views are drawn (they move the layout)
     page.evaluate("window.scrollTo(0, 0)")
     box = button.bounding_box()
     assert box["y"] >= 0 and box["y"] + box["height"] <= 800, f"{MAIN_BUTTONS[tab_id]!r} at y = {box['y']:.0f}"

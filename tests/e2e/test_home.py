@@ -1,7 +1,7 @@
 """Visit every tab of the app in headless Chromium; no console errors; a screenshot each."""
 
 from playground.app import TABS, tab_module
-from tests.e2e.conftest import open_tab, shot
+from tests.e2e.conftest import open_tab, shot, wait_until_settled
 
 
 def test_every_tab_opens(page):
@@ -10,7 +10,7 @@ def test_every_tab_opens(page):
     for tab_id in TABS:
         title = tab_module(tab_id).TITLE
         open_tab(page, title)
-        page.wait_for_timeout(1500)  # let the tab's default plots render
+        wait_until_settled(page)  # the tab's default plots are drawn
         shot(page, f"tab_{tab_id}")
     open_tab(page, "Home")
     page.get_by_text("Models", exact=True).first.click()

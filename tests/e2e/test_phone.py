@@ -5,7 +5,7 @@ edge (tables scroll instead), and plots one per row. Screenshots: ``phone_<tab>.
 import pytest
 
 from playground.app import TABS, tab_module
-from tests.e2e.conftest import shot
+from tests.e2e.conftest import shot, wait_until_settled
 
 PHONE = {"width": 412, "height": 915}
 
@@ -52,22 +52,35 @@ def tap_to_tab(page, title: str) -> int:
     if button.count() and button.first.is_visible():
         button.first.click()
         return 1
-    page.locator("button[aria-label='More tabs']").click()
+    page.locator("button[aria-label='More tabs']").first.click()  # the app's row (a tab may hold tabs too)
     page.locator(".overflow-dropdown button, [role=menu] button").filter(has_text=title).first.click()
     return 2
 
 
-@pytest.fixture
-def phone(browser, app_url):
+def open_phone(browser, app_url):
     context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
     page = context.new_page()
     errors = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(app_url, wait_until="load")
     page.wait_for_selector("button[role=tab]", timeout=30_000)
+    return context, page, errors
+
+
+@pytest.fixture
+def phone(browser, app_url):
+    context, page, errors = open_phone(browser, app_url)
     yield page
     context.close()
     assert not errors, errors
+
+
+@pytest.fixture(scope="module")
+def phone_page(browser, app_url):
+    """One phone page for the module's tour of the tabs, opened once."""
+    context, page, errors = open_phone(browser, app_url)
+    yield page, errors
+    context.close()
 
 
 # Subplot titles written for a desk-wide figure that overlap at 412 px: the figure must wrap or
@@ -76,10 +89,12 @@ TITLES_OVERLAP_ON_PHONES: dict[str, str] = {}  # tab id -> a known overlap still
 
 
 @pytest.mark.parametrize("tab_id", ["home", *TABS])
-def test_every_tab_fits_a_phone(phone, tab_id):
-    if tab_id != "home":
-        assert tap_to_tab(phone, tab_module(tab_id).TITLE) <= 2
-    phone.wait_for_timeout(4000)  # the tab's opening views render (no event to wait on for all tabs)
+def test_every_tab_fits_a_phone(phone_page, tab_id):
+    phone, errors = phone_page
+    errors.clear()
+    assert tap_to_tab(phone, "Home" if tab_id == "home" else tab_module(tab_id).TITLE) <= 2
+    wait_until_settled(phone)  # the tab's opening views render
+    assert not errors, errors
     shot(phone, f"phone_{tab_id}")
     problems = phone.evaluate(LAYOUT_PROBLEMS_JS)
     overlaps = [p for p in problems if p.startswith("plot titles overlap")]
