@@ -14,9 +14,13 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
-def open_app(browser, url: str):
-    """A new 1280x800 page on the app at ``url``, and the list its browser errors go to."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
+DESK = {"width": 1280, "height": 800}
+
+
+def open_app(browser, url: str, **context_options):
+    """A new page on the app at ``url`` (1280x800 unless ``context_options`` say otherwise: a phone's
+    viewport, touch), and the list its browser errors go to."""
+    context = browser.new_context(**({"viewport": DESK} | context_options))
     page = context.new_page()
     errors: list[str] = []
     page.on("console", lambda msg: errors.append(f"console.{msg.type}: {msg.text}")
@@ -40,8 +44,6 @@ def page(browser, app_url):
 
 @pytest.fixture(scope="module")
 def module_page(browser, app_url):
-    """One 1280x800 page that a module's tests visit tabs on in turn (a page load of the whole app
-    costs seconds); each test gets it with an empty error list and fails on any browser error."""
     context, page, errors = open_app(browser, app_url)
     yield page, errors
     context.close()
@@ -49,6 +51,8 @@ def module_page(browser, app_url):
 
 @pytest.fixture
 def shared_page(module_page):
+    """One 1280x800 page that a module's tests visit tabs on in turn (a page load of the whole app
+    costs seconds); each test gets it with an empty error list and fails on any browser error."""
     page, errors = module_page
     errors.clear()
     page.evaluate("window.scrollTo(0, 0)")

@@ -7,7 +7,7 @@ import pytest
 
 from playground.app import TABS, tab_module
 from tests.e2e.test_phone import tap_to_tab
-from tests.e2e.conftest import shot, wait_until_settled
+from tests.e2e.conftest import open_app, shot, wait_until_settled
 
 # For each drawn plotly figure: the colour behind it (the first opaque background among its
 # ancestors, with the figure's paper colour composited over it), then every text of the figure
@@ -48,17 +48,15 @@ CONTRAST_JS = """
 @pytest.fixture(scope="module", params=["dark", "light"])
 def themed(request, browser, app_url):
     """One page per theme, opened once: each test shows one tab on it."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    page = context.new_page()
-    page.goto(f"{app_url}/?__theme={request.param}", wait_until="load")
-    page.wait_for_selector("button[role=tab]", timeout=30_000)
-    yield request.param, page
+    context, page, errors = open_app(browser, f"{app_url}/?__theme={request.param}")
+    yield request.param, page, errors
     context.close()
 
 
 @pytest.mark.parametrize("tab_id", TABS)
 def test_plot_text_is_readable_in_both_themes(themed, tab_id):
-    theme, page = themed
+    theme, page, errors = themed
+    errors.clear()
     tap_to_tab(page, tab_module(tab_id).TITLE)
     wait_until_settled(page)  # the tab's opening plots are drawn
     if theme == "dark":
@@ -66,3 +64,4 @@ def test_plot_text_is_readable_in_both_themes(themed, tab_id):
         shot(page, f"dark_{tab_id}")
     result = page.evaluate(CONTRAST_JS)
     assert result["failures"] == [], f"{tab_id} ({theme}): " + "\n".join(result["failures"][:15])
+    assert not errors, errors
