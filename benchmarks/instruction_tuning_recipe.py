@@ -43,13 +43,18 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=tuning.TuneConfig.epochs)
     parser.add_argument("--seed", type=int, default=0, help="TuneConfig.seed: the order of the examples")
     parser.add_argument("--start", choices=("committed", "fresh"), default="committed")
+    parser.add_argument("--replay", type=float, default=0.0, help="TuneConfig.replay: pretraining documents per example")
+    parser.add_argument("--freeze", default="", help="comma-separated parameter-name parts to keep frozen (e.g. mlp)")
     parser.add_argument("--per-cell", type=int, default=40, help="as benchmarks.instruction_tuning")
     args = parser.parse_args()
     oracle = compute.oracle()
     with single_thread():
         start = time.perf_counter()
-        lm, _ = tuning.finetune(start_model(args.start), training_sets()["n8000"],
-                                tuning.TuneConfig(epochs=args.epochs, seed=args.seed))
+        base = start_model(args.start)
+        for name, parameter in base.model.named_parameters():
+            parameter.requires_grad_(not any(part and part in name for part in args.freeze.split(",")))
+        lm, _ = tuning.finetune(base, training_sets()["n8000"],
+                                tuning.TuneConfig(epochs=args.epochs, seed=args.seed, replay=args.replay))
         seconds = time.perf_counter() - start
         items = tuning.evaluation_set(oracle, args.per_cell, exclude=training_instructions())
         known = tuning.base_knowledge(models.get("textworld-base"), items, oracle)
@@ -57,6 +62,7 @@ def main() -> None:
     em = tuning.exact_match(items, responses, oracle)
     forms = by_phrasing(items, responses, known, oracle)["canonical"]
     print(json.dumps({"epochs": args.epochs, "seed": args.seed, "start": args.start,
+                      "replay": args.replay, "freeze": args.freeze,
                       "word_tasks": forms["word_tasks"], "share_of_base_knowledge": forms["share_of_base_knowledge"],
                       "families": {k.split(":")[1]: round(v, 3) for k, v in em.items() if k.startswith("family:")},
                       "fine_tune_seconds": round(seconds)}))

@@ -211,6 +211,23 @@ def test_the_loss_counts_response_tokens_only(oracle):
     assert torch.allclose(loss, manual, atol=1e-5)
 
 
+def test_replayed_pretraining_documents_are_mixed_in_with_the_loss_on_every_token(oracle):
+    """InstructGPT's pretraining mix: a quarter as many biography/QA documents as tasks, seeded, each
+    a whole pretraining document; the tasks keep the response-only loss."""
+    base = tuning.prepare_base(compute_base())
+    tasks = si.seed_tasks(oracle)[:8]
+    cfg = tuning.TuneConfig(replay=0.25)
+    data = tuning.tuning_data(base.tokenizer, tasks, cfg)
+    assert len(data) == 10 and data[:8] == tuning.training_examples(base.tokenizer, tasks)
+    docs = tw.pretraining_text(list(oracle.people.values()), seed=0)
+    encoded = {tuple(ids) for ids in base.tokenizer(docs, add_special_tokens=False)["input_ids"]}
+    for example in data[8:]:
+        assert example.loss_from <= 1 and example.ids[0] == base.tokenizer.bos_token_id
+        assert example.ids[-1] == base.tokenizer.eos_token_id and example.ids[1:-1] in encoded
+    assert tuning.tuning_data(base.tokenizer, tasks, cfg)[8:] == data[8:]  # seeded
+    assert tuning.tuning_data(base.tokenizer, tasks, tuning.TuneConfig(replay=0.0)) == data[:8]
+
+
 def compute_base():
     from playground import models
 

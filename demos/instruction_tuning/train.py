@@ -8,7 +8,10 @@
    task's family, kind and whether the teacher's response was wrong.
 2. The base model with its vocabulary extended for the instructions (``tuning.prepare_base``),
    saved as ``base``.
-3. Fine-tunes in Alpaca's format, loss on the response only, 5 epochs, from the same seed:
+3. Fine-tunes in Alpaca's format, loss on the response only, 7 epochs, from the same seed, with a
+   quarter as many of the base model's pretraining documents mixed in (``TuneConfig.replay``, loss on
+   every token: InstructGPT's pretraining mix, not Alpaca's recipe; without it the 7 epochs that
+   reverse needs forget the facts of people no task asks about):
    ``n500`` / ``n2000`` / ``n8000`` (the first 500 / 2,000 / 8,000 clean kept tasks),
    ``n8000-unfiltered`` (the first 8,000 clean tasks of the unfiltered pool) and ``n8000-noisy``
    (the first 8,000 kept tasks, the teacher's mistakes included).

@@ -63,11 +63,34 @@ def training_examples(tokenizer, tasks: list[si.Task]):
 
 @dataclass(frozen=True)
 class TuneConfig:
-    epochs: int = 5  # Alpaca: 3; at 3 this model had not yet learned to copy words from the prompt
+    epochs: int = 7  # Alpaca: 3; at 3 this model had not yet learned to copy words from the prompt, at 5 to reverse
     batch: int = 32
     lr: float = 1e-3  # Alpaca: 2e-5 for 7B parameters; a 2.6M-parameter model needs a larger step
     warmup_ratio: float = 0.03  # Alpaca: 0.03, cosine
     seed: int = 0
+    replay: float = 0.25  # pretraining documents mixed in per instruction example (InstructGPT's "ptx"; Alpaca: 0)
+
+
+def replay_examples(tokenizer, n: int, seed: int):
+    """``n`` of the base model's pretraining documents (the biographies and question-answer pairs,
+    ``text_world.pretraining_text``), drawn at random, as examples with the loss on every token:
+    mixing them into the tuning batches (InstructGPT's PPO-ptx mixes pretraining gradients the same
+    way) keeps the facts the base model learned from being overwritten by a long fine-tune."""
+    if n <= 0:
+        return []
+    from demos import language_model as lmk
+    from demos.instruction_tuning import compute
+
+    docs = tw.pretraining_text(list(compute.oracle().people.values()), seed=0)
+    chosen = random.Random(seed).sample(docs, min(n, len(docs)))
+    return lmk.examples(tokenizer, [(d, "") for d in chosen], response_only=False)
+
+
+def tuning_data(tokenizer, tasks: list[si.Task], cfg: TuneConfig):
+    """What one epoch of ``finetune`` goes through (shuffled): every task in Alpaca's format with the
+    loss on its response, and ``round(cfg.replay * len(tasks))`` pretraining documents with the
+    loss on every token."""
+    return training_examples(tokenizer, tasks) + replay_examples(tokenizer, round(cfg.replay * len(tasks)), cfg.seed)
 
 
 def finetune(base, tasks: list[si.Task], cfg: TuneConfig, on_log=None):
@@ -77,7 +100,7 @@ def finetune(base, tasks: list[si.Task], cfg: TuneConfig, on_log=None):
     lm = lmk.LanguageModel(copy.deepcopy(base.model), base.tokenizer)
     if not tasks:
         return lm, []
-    data = training_examples(lm.tokenizer, tasks)
+    data = tuning_data(lm.tokenizer, tasks, cfg)
     steps = max(1, -(-len(data) * cfg.epochs // cfg.batch))
     train_cfg = lmk.TrainConfig(steps=steps, batch=min(cfg.batch, len(data)), lr=cfg.lr, min_lr_ratio=0.0,
                                 warmup=max(1, round(cfg.warmup_ratio * steps)), log_every=max(1, steps // 20),
