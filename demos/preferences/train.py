@@ -39,7 +39,7 @@ N_PAIRS, N_HELD_OUT_PAIRS = 3000, 600
 TAU = 0.1
 SEED = 0
 SFT_START = "textworld-instruct-n8000"  # the base model instruction-tuned by the Instruction tuning tab
-SFT_CONFIG = tuning.TuneConfig(epochs=3)
+SFT_CONFIG = tuning.TuneConfig(epochs=3, replay=0.0)  # word tasks only: no fact to keep
 REWARD_CONFIG = lm.RewardConfig()
 DPO_STEPS = lm.DPOConfig().steps
 PPO_ITERATIONS = 60
