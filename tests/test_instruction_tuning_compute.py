@@ -330,4 +330,8 @@ def test_the_finding_states_the_stored_list_lengths():
     counts = ev["training_list_lengths"]["n8000"]
     short = sum(by.get("2", 0) for by in counts.values()) / sum(sum(by.values()) for by in counts.values())
     assert f"{short:.0%} of the filtered word tasks have 2 words" in list_length_finding(ev)
+    rows = {r["model"]: r["by_list_length"] for r in ev["models"] if r["model"] in ("n8000", "n8000-unfiltered")}
+    gaps = {f: rows["n8000-unfiltered"][f]["2"] - rows["n8000"][f]["2"] for f in rows["n8000"]}
+    worst = max(gaps, key=gaps.get)
+    assert f"costs most, {worst} on 2 words: {rows['n8000'][worst]['2']:.2f} filtered" in list_length_finding(ev)
     assert list_length_finding({"models": ev["models"]}) == ""

@@ -220,7 +220,7 @@ def findings(ev: dict | None) -> str:
     if "canonical" in forms and "held-out" in forms:
         c, h = forms["canonical"], forms["held-out"]
         parts.append(f"In the forms TEXT_WORLD.md gives (\"Reverse the words: ...\"): word tasks "
-                     f"**{c['word_tasks']:.2f}**, knowledge kept **{c['share_of_base_knowledge']:.0%}**; in the "
+                     f"**{c['word_tasks']:.3f}**, knowledge kept **{c['share_of_base_knowledge']:.0%}**; in the "
                      f"held-out phrasing: {h['word_tasks']:.2f} and {h['share_of_base_knowledge']:.0%}.")
     variants = (("n8000-unfiltered", "with the ROUGE-L filter off"),
                 ("n8000-noisy", "with the teacher's mistakes kept"))
@@ -246,12 +246,18 @@ def list_length_finding(ev: dict) -> str:
         return "n/a" if value is None else f"{value:.2f}"
 
     filtered, unfiltered = (tuning.list_length_share(lengths[m], 2) for m in ("n8000", "n8000-unfiltered"))
+
+    def cost(family: str) -> float:  # how much better the unfiltered model does on 2-word lists
+        by = {m: rows.get(m, {}).get("by_list_length", {}).get(family, {}) for m in ("n8000", "n8000-unfiltered")}
+        return by["n8000-unfiltered"].get("2", 0.0) - by["n8000"].get("2", 0.0)
+
+    family = max(rows["n8000"]["by_list_length"], key=cost)
     return (f"**The filter skews the word lists**: the teacher writes lists of 2 to 6 words evenly, but ROUGE-L "
             f"rejects short ones (one shared word puts two 2-word instructions of one phrasing over 0.7), so "
             f"{filtered:.0%} of the filtered word tasks have 2 words against "
-            f"{unfiltered:.0%} unfiltered. Count on 2 words: {at('n8000', 'count', '2')} "
-            f"filtered, {at('n8000-unfiltered', 'count', '2')} unfiltered (on 5 words: {at('n8000', 'count', '5')} "
-            f"and {at('n8000-unfiltered', 'count', '5')}).")
+            f"{unfiltered:.0%} unfiltered. Where that costs most, {family} on 2 words: {at('n8000', family, '2')} "
+            f"filtered, {at('n8000-unfiltered', family, '2')} unfiltered (on 5 words: {at('n8000', family, '5')} "
+            f"and {at('n8000-unfiltered', family, '5')}).")
 
 
 # ----------------------------------------------------------------------------- callbacks
