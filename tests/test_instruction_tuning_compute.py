@@ -253,7 +253,7 @@ def test_new_words_start_near_the_mean_or_from_their_other_case_and_old_ids_stay
 
 
 def test_the_committed_fine_tune_answers_and_the_base_model_does_not(oracle):
-    """At the benchmark's level (n8000: 0.61 on word tasks, 0.65 on questions): most of eight, and
+    """At the benchmark's level (n8000: 0.79 on word tasks, 0.74 on questions): most of eight, and
     the base model, which continues text, next to none."""
     person = next(p for p in oracle.people.values() if p.split == "bio_only" and p.f == 32)
     instructions = ["Reverse the words: cat veltra red", "Sort the words: pilot goat blue ostmar",
