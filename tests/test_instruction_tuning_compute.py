@@ -335,3 +335,14 @@ def test_the_finding_states_the_stored_list_lengths():
     worst = max(gaps, key=gaps.get)
     assert f"costs most, {worst} on 2 words: {rows['n8000'][worst]['2']:.2f} filtered" in list_length_finding(ev)
     assert list_length_finding({"models": ev["models"]}) == ""
+
+
+def test_the_loss_figure_says_what_its_loss_counts():
+    """With a pretraining mix the plotted loss is not the response tokens' alone; the title says so."""
+    from demos.instruction_tuning.figures import loss_figure
+
+    run = {"finetunes": {"n8000": {"loss": [{"step": 1, "loss": 2.0}, {"step": 2, "loss": 1.0}]}}}
+    with_mix = loss_figure({**run, "tune_config": {"replay": 0.25}}).layout.title.text
+    without = loss_figure({**run, "tune_config": {"replay": 0.0}}).layout.title.text
+    assert "replayed pretraining text" in with_mix and without == "Fine-tuning loss (response tokens only)"
+    assert "replayed" in loss_figure(compute.training_log()).layout.title.text  # the committed run mixes

@@ -88,8 +88,12 @@ def family_figure(evaluation: dict) -> go.Figure:
 
 
 def loss_figure(training_log: dict) -> go.Figure:
-    """Response-token cross-entropy of each fine-tune, against the share of its training."""
-    fig = figure("Fine-tuning loss (response tokens only)", "share of training", "cross-entropy (nats)", height=420)
+    """Each fine-tune's training loss (the tasks' response tokens, and every token of the replayed
+    pretraining documents when ``tune_config.replay`` > 0), against the share of its training."""
+    replay = training_log.get("tune_config", {}).get("replay", 0)
+    title = ("Fine-tuning loss (tasks' response tokens + replayed pretraining text)" if replay
+             else "Fine-tuning loss (response tokens only)")
+    fig = figure(title, "share of training", "cross-entropy (nats)", height=420)
     for i, (name, run) in enumerate(training_log.get("finetunes", {}).items()):
         loss = run.get("loss", [])
         if loss:

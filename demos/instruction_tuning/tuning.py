@@ -5,6 +5,9 @@ held-out evaluation that says what it bought.
   (``text_world.alpaca_prompt``) and its response, ending in EOS.
 * **Loss**: cross-entropy on the response tokens only (Alpaca's ``IGNORE_INDEX`` on the prompt):
   ``L = - sum_{t in response} log p(y_t | prompt, y_<t) / |response tokens|``.
+* **Pretraining mix** (``TuneConfig.replay``; InstructGPT's "ptx", not Alpaca's recipe): a quarter as
+  many of the base model's pretraining documents as tasks, loss on every token, shuffled in with the
+  tasks, so that the 7 epochs the word tasks need do not erase the facts the base model learned.
 * **New words**: the base model's word-level vocabulary never saw the template ("###",
   "Instruction") or the instructions' words; they are appended (``language_model.resize_embeddings``):
   a word the vocabulary has in another case starts from that row (``veltra`` from ``Veltra``), any
