@@ -219,7 +219,7 @@ def test_replayed_pretraining_documents_are_mixed_in_with_the_loss_on_every_toke
     cfg = tuning.TuneConfig(replay=0.25)
     data = tuning.tuning_data(base.tokenizer, tasks, cfg)
     assert len(data) == 10 and data[:8] == tuning.training_examples(base.tokenizer, tasks)
-    docs = tw.pretraining_text(list(oracle.people.values()), seed=0)
+    docs = tw.pretraining_text(list(oracle.people.values()), seed=0, qa_repeats=2)  # the base model's (train.py)
     encoded = {tuple(ids) for ids in base.tokenizer(docs, add_special_tokens=False)["input_ids"]}
     for example in data[8:]:
         assert example.loss_from <= 1 and example.ids[0] == base.tokenizer.bos_token_id

@@ -82,9 +82,11 @@ def replay_examples(tokenizer, n: int, seed: int):
     if n <= 0:
         return []
     from demos import language_model as lmk
+    from demos.hallucination.train import Config as BaseConfig
     from demos.instruction_tuning import compute
 
-    docs = tw.pretraining_text(list(compute.oracle().people.values()), seed=0)
+    base = BaseConfig()  # the documents exactly as the base model read them
+    docs = tw.pretraining_text(list(compute.oracle().people.values()), base.seed, base.qa_repeats)
     chosen = random.Random(seed).sample(docs, min(n, len(docs)))
     return lmk.examples(tokenizer, [(d, "") for d in chosen], response_only=False)
 
