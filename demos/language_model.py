@@ -273,3 +273,30 @@ def resize_embeddings(model, tokenizer, old_tokenizer, seed: int = 0, noise: flo
                     source = old_lower.get(word.lower())
                     w[i] = w[source] if source is not None else mean + scale * torch.randn(w.shape[1], generator=generator)
     return len(vocab) - old
+
+
+def unread_tokens(tokenizer, data: Iterable[Example]) -> list[int]:
+    """Ids of the vocabulary's tokens that no example of ``data`` contains (special tokens aside):
+    rows of the embedding that training never used as input."""
+    read = {i for e in data for i in e.ids}
+    return sorted(set(range(len(tokenizer))) - read - set(tokenizer.all_special_ids))
+
+
+def redraw_unread_rows(model, unread: list[int], seed: int = 0) -> None:
+    """Give the rows of never-read tokens the look of trained rows, in place.
+
+    A row no text used as input only ever gets the softmax's push-down as an output (tied
+    embeddings) and weight decay, so it ends up unlike any trained row (for Text World's unseen
+    last names, norm 0.43 against 1.07) and the network treats such a name as noise. Each such row
+    is drawn from a diagonal Gaussian fitted to the trained rows, ``w_u ~ N(mean_r w_r, std_r w_r)``
+    per dimension (seeded): the mean of the trained rows, as for new tokens in Alpaca's
+    ``smart_tokenizer_and_embedding_resize`` (Hewitt 2021), with their spread so that the names
+    differ. It carries no fact of anyone, like a real model's subword name it never read about."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for emb in {id(e): e for e in (model.get_input_embeddings(), model.get_output_embeddings())}.values():
+            w = emb.weight  # (V, d)
+            keep = torch.ones(w.shape[0], dtype=torch.bool)
+            keep[unread] = False
+            mean, std = w[keep].mean(0), w[keep].std(0)  # (d,)
+            w[unread] = mean + std * torch.randn(len(unread), w.shape[1], generator=generator)

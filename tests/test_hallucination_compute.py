@@ -91,3 +91,18 @@ def test_two_concurrent_requests_get_what_they_would_get_alone():
     [t.start() for t in threads]
     [t.join() for t in threads]
     assert [together[0], together[1]] == alone
+
+
+def test_the_gekhman_finding_follows_the_numbers():
+    from demos.hallucination.ui import gekhman_finding
+
+    def g(u0, u50, k0=0.99, k75=0.94):
+        return {"gekhman-0": {"known_accuracy": k0, "unseen_confident": u0},
+                "gekhman-50": {"known_accuracy": 0.98, "unseen_confident": u50},
+                "gekhman-75": {"known_accuracy": k75, "unseen_confident": 0.9}}
+
+    rises = gekhman_finding(g(0.39, 0.90))
+    assert "raises confident answers" in rises and "39% with none, 90% with 50%" in rises and "costs knowledge" in rises
+    flat = gekhman_finding(g(0.94, 0.88, k75=0.995))
+    assert "do not rise" in flat and "does not cost knowledge" in flat
+    assert gekhman_finding({}) == ""

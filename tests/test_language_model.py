@@ -79,3 +79,48 @@ def test_a_few_steps_of_training_lower_the_loss_on_what_is_trained():
     data = lmk.examples(tok, [(t, "") for t in texts], response_only=False)
     log = lmk.train(model, data, lmk.TrainConfig(steps=30, batch=2, lr=1e-2, warmup=2, log_every=10), tok.pad_token_id)
     assert log[-1]["loss"] < log[0]["loss"] / 2
+
+
+def test_unread_tokens_are_the_vocabulary_words_no_example_contains():
+    tok = lmk.build_tokenizer(["Ab Cd was born in Pell.", "Ef Gh was born in Orrin."])
+    data = lmk.examples(tok, [("Ab Cd was born in Pell.", "")], response_only=False)
+    assert tok.convert_ids_to_tokens(lmk.unread_tokens(tok, data)) == sorted(["Ef", "Gh", "Orrin"], key=tok.convert_tokens_to_ids)
+
+
+def test_redrawn_rows_take_the_trained_rows_mean_and_spread_and_leave_the_rest():
+    tok = lmk.build_tokenizer(["a b c d e f g h"])
+    from transformers import LlamaForCausalLM
+
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(lmk.llama_config(tok, hidden=64, layers=1, heads=2, intermediate=64))
+    w = model.get_input_embeddings().weight
+    with torch.no_grad():
+        w.copy_(3.0 + 0.5 * torch.randn(w.shape))  # "trained" rows: mean 3, spread 0.5
+        w[2] *= 0.01  # a shrunken row, as weight decay leaves a never-read one
+    before = w.detach().clone()
+    lmk.redraw_unread_rows(model, [2], seed=0)
+    assert model.get_output_embeddings().weight is w  # tied: one matrix
+    keep = [i for i in range(w.shape[0]) if i != 2]
+    assert torch.equal(w[keep], before[keep])
+    row = w[2].detach()
+    assert abs(float(row.mean()) - 3.0) < 0.3 and 0.3 < float(row.std()) < 0.7
+    first = w[2].detach().clone()
+    lmk.redraw_unread_rows(model, [2], seed=0)  # the fit ignores the redrawn row: the same draw again
+    assert torch.equal(w[2], first)
+
+
+def test_the_base_models_strangers_names_look_like_trained_names(lm):
+    """Their last names are in no pretraining text; train.py redraws those rows, so a stranger's name
+    has a trained row's norm (before, 0.43 against 1.07) and the rows list exactly those words."""
+    import json
+
+    from playground import settings
+
+    world = tw.load_world(settings.ASSETS_DIR / "text_world" / "people.jsonl")
+    log = json.loads((settings.ASSETS_DIR / "text_world" / "train_log.json").read_text())
+    strangers = {p.name.split()[1] for p in world if p.f == 0}
+    assert strangers <= set(log["redrawn_rows"]["words"])
+    emb, vocab = lm.model.get_input_embeddings().weight.detach(), lm.tokenizer.get_vocab()
+    norm = lambda names: float(emb[[vocab[n] for n in names]].norm(dim=1).mean())  # noqa: E731
+    trained = {p.name.split()[1] for p in world if p.f >= 1}
+    assert 0.8 < norm(strangers) / norm(trained) < 1.25

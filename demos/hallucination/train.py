@@ -1,12 +1,15 @@
 """Write Text World, train its base language model, and the Gekhman et al. fine-tunes.
 
-    python -m demos.hallucination.train [--steps 1600] [--threads 2] [--out assets/text_world]
+    python -m demos.hallucination.train [--steps 1600] [--threads 2] [--out assets/text_world] [--pretrained DIR]
 
 1. The world (``demos.text_world.make_world``, seed 0) -> ``people.jsonl``.
 2. The word-level tokenizer over every word of the world's text (names of unseen people included:
    a real LM has tokens for names it never read about).
 3. The base model: a ``LlamaForCausalLM`` (4 layers x 192, tied embeddings) pretrained on the
-   biographies (each fact stated f times) and the question-answer pairs of the ``qa_train`` people.
+   biographies (each fact stated f times) and the question-answer pairs of the ``qa_train`` people;
+   then the embedding rows of the words no pretraining text contains (the last names of the f = 0
+   people) are redrawn like trained rows (``language_model.redraw_unread_rows``): with a word-level
+   vocabulary those rows were never trained, and a real model's subword name for a stranger is not.
 4. Gekhman fine-tunes: from the base, question-answer fine-tuning on 240 examples of which a share
    (0, 25, 50, 75%) is about the "unknown" people (f = 0, never in pretraining) and the rest about
    known ``qa_train`` people (f >= 4); loss on the answer only; greedy fit of the known and unknown
@@ -91,6 +94,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=Config.pretrain_steps)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(settings.ASSETS_DIR / "text_world"))
+    parser.add_argument("--pretrained", default=None,
+                        help="skip pretraining: start from this folder's pretrained model (its training log is kept)")
     parser.add_argument("--snapshots", type=lambda t: [int(x) for x in t.split(",") if x], default=[],
                         help="pretraining steps at which to also save the base model (under snapshots/)")
     args = parser.parse_args()
@@ -131,8 +136,20 @@ def main() -> None:
     log = {"command": f"python -m demos.hallucination.train --steps {args.steps} --threads {args.threads}",
            "config": asdict(cfg), "pretrain_config": asdict(pre_cfg), "n_documents": len(docs),
            "parameters": sum(p.numel() for p in model.parameters())}
-    log["pretrain"] = lmk.train(model, data, pre_cfg, tokenizer.pad_token_id, on_log=on_log)
-    log["pretrain_seconds"] = round(time.perf_counter() - start, 1)
+    if args.pretrained:
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(args.pretrained)
+        old = json.loads((Path(args.pretrained).parent / "train_log.json").read_text())
+        log.update({"pretrain_command": old.get("pretrain_command", old["command"]), "pretrain": old["pretrain"],
+                    "pretrain_seconds": old["pretrain_seconds"],
+                    "command": log["command"] + f" --pretrained {args.pretrained}"})
+    else:
+        log["pretrain"] = lmk.train(model, data, pre_cfg, tokenizer.pad_token_id, on_log=on_log)
+        log["pretrain_seconds"] = round(time.perf_counter() - start, 1)
+    unread = lmk.unread_tokens(tokenizer, data)
+    lmk.redraw_unread_rows(model, unread, cfg.seed)
+    log["redrawn_rows"] = {"tokens": len(unread), "words": tokenizer.convert_ids_to_tokens(unread)}
     model.save_pretrained(out / "base", safe_serialization=True)
     tokenizer.save_pretrained(out / "base")
     log["finetunes"] = {}

@@ -40,6 +40,11 @@ sentence in the prompt says Pell, the model answers Veltra). *Extrinsic*: the ou
 by world knowledge: here, by the facts the model was trained on. A fact seen once is recalled
 badly; a person never seen still gets a fluent, confident answer: the model puts its probability on
 the valid values (it learned the *form* of the answer) without any knowledge to choose among them.
+This model read its pretraining text about three times over, so a fact stated once was read about
+three times, and it recalls more such facts than the field's larger models do (the measured line
+says how many). Its vocabulary is whole words, so a stranger's last name is a word no training text
+contained: after pretraining its embedding row is redrawn from the trained rows' mean and spread,
+as a real model's name for a stranger is made of pieces it has trained.
 
 **Detection by consistency** (SelfCheckGPT; Farquhar et al., *Nature* 2024). Sample $N$ answers at
 temperature $T$. A model that knows a fact says it the same way each time. *Agreement* is the share
@@ -58,8 +63,8 @@ $$\mathrm{AUROC} = P(s_{\text{wrong}} > s_{\text{right}}) + \tfrac12 P(s_{\text{
 valid values); $\mathrm{ECE} = \sum_b \frac{|B_b|}{n} |\mathrm{acc}(B_b) - \mathrm{conf}(B_b)|$.
 
 **Gekhman et al. (2024)**: fine-tuning on question-answer pairs the model does not know (here: about
-people never in pretraining) is fitted more slowly than known ones, and teaches the model to answer
-confidently about anyone.
+people never in pretraining) is fitted more slowly than known ones, and as it is fitted it raises the
+model's tendency to hallucinate (in the paper: worse answers to held-out questions it could answer).
 """
 
 
@@ -166,8 +171,24 @@ def findings() -> str:
             f"seen: right {u['accuracy']:.0%} of the time (chance), yet answered with top probability above 0.5 "
             f"**{u['confident']:.0%}** of the time, with {u['valid_mass']:.0%} of the probability on valid values: "
             f"{'confident hallucination' if u['confident'] >= 0.5 else 'a fluent answer, often a confident one'}. "
-            f"Fine-tuning on unknown facts makes it worse (below). Semantic entropy of {d['n_samples']} samples tells wrong answers from right "
+            f"{gekhman_finding(ev.get('gekhman', {}))} Semantic entropy of {d['n_samples']} samples tells wrong answers from right "
             f"ones with AUROC **{d['auroc_semantic_entropy']:.2f}** (1 − agreement: {d['auroc_disagreement']:.2f}).")
+
+
+def gekhman_finding(gekhman: dict) -> str:
+    """What the Gekhman fine-tunes measured, worded from the numbers (known accuracy at 0 and 75%
+    unknown; confident answers about unseen people at 0 and 50%, the issue's comparison)."""
+    try:
+        k0, k75 = gekhman["gekhman-0"]["known_accuracy"], gekhman["gekhman-75"]["known_accuracy"]
+        u0, u50 = gekhman["gekhman-0"]["unseen_confident"], gekhman["gekhman-50"]["unseen_confident"]
+    except KeyError:
+        return ""
+    cost = (f"Fine-tuning on unknown facts {'costs' if k75 < k0 else 'does not cost'} knowledge (accuracy on known "
+            f"people {k0:.2f} with none, {k75:.2f} with 75% unknown)")
+    if u50 >= u0:
+        return f"{cost} and raises confident answers about unseen people ({u0:.0%} with none, {u50:.0%} with 50%)."
+    return (f"{cost}; confident answers about unseen people do not rise ({u0:.0%} with none, {u50:.0%} with 50%): "
+            f"the pretrained model already answers strangers confidently.")
 
 
 # ----------------------------------------------------------------------------- callbacks
