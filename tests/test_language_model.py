@@ -111,7 +111,8 @@ def test_redrawn_rows_take_the_trained_rows_mean_and_spread_and_leave_the_rest()
 
 def test_the_base_models_strangers_names_look_like_trained_names(lm):
     """Their last names are in no pretraining text; train.py redraws those rows, so a stranger's name
-    has a trained row's norm (before, 0.43 against 1.07) and the rows list exactly those words."""
+    has a trained row's norm (before, 0.43 against 1.07), and the log lists every one of them among the
+    redrawn words."""
     import json
 
     from playground import settings

@@ -41,8 +41,8 @@ by world knowledge: here, by the facts the model was trained on. A fact seen onc
 badly; a person never seen still gets a fluent, confident answer: the model puts its probability on
 the valid values (it learned the *form* of the answer) without any knowledge to choose among them.
 This model read its pretraining text about three times over, so a fact stated once was read about
-three times, and it recalls more such facts than the field's larger models do (the measured line
-says how many). Its vocabulary is whole words, so a stranger's last name is a word no training text
+three times, and it recalls more of its f = 1 facts than one reading would give (the measured
+line says how many). Its vocabulary is whole words, so a stranger's last name is a word no training text
 contained: after pretraining its embedding row is redrawn from the trained rows' mean and spread,
 as a real model's name for a stranger is made of pieces it has trained.
 
