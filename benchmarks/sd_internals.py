@@ -10,7 +10,8 @@ autoencoder's PSNR, and what recording the attention costs.
    at its mean and compared with the shape's foreground mask, which comes from the pixels alone
    (``benchmarks.shapes_checker.foreground_mask``: differs from the border's colour by > 60).
    Target: the shape word's IoU >= 0.5 on average, clearly above the IoU of "a". For scale, the
-   last column is what a perfect map at the UNet's 4 x 4 cross-attention resolution would reach.
+   last two columns are what a perfect map at the UNet's cross-attention resolutions (4 x 4, and
+   8 x 8 since the UNet was grown) would reach.
 2. Autoencoder: PSNR of E then D on ``--psnr-images`` fresh Shapes World images (a seed stream
    training never drew from), the same ``internals.round_trip`` the tab uses.
 3. Speed: 25 steps of one image with CFG, with and without recording (the same sampler call,
@@ -40,14 +41,14 @@ def iou(heatmap: np.ndarray, mask: np.ndarray) -> float:
     return float((region & mask).sum() / max((region | mask).sum(), 1))
 
 
-def perfect_map_iou(mask: np.ndarray, grid: int = 4) -> float:
-    """The IoU a perfect attention map at the UNet's 4 x 4 cross-attention resolution would reach:
-    each cell's share of shape pixels, upsampled like the recorded maps, thresholded at its mean."""
+def perfect_map_iou(mask: np.ndarray, grid: int) -> float:
+    """The IoU a perfect attention map at a ``grid`` x ``grid`` cross-attention resolution would
+    reach: each cell's share of shape pixels, upsampled like the recorded maps, thresholded at its mean."""
     import torch
     import torch.nn.functional as F
 
     cell = mask.shape[0] // grid
-    coverage = mask.reshape(grid, cell, grid, cell).mean(axis=(1, 3)).astype(np.float32)  # (4, 4)
+    coverage = mask.reshape(grid, cell, grid, cell).mean(axis=(1, 3)).astype(np.float32)  # (grid, grid)
     up = F.interpolate(torch.from_numpy(coverage)[None, None], size=mask.shape, mode="bicubic", align_corners=False)
     return iou(up[0, 0].clamp(min=0).numpy(), mask)
 
@@ -62,12 +63,13 @@ def token_ious(result: internals.Internals, mask: np.ndarray) -> dict[str, float
     for special in SPECIALS:
         values = [iou(summed[j], mask) for j, t in enumerate(result.tokens) if t == special]
         out[special] = float(np.mean(values)) if values else float("nan")
-    out["perfect 4x4 map"] = perfect_map_iou(mask)
+    out["perfect 4x4 map"] = perfect_map_iou(mask, 4)
+    out["perfect 8x8 map"] = perfect_map_iou(mask, 8)
     return out
 
 
 def localisation(seeds: int, steps: int) -> dict:
-    roles = ["shape", "colour", "a", *SPECIALS, "perfect 4x4 map"]
+    roles = ["shape", "colour", "a", *SPECIALS, "perfect 4x4 map", "perfect 8x8 map"]
     print(f"| prompt | {' | '.join(roles)} | attention share of 'a' | checker reads |")
     print("|---|" + "---|" * (len(roles) + 2))
     rows = {}

@@ -53,15 +53,19 @@ def test_a_concurrent_plain_run_is_neither_recorded_nor_changed(model):
     [t.join() for t in threads]
     assert np.array_equal(images["plain"], alone["a green triangle"])
     assert np.array_equal(images["recorded"], alone["a red circle"])
-    assert recorders["r"].calls == STEPS * 6  # six cross-attention layers per UNet call, no more
+    assert recorders["r"].calls == STEPS * 11  # eleven cross-attention layers per UNet call, no more
 
 
 def test_attention_probabilities_over_tokens_sum_to_one_at_every_position(recorded):
-    assert len(recorded.raw) == STEPS * 6
+    assert len(recorded.raw) == STEPS * 11
+    positions = []
     for call in recorded.raw:
         probs = call["probs"].numpy()  # (heads, N, L)
-        assert probs.shape == (4, 16, 8) and (probs >= 0).all()
+        assert probs.shape[0] == 4 and probs.shape[2] == 8 and (probs >= 0).all()
         np.testing.assert_allclose(probs.sum(axis=-1), 1.0, atol=1e-5)
+        positions.append(probs.shape[1])
+    # per UNet call: 2 + 3 layers at 8 x 8 (64 positions), 2 + 1 + 3 at 4 x 4 (16 positions)
+    assert positions.count(64) == STEPS * 5 and positions.count(16) == STEPS * 6
     assert sorted({c["step"] for c in recorded.raw}) == list(range(STEPS))
 
 
@@ -106,6 +110,23 @@ def test_same_inputs_same_maps():
     assert np.array_equal(a[0], b[0]) and a[1] == b[1]
     assert set(a[1]) == {"tokens", "heatmaps", "latent_shape", "psnr_db"}
     assert a[1]["latent_shape"] == [4, 8, 8] and set(a[1]["heatmaps"]) == {"a", "red", "triangle"}
+
+
+@pytest.mark.parametrize("prompt", ["a red circle", "a purple square", "a blue triangle"])
+def test_the_committed_model_puts_the_shape_word_on_the_shape_and_a_off_it(prompt):
+    """The benchmark's measure on one image (25 steps, seed 0): the shape word's map, thresholded
+    at its mean, overlaps the shape's pixel mask (``shapes_checker``, not the training geometry)
+    far more than the map of ``a``. Purple is here because before the grounded 8x8 fine-tune its
+    shape word sat on the background (IoU ~0)."""
+    from benchmarks import shapes_checker
+    from benchmarks.sd_internals import iou
+
+    result = internals.generate(internals.InternalsParams(prompt=prompt, steps=25, seed=0), with_steps=False)
+    mask = shapes_checker.foreground_mask(result.image)
+    summed = result.step_maps.sum(axis=0)  # (L, 64, 64)
+    shape_iou = iou(summed[result.word_tokens[result.words[2]]].sum(0), mask)
+    a_iou = iou(summed[result.word_tokens["a"]].sum(0), mask)
+    assert shape_iou >= 0.4 and shape_iou >= a_iou + 0.3, (shape_iou, a_iou)
 
 
 def test_round_trip_psnr_on_shapes_world_images_keeps_the_benchmarks_level(model):

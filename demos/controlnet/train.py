@@ -15,6 +15,11 @@
    ``z_t = sqrt(abar_t) z_0 + sqrt(1 - abar_t) eps``; the caption is replaced by ``""`` with
    probability ``caption_dropout`` so the control also works in the unconditional branch of
    classifier-free guidance. Weights averaged by EMA.
+   With ``--init-from DIR`` the ControlNet starts instead from the one trained in DIR for the
+   base UNet before it was grown (cross-attention added at 8 x 8,
+   ``demos.guidance.shapes_ldm.grow_attention_8x8``): the same growth is applied to its copy
+   of the encoder, so at step 0 it is exactly that ControlNet, and training adapts it to the
+   grown UNet.
 5. Save (EMA weights, safetensors) every ``save_minutes`` and at the end, so a run cut short
    leaves a usable model; the steps actually run and held-out losses go to
    ``<out>/training_metrics.json``. Rerunning with ``--steps`` set to the recorded count and
@@ -186,7 +191,7 @@ def train_loop(controlnet, unet, data: dict, cfg: TrainConfig, out: Path, record
     return ema, steps
 
 
-def train(cfg: TrainConfig, base_dir: Path, out: Path) -> dict:
+def train(cfg: TrainConfig, base_dir: Path, out: Path, init_from: Path | None = None) -> dict:
     from diffusers import StableDiffusionPipeline
 
     pick_threads(cfg)
@@ -198,8 +203,17 @@ def train(cfg: TrainConfig, base_dir: Path, out: Path) -> dict:
     data = encode(base, cfg)
     log(f"encoded {cfg.n_samples} sketches in {time.perf_counter() - start:.0f} s")
     torch.manual_seed(cfg.seed)
-    controlnet = build_controlnet(base.unet).train()
-    record = {"config": asdict(cfg), "base": str(base_dir.relative_to(ROOT) if base_dir.is_relative_to(ROOT) else base_dir),
+    controlnet = build_controlnet(base.unet)
+    if init_from is not None:
+        from diffusers import ControlNetModel
+
+        from demos.guidance.shapes_ldm import grow_attention_8x8
+
+        trained = ControlNetModel.from_pretrained(init_from, use_safetensors=True, local_files_only=True)
+        controlnet = grow_attention_8x8(trained, controlnet)
+    controlnet.train()
+    record = {"config": asdict(cfg), "init_from": None if init_from is None else str(init_from),
+              "base": str(base_dir.relative_to(ROOT) if base_dir.is_relative_to(ROOT) else base_dir),
               "base_unet_sha256": file_sha256(base_dir / "unet" / "diffusion_pytorch_model.safetensors"),
               "torch": torch.__version__, "n_parameters": sum(p.numel() for p in controlnet.parameters())}
     ema, steps = train_loop(controlnet, base.unet, data, cfg, out, record)
@@ -215,13 +229,15 @@ def parse_args(argv=None) -> tuple[TrainConfig, Path, Path]:
     parser.add_argument("--base", type=Path, default=DEFAULT_BASE, help="the frozen shapes_ldm pipeline folder")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--smoke", action="store_true", help="a few steps, to check that it runs")
+    parser.add_argument("--init-from", type=Path, default=None,
+                        help="start from this ControlNet (trained for the UNet before its 8x8 attention was added)")
     for name, default in asdict(TrainConfig()).items():
         parser.add_argument("--" + name.replace("_", "-"), type=type(default), default=default)
     args = vars(parser.parse_args(argv))
-    base, out, smoke = args.pop("base"), args.pop("out"), args.pop("smoke")
+    base, out, smoke, init_from = args.pop("base"), args.pop("out"), args.pop("smoke"), args.pop("init_from")
     if smoke:
         args.update(n_samples=1024, steps=5, log_every=1)
-    return TrainConfig(**args), base.resolve(), out
+    return TrainConfig(**args), base.resolve(), out, init_from
 
 
 if __name__ == "__main__":

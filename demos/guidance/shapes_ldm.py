@@ -6,8 +6,9 @@ code runs it and real Stable Diffusion 1.5:
 * ``AutoencoderKL``: 64 x 64 x 3 images <-> 8 x 8 x 4 latents ``z = E(x) * scaling_factor``;
 * ``CLIPTokenizer`` with a closed word-level vocabulary, built in memory (no files, no network);
 * ``CLIPTextModel``: 2 layers, 64 wide, tokens -> ``c`` of shape (B, 8, 64);
-* ``UNet2DConditionModel`` ``eps_theta(z_t, t, c)`` on 8 x 8 latents, cross-attention at 4 x 4
-  and in the mid block only;
+* ``UNet2DConditionModel`` ``eps_theta(z_t, t, c)`` on 8 x 8 latents, cross-attention at 8 x 8,
+  at 4 x 4 and in the mid block (trained first with attention at 4 x 4 only, then grown: see
+  ``grow_attention_8x8``);
 * ``NoisyLatentClassifier`` ``p_phi(y | z_t, t)`` over the 18 (colour, shape) classes, for
   classifier guidance (Dhariwal & Nichol 2021).
 
@@ -102,16 +103,43 @@ def build_vae() -> AutoencoderKL:
         block_out_channels=(16, 16, 32, 64), layers_per_block=1, norm_num_groups=8)
 
 
-def build_unet() -> UNet2DConditionModel:
-    """~2.2M-param ``UNet2DConditionModel`` eps_theta(z_t, t, c) on (B, 4, 8, 8) latents.
+def build_unet(attention_8x8: bool = True) -> UNet2DConditionModel:
+    """``UNet2DConditionModel`` eps_theta(z_t, t, c) on (B, 4, 8, 8) latents (3.48M params).
 
-    8 x 8: ResNet blocks only; 4 x 4 and mid block: ResNet + self- and cross-attention to c.
+    4 x 4 and mid block: ResNet + self- and cross-attention to c; 8 x 8: the same, or ResNet
+    blocks only with ``attention_8x8=False`` (3.22M params, the first training stage).
     """
+    outer = ("CrossAttnDownBlock2D", "CrossAttnUpBlock2D") if attention_8x8 else ("DownBlock2D", "UpBlock2D")
     return UNet2DConditionModel(
         sample_size=8, in_channels=4, out_channels=4, layers_per_block=2,
-        block_out_channels=(48, 96), down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
-        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), cross_attention_dim=TEXT_WIDTH,
+        block_out_channels=(48, 96), down_block_types=(outer[0], "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", outer[1]), cross_attention_dim=TEXT_WIDTH,
         attention_head_dim=4, norm_num_groups=16)
+
+
+ATTENTION_8X8_BLOCKS = ("down_blocks.0.", "up_blocks.1.")  # the UNet's (and ControlNet's) 8 x 8 blocks
+
+
+def grow_attention_8x8(trained: torch.nn.Module, grown: torch.nn.Module) -> torch.nn.Module:
+    """Copy ``trained`` (attention at 4 x 4 only) into ``grown`` (the same plus attention at 8 x 8).
+
+    Function-preserving growth (Net2Net, Chen et al. 2016): every weight the two share is copied,
+    and each new 8 x 8 ``Transformer2DModel`` gets ``proj_out = 0``. A transformer block computes
+    ``h + proj_out(T(norm(h)))``, so with ``proj_out = 0`` it is the identity and ``grown``
+    computes exactly what ``trained`` did; fine-tuning then teaches the new layers where each word
+    belongs at 8 x 8, the resolution at which the cross-attention maps can follow a shape's outline.
+    Works for a ``UNet2DConditionModel`` and for a ``ControlNetModel`` (its ``down_blocks.0``).
+    """
+    missing, unexpected = grown.load_state_dict(trained.state_dict(), strict=False)
+    new = [k for k in missing if not (k.startswith(ATTENTION_8X8_BLOCKS) and ".attentions." in k)]
+    if new or unexpected:
+        raise ValueError(f"not a 4x4 -> 8x8 attention growth: missing {new[:3]}, unexpected {unexpected[:3]}")
+    with torch.no_grad():
+        for name, module in grown.named_modules():
+            if name.startswith(ATTENTION_8X8_BLOCKS) and name.endswith("proj_out"):
+                module.weight.zero_()
+                module.bias.zero_()
+    return grown
 
 
 def build_scheduler() -> DDIMScheduler:

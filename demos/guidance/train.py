@@ -55,6 +55,10 @@ class TrainConfig:
     clf_batch: int = 256
     decoder_steps: int = 4000
     decoder_minutes: float = 12.0
+    grow_steps: int = 2500  # stage 5: fine-tune after adding cross-attention at 8 x 8
+    grow_minutes: float = 0.0
+    grow_lr: float = 2e-4
+    grow_grounding: float = 0.02  # weight of TokenCompose's token grounding loss in stage 5
     log_every: int = 100
     threads: int = 2  # torch threads; 1 is faster when other jobs share the 2 cores
 
@@ -68,13 +72,24 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
-def images_and_captions(n: int, rng: np.random.Generator) -> tuple[np.ndarray, list[str], np.ndarray]:
-    """``n`` generation images (n, 64, 64, 3), their captions and class indices (n,)."""
+def images_and_captions(n: int, rng: np.random.Generator, with_coverage: bool = False):
+    """``n`` generation images (n, 64, 64, 3), their captions and class indices (n,); with
+    ``with_coverage`` also each shape's coverage of the 8 x 8 latent grid (n, 8, 8) in [0, 1]."""
     samples = [shapes_world.generation_sample(rng) for _ in range(n)]
     images = np.stack([image for image, _ in samples])
     captions = [shape.caption for _, shape in samples]
     labels = np.array([shapes_ldm.class_index(s.colour, s.kind) for _, s in samples])
-    return images, captions, labels
+    if not with_coverage:
+        return images, captions, labels
+    return images, captions, labels, np.stack([latent_coverage(shape) for _, shape in samples])
+
+
+def latent_coverage(shape: shapes_world.Shape, side: int = 8) -> np.ndarray:
+    """The fraction of each cell of a ``side`` x ``side`` grid over the 64 x 64 image that the shape
+    covers, (side, side) float32: the shape's own geometry, rasterised at the latent's resolution."""
+    cell = shapes_world.GEN_SIZE / side
+    return shapes_world.coverage(shape.kind, shape.x0 / cell, shape.y0 / cell, shape.size / cell,
+                                 side, side).astype(np.float32)
 
 
 def run_for(steps: int, minutes: float):
@@ -128,20 +143,25 @@ def train_vae(cfg: TrainConfig) -> tuple[torch.nn.Module, dict]:
 
 
 @torch.no_grad()
-def encode_dataset(vae, cfg: TrainConfig) -> dict:
-    """Encode ``n_latents`` fresh images: posterior means/stds (N, 4, 8, 8), token ids, labels."""
+def encode_dataset(vae, cfg: TrainConfig, keep_scaling: bool = False) -> dict:
+    """Encode ``n_latents`` fresh images: posterior means/stds (N, 4, 8, 8), token ids, labels.
+
+    Sets the VAE's ``scaling_factor`` to 1 / std(z), unless ``keep_scaling`` (a saved model's).
+    """
     rng = np.random.default_rng([cfg.seed, 2])
-    images, captions, labels = images_and_captions(cfg.n_latents, rng)
+    images, captions, labels, coverage = images_and_captions(cfg.n_latents, rng, with_coverage=True)
     means, stds = [], []
     for start in range(0, len(images), 512):
         posterior = vae.encode(to_tensor(images[start:start + 512])).latent_dist
         means.append(posterior.mean)
         stds.append(posterior.std)
     mean, std = torch.cat(means), torch.cat(stds)
-    scaling_factor = 1.0 / (mean + std * torch.randn_like(std)).std().item()
-    vae.register_to_config(scaling_factor=scaling_factor)
+    if not keep_scaling:
+        scaling_factor = 1.0 / (mean + std * torch.randn_like(std)).std().item()
+        vae.register_to_config(scaling_factor=scaling_factor)
+    scaling_factor = vae.config.scaling_factor
     return {"mean": mean * scaling_factor, "std": std * scaling_factor, "captions": captions,
-            "labels": torch.from_numpy(labels)}
+            "labels": torch.from_numpy(labels), "coverage": torch.from_numpy(coverage)}
 
 
 def finetune_decoder(vae, cfg: TrainConfig) -> dict:
@@ -196,15 +216,73 @@ def token_ids(tokenizer, captions: list[str]) -> torch.Tensor:
                      truncation=True, return_tensors="pt").input_ids
 
 
-def unet_loss(unet, text_encoder, tokenizer, data, index, cfg, alphas_cumprod) -> torch.Tensor:
-    """DDPM loss with caption dropout: ``mean |eps - eps_theta(z_t, t, c)|^2``."""
+def unet_loss(unet, text_encoder, tokenizer, data, index, cfg, alphas_cumprod, grounding: float = 0.0,
+              captured: list | None = None) -> torch.Tensor:
+    """DDPM loss with caption dropout: ``mean |eps - eps_theta(z_t, t, c)|^2``, plus
+    ``grounding * L_token`` when ``captured`` collects the UNet's cross-attention (see
+    ``token_grounding_loss``; captioned rows only)."""
     z0 = sample_latents(data, index)
     t = torch.randint(0, len(alphas_cumprod), (len(index),))
     z_t, eps = add_noise(z0, t, alphas_cumprod)
     drop = torch.rand(len(index)) < cfg.caption_dropout
     captions = ["" if d else data["captions"][i] for d, i in zip(drop.tolist(), index.tolist())]
     c = text_encoder(token_ids(tokenizer, captions)).last_hidden_state  # (B, 8, 64)
-    return (unet(z_t, t, c).sample - eps).pow(2).mean()
+    if captured is not None:
+        captured.clear()
+    loss = (unet(z_t, t, c).sample - eps).pow(2).mean()
+    if captured and grounding > 0 and not drop.all():
+        loss = loss + grounding * token_grounding_loss(captured, data["coverage"][index], ~drop)
+    return loss
+
+
+GROUNDED_TOKENS = (2, 3)  # the colour and shape words: "<start> a {colour} {shape} <end> <pad>..."
+
+
+def token_grounding_loss(captured: list, coverage: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """TokenCompose's token loss (Wang et al., CVPR 2024), over every cross-attention layer l and
+    each grounded word j (the colour and the shape):
+
+        L_token = mean_{l, j} (1 - sum_u A^l_{u,j} M^l_u / sum_u A^l_{u,j})^2
+
+    A^l_{:,j}: the attention every latent position u pays to token j (mean over heads);
+    M^l: the shape's coverage of layer l's grid (``coverage`` (B, 8, 8) average-pooled to 8 x 8 or
+    4 x 4). It is 0 when all of the word's attention lies on the shape. ``captured``: (probs
+    (B * heads, N, L), heads) per layer; ``keep`` (B,): rows that had a caption.
+    """
+    import torch.nn.functional as F
+
+    losses = []
+    for probs, heads in captured:
+        n_positions, side = probs.shape[1], round(probs.shape[1] ** 0.5)
+        a = probs.reshape(len(keep), heads, n_positions, -1)[:, :, :, list(GROUNDED_TOKENS)].mean(1)  # (B, N, 2)
+        m = F.adaptive_avg_pool2d(coverage[:, None], side).flatten(1)  # (B, N)
+        inside = (a * m[:, :, None]).sum(1) / a.sum(1).clamp_min(1e-8)  # (B, 2)
+        losses.append((1 - inside[keep]).pow(2).mean())
+    return torch.stack(losses).mean()
+
+
+class CaptureCrossAttention:
+    """Wraps a UNet ``attn2`` processor: the output is the processor's own; the layer's attention
+    probabilities (with gradients, for ``token_grounding_loss``) are appended to ``sink``."""
+
+    def __init__(self, inner, sink: list):
+        self.inner, self.sink = inner, sink
+
+    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs):
+        from demos.guidance.cross_attention import attention_probs
+
+        out = self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs)
+        if encoder_hidden_states is not None:
+            self.sink.append((attention_probs(attn, hidden_states, encoder_hidden_states), attn.heads))
+        return out
+
+
+def capture_cross_attention(unet, sink: list) -> list:
+    """Install ``CaptureCrossAttention`` on every ``attn2`` of ``unet``; returns the wrapped modules."""
+    wrapped = [m for n, m in unet.named_modules() if n.endswith("attn2")]
+    for module in wrapped:
+        module.set_processor(CaptureCrossAttention(module.processor, sink))
+    return wrapped
 
 
 @torch.no_grad()
@@ -215,18 +293,39 @@ def ema_update(ema_params: list[torch.Tensor], params: list[torch.Tensor], decay
 
 
 def train_unet(data: dict, tokenizer, cfg: TrainConfig) -> tuple[torch.nn.Module, torch.nn.Module, dict]:
+    """Stage 2: text encoder and UNet (cross-attention at 4 x 4 only) from random init."""
     torch.manual_seed(cfg.seed + 2)
-    unet, text_encoder = shapes_ldm.build_unet(), shapes_ldm.build_text_encoder(tokenizer)
+    unet = shapes_ldm.build_unet(attention_8x8=False)
+    text_encoder = shapes_ldm.build_text_encoder(tokenizer)
+    return fit_unet(unet, text_encoder, tokenizer, data, cfg, cfg.unet_steps, cfg.unet_minutes, cfg.unet_lr, "unet")
+
+
+def grow_unet(unet, text_encoder, tokenizer, data: dict, cfg: TrainConfig) -> tuple[torch.nn.Module, torch.nn.Module, dict]:
+    """Stage 5: add cross-attention at 8 x 8 (``shapes_ldm.grow_attention_8x8``, exactly the same
+    function at step 0), then fine-tune text encoder and UNet on the DDPM loss plus
+    ``grow_grounding`` times TokenCompose's token grounding loss on the colour and shape words."""
+    torch.manual_seed(cfg.seed + 7)
+    grown = shapes_ldm.grow_attention_8x8(unet, shapes_ldm.build_unet(attention_8x8=True)).train()
+    return fit_unet(grown, text_encoder.train(), tokenizer, data, cfg, cfg.grow_steps, cfg.grow_minutes,
+                    cfg.grow_lr, "grow", grounding=cfg.grow_grounding)
+
+
+def fit_unet(unet, text_encoder, tokenizer, data: dict, cfg: TrainConfig, n_steps: int, minutes: float,
+             lr: float, name: str, grounding: float = 0.0) -> tuple[torch.nn.Module, torch.nn.Module, dict]:
+    """AdamW on the DDPM loss (plus ``grounding`` * L_token) for UNet and text encoder together,
+    EMA; returns the EMA copies."""
     ema_unet, ema_text = copy.deepcopy(unet), copy.deepcopy(text_encoder)
+    captured: list | None = [] if grounding > 0 else None
+    wrapped = capture_cross_attention(unet, captured) if captured is not None else []
     params = list(unet.parameters()) + list(text_encoder.parameters())
     ema_params = list(ema_unet.parameters()) + list(ema_text.parameters())
-    optimizer = torch.optim.AdamW(params, lr=cfg.unet_lr, weight_decay=0.01)
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / 200))
     alphas_cumprod = shapes_ldm.build_scheduler().alphas_cumprod
     n_train, steps, running = len(data["captions"]) - 1024, 0, 0.0  # last 1024 held out
-    for step in run_for(cfg.unet_steps, cfg.unet_minutes):
+    for step in run_for(n_steps, minutes):
         index = torch.randint(0, n_train, (cfg.unet_batch,))
-        loss = unet_loss(unet, text_encoder, tokenizer, data, index, cfg, alphas_cumprod)
+        loss = unet_loss(unet, text_encoder, tokenizer, data, index, cfg, alphas_cumprod, grounding, captured)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -234,10 +333,14 @@ def train_unet(data: dict, tokenizer, cfg: TrainConfig) -> tuple[torch.nn.Module
         ema_update(ema_params, params, min(cfg.ema_decay, (1 + step) / (10 + step)))
         steps, running = step + 1, running + loss.item()
         if steps % cfg.log_every == 0:
-            log(f"unet step {steps} loss {running / cfg.log_every:.4f}")
+            log(f"{name} step {steps} loss {running / cfg.log_every:.4f}")
             running = 0.0
+    for module in wrapped:  # back to the plain processors
+        module.set_processor(module.processor.inner)
     metrics = {"steps": steps, "held_out_loss_ema": held_out_unet_loss(ema_unet, ema_text, tokenizer, data, cfg)}
-    log(f"unet done {metrics}")
+    if grounding > 0:
+        metrics["held_out_grounding_loss_ema"] = held_out_grounding(ema_unet, ema_text, tokenizer, data, cfg)
+    log(f"{name} done {metrics}")
     return ema_unet.eval(), ema_text.eval(), metrics
 
 
@@ -248,6 +351,21 @@ def held_out_unet_loss(unet, text_encoder, tokenizer, data, cfg) -> float:
     index = torch.arange(len(data["captions"]) - 1024, len(data["captions"]))
     no_dropout = TrainConfig(caption_dropout=0.0)
     return round(unet_loss(unet, text_encoder, tokenizer, data, index, no_dropout, alphas_cumprod).item(), 4)
+
+
+@torch.no_grad()
+def held_out_grounding(unet, text_encoder, tokenizer, data, cfg) -> float:
+    """L_token of ``unet`` on the held-out latents (no caption dropout)."""
+    torch.manual_seed(cfg.seed + 8)
+    captured: list = []
+    wrapped = capture_cross_attention(unet, captured)
+    alphas_cumprod = shapes_ldm.build_scheduler().alphas_cumprod
+    index = torch.arange(len(data["captions"]) - 1024, len(data["captions"]))
+    unet_loss(unet, text_encoder, tokenizer, data, index, TrainConfig(caption_dropout=0.0), alphas_cumprod, 0.0, captured)
+    value = token_grounding_loss(captured, data["coverage"][index], torch.ones(len(index), dtype=torch.bool))
+    for module in wrapped:
+        module.set_processor(module.processor.inner)
+    return round(value.item(), 4)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -323,9 +441,10 @@ def train(cfg: TrainConfig, out: Path) -> dict:
     unet, text_encoder, unet_metrics = train_unet(data, tokenizer, cfg)
     classifier, clf_metrics = train_classifier(data, cfg)
     decoder_metrics = finetune_decoder(vae, cfg)
+    unet, text_encoder, grow_metrics = grow_unet(unet, text_encoder, tokenizer, data, cfg)
     save(out, vae, text_encoder, tokenizer, unet, classifier)
     record = {"config": asdict(cfg), "vae": vae_metrics, "unet": unet_metrics, "classifier": clf_metrics,
-              "decoder_finetune": decoder_metrics,
+              "decoder_finetune": decoder_metrics, "grow_attention_8x8": grow_metrics,
               "scaling_factor": vae.config.scaling_factor, "torch": torch.__version__,
               "wall_minutes": round((time.perf_counter() - start) / 60, 2)}
     (out / "training_metrics.json").write_text(json.dumps(record, indent=2) + "\n")
@@ -347,21 +466,53 @@ def finetune_saved_decoder(cfg: TrainConfig, out: Path) -> dict:
     return metrics
 
 
+def grow_saved_unet(cfg: TrainConfig, out: Path) -> dict:
+    """Stage 5 alone, on a saved checkpoint whose UNet has cross-attention at 4 x 4 only: encode
+    the same latents with its VAE (its scaling factor kept), grow and fine-tune; save UNet and
+    text encoder back (VAE and classifier are unchanged: they never see the UNet)."""
+    from diffusers import StableDiffusionPipeline
+
+    torch.set_num_threads(cfg.threads)
+    start = time.perf_counter()
+    pipe = StableDiffusionPipeline.from_pretrained(out, use_safetensors=True, local_files_only=True,
+                                                   safety_checker=None, requires_safety_checker=False)
+    if pipe.unet.config.down_block_types[0] != "DownBlock2D":
+        raise SystemExit(f"{out}/unet already has cross-attention at 8x8")
+    pipe.vae.eval().requires_grad_(False)
+    data = encode_dataset(pipe.vae, cfg, keep_scaling=True)
+    log(f"encoded {cfg.n_latents} latents in {time.perf_counter() - start:.0f} s")
+    unet, text_encoder, metrics = grow_unet(pipe.unet, pipe.text_encoder, pipe.tokenizer, data, cfg)
+    unet.save_pretrained(out / "unet", safe_serialization=True)
+    text_encoder.save_pretrained(out / "text_encoder", safe_serialization=True)
+    record = json.loads((out / "training_metrics.json").read_text())
+    record["grow_attention_8x8"] = {**metrics, "grow_lr": cfg.grow_lr, "grow_grounding": cfg.grow_grounding,
+                                    "threads": cfg.threads,
+                                    "wall_minutes": round((time.perf_counter() - start) / 60, 2)}
+    (out / "training_metrics.json").write_text(json.dumps(record, indent=2) + "\n")
+    log(f"saved to {out}: {json.dumps(record['grow_attention_8x8'])}")
+    return metrics
+
+
 def parse_args(argv=None) -> tuple[TrainConfig, Path]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--smoke", action="store_true", help="a few steps of every stage")
     parser.add_argument("--decoder-only", action="store_true",
                         help="only stage 4: fine-tune the decoder of the checkpoint in --out")
+    parser.add_argument("--grow-only", action="store_true",
+                        help="only stage 5: add cross-attention at 8x8 to the checkpoint in --out and fine-tune")
     for field, default in asdict(TrainConfig()).items():
         parser.add_argument("--" + field.replace("_", "-"), type=type(default), default=default)
     args = vars(parser.parse_args(argv))
-    out, smoke, decoder_only = args.pop("out"), args.pop("smoke"), args.pop("decoder_only")
+    out, smoke = args.pop("out"), args.pop("smoke")
+    decoder_only, grow_only = args.pop("decoder_only"), args.pop("grow_only")
+    stage = "decoder" if decoder_only else "grow" if grow_only else "all"
     if smoke:
-        args.update(vae_steps=5, unet_steps=5, clf_steps=5, decoder_steps=5, n_latents=2048, log_every=1)
-    return TrainConfig(**args), out, decoder_only
+        args.update(vae_steps=5, unet_steps=5, clf_steps=5, decoder_steps=5, grow_steps=5, n_latents=2048,
+                    log_every=1)
+    return TrainConfig(**args), out, stage
 
 
 if __name__ == "__main__":
-    config, folder, only_decoder = parse_args()
-    finetune_saved_decoder(config, folder) if only_decoder else train(config, folder)
+    config, folder, stage = parse_args()
+    {"decoder": finetune_saved_decoder, "grow": grow_saved_unet, "all": train}[stage](config, folder)
