@@ -88,6 +88,24 @@ def test_the_recorded_probabilities_are_the_layers_own_attention(model):
     torch.testing.assert_close(mine, reference, atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("side", [8, 4])
+def test_the_recorders_upsampling_matrix_is_bicubic_interpolation_then_clamp(side):
+    """DAAM's step (each head's map upsampled bicubically, clamped at 0, summed over heads) done
+    with the recorder's matrix equals doing it with F.interpolate."""
+    import torch
+    import torch.nn.functional as F
+
+    from demos.guidance import cross_attention
+
+    recorder = cross_attention.Recorder(1, 8, 64, (8, 8), row=0)
+    probs = (30 * torch.rand(4, side * side, 8, generator=torch.Generator().manual_seed(side))).softmax(-1)  # (heads, N, L), peaked
+    recorder.add("layer", probs)
+    maps = probs.permute(0, 2, 1).reshape(4, 8, side, side)
+    expected = F.interpolate(maps, size=(64, 64), mode="bicubic", align_corners=False).clamp(min=0).sum(0)
+    torch.testing.assert_close(recorder.maps[0], expected, atol=1e-5, rtol=1e-5)
+    assert (F.interpolate(maps, size=(64, 64), mode="bicubic", align_corners=False) < 0).any()  # the clamp matters
+
+
 def test_word_heatmaps_are_one_per_word_non_negative_and_finite(recorded):
     maps = recorded.heatmaps()
     assert list(maps) == ["a", "blue", "square"]

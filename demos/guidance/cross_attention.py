@@ -53,18 +53,30 @@ class Recorder:
         self.step = 0  # set by the sampling loop before each UNet call
         self.calls = 0
         self.raw: list[dict] = []
+        self._upsample: dict[tuple[int, int], torch.Tensor] = {}
 
-    def add(self, layer: str, probs: torch.Tensor, heads: int) -> None:
-        """probs (B * heads, N, L) of one attn2 call -> added to this step's (L, S, S) sum."""
-        n_positions, n_tokens = probs.shape[1:]
-        probs = probs.reshape(-1, heads, n_positions, n_tokens)[self.row].float()  # (heads, N, L)
+    def add(self, layer: str, probs: torch.Tensor) -> None:
+        """probs (heads, N, L) of the recorded row in one attn2 call -> added to this step's (L, S, S) sum."""
+        heads, n_positions, n_tokens = probs.shape
+        probs = probs.detach().float().cpu()
         if self.keep_raw:
-            self.raw.append({"layer": layer, "step": self.step, "probs": probs.detach().cpu().clone()})
-        h, w = self.layer_hw(n_positions)
-        per_token = probs.permute(0, 2, 1).reshape(heads, n_tokens, h, w)  # (heads, L, h, w)
-        up = F.interpolate(per_token, size=(self.size, self.size), mode="bicubic", align_corners=False)
-        self.maps[self.step] += up.clamp_(min=0).sum(dim=0).cpu()  # (L, S, S), summed over heads
+            self.raw.append({"layer": layer, "step": self.step, "probs": probs.clone()})
+        per_token = probs.permute(0, 2, 1).reshape(heads * n_tokens, n_positions)  # (heads * L, h * w)
+        up = (per_token @ self.upsampling(n_positions)).clamp_(min=0)  # (heads * L, S * S)
+        self.maps[self.step] += up.reshape(heads, n_tokens, self.size, self.size).sum(dim=0)  # summed over heads
         self.calls += 1
+
+    def upsampling(self, n_positions: int) -> torch.Tensor:
+        """Bicubic upsampling (``F.interpolate``, align_corners=False) of an h x w map to S x S as a
+        matrix U (h * w, S * S), so that up(A) = A U: interpolation is linear, and U is
+        ``F.interpolate`` of the h * w unit images. One small matmul per call instead of the
+        interpolation kernel (~7x faster on CPU; equal to float rounding, tested)."""
+        h, w = self.layer_hw(n_positions)
+        if (h, w) not in self._upsample:
+            basis = torch.eye(h * w).reshape(h * w, 1, h, w)
+            up = F.interpolate(basis, size=(self.size, self.size), mode="bicubic", align_corners=False)
+            self._upsample[(h, w)] = up.reshape(h * w, self.size * self.size)
+        return self._upsample[(h, w)]
 
     def layer_hw(self, n_positions: int) -> tuple[int, int]:
         """(h_l, w_l) of a feature map with ``n_positions`` = h_l * w_l, same aspect as the latent."""
@@ -87,7 +99,10 @@ class RecordingAttnProcessor:
         out = self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs)
         recorder = _RECORDER.get()
         if recorder is not None and encoder_hidden_states is not None:
-            recorder.add(self.layer, attention_probs(attn, hidden_states, encoder_hidden_states), attn.heads)
+            row = slice(recorder.row, recorder.row + 1)  # only the recorded row's attention is computed
+            with torch.no_grad():
+                probs = attention_probs(attn, hidden_states[row], encoder_hidden_states[row])  # (heads, N, L)
+            recorder.add(self.layer, probs)
         return out
 
 
