@@ -61,7 +61,7 @@ def latent_steps(latent: np.ndarray, latent_image: np.ndarray, x0_image: np.ndar
                  total: int) -> go.Figure:
     """At one step: the latent z_t's channels, D(z_t) and D(x0_hat)."""
     channels = latent.shape[0]
-    titles = ["decoder on z_t", "decoder on x̂₀", "", ""][: COLS] + [f"z_t channel {c + 1}" for c in range(channels)]
+    titles = ["D(z_t)", "D(x̂₀)", "", ""][: COLS] + [f"z_t channel {c + 1}" for c in range(channels)]
     rows = 1 + _rows(channels)
     fig = plots.make_subplots(rows=rows, cols=COLS, horizontal_spacing=0.02, vertical_spacing=0.12 / rows,
                               subplot_titles=titles)

@@ -37,8 +37,8 @@ quality is $\text{PSNR} = 10\log_{10}(1/\text{MSE})$ with pixels in $[0, 1]$; th
 $|x-\hat x|$ averaged over the colour channels. Any picture is centre-cropped and resized to the
 autoencoder's input size first.
 
-**Latents per step.** $z_t$ is what the sampler holds at step $t$ (its four channels), "decoder on
-$z_t$" is $\mathcal D(z_t)$, noise included, and "decoder on $\hat x_0$" decodes the prediction
+**Latents per step.** $z_t$ is what the sampler holds at step $t$ (its four channels), "D(z_t)" is
+the decoder on $z_t$, $\mathcal D(z_t)$, noise included, and "D(x̂₀)" decodes the prediction
 $\hat x_0 = (z_t - \sqrt{1-\bar\alpha_t}\,\hat\epsilon)/\sqrt{\bar\alpha_t}$.
 
 **Cross-attention per word** (DAAM, Tang et al. 2022). In each cross-attention layer $l$ and head $h$,
