@@ -63,9 +63,11 @@ told where to look.
 the shape word's map thresholded at its mean overlaps the shape (a mask taken from the pixels alone)
 with IoU 0.65 on average, the colour word's 0.65 (a perfect map at 8×8 would reach 0.75, at 4×4
 0.62). `a`, untaught, became the place the background looks (about half of all attention; IoU with
-the shape 0.02): an attention "sink", like `<start>` in Stable Diffusion. `<start>` (which has read
-no word: the text encoder is causal) and `<end>`/`<pad>` (which have read the whole prompt) land
-partly on the shape (IoU 0.35-0.50). Recording does not change the image: the maps are computed
+the shape 0.02): an attention "sink", like `<start>` in Stable Diffusion. The other untaught tokens
+are mixed: `<start>` (which has read no word: the text encoder is causal) lands partly on the shape
+(IoU 0.50 on average); `<end>` and `<pad>` (which have read the whole prompt) sit on squares but
+often around circles and triangles, with a hole where the shape is (0.49 and 0.35). Recording does
+not change the image: the maps are computed
 beside the unchanged attention.
 """
 
