@@ -102,17 +102,37 @@ def test_token_grounding_loss_is_zero_on_the_shape_and_grows_off_it():
     inside = coverage.flatten(1)[0] > 0  # (64,)
 
     def layer(on_shape: float):
-        """probs (1 * 2 heads, 64, 8): the grounded words put ``on_shape`` of their mass on the shape."""
-        probs = torch.full((2, 64, 8), 1.0 / 8)
+        """probs (1 row, 2 heads, 64, 8): the grounded words put ``on_shape`` of their mass on the shape."""
+        probs = torch.full((1, 2, 64, 8), 1.0 / 8)
         for j in GROUNDED_TOKENS:
-            probs[:, :, j] = torch.where(inside, on_shape / 16, (1 - on_shape) / 48) * 0.5
+            probs[..., j] = torch.where(inside, on_shape / 16, (1 - on_shape) / 48) * 0.5
         return probs
 
     keep = torch.tensor([True])
-    assert token_grounding_loss([(layer(1.0), 2)], coverage, keep).item() == pytest.approx(0.0, abs=1e-6)
-    assert token_grounding_loss([(layer(0.25), 2)], coverage, keep).item() == pytest.approx(0.75**2, rel=1e-5)
+    assert token_grounding_loss([layer(1.0)], coverage, keep).item() == pytest.approx(0.0, abs=1e-6)
+    assert token_grounding_loss([layer(0.25)], coverage, keep).item() == pytest.approx(0.75**2, rel=1e-5)
     # a 4 x 4 layer sees the same mask pooled: the quarter is its top-left 2 x 2 cells
-    pooled = torch.full((2, 16, 8), 1.0 / 8)
-    pooled[:, [0, 1, 4, 5], 2] = 0.2
-    pooled[:, [0, 1, 4, 5], 3] = 0.2
-    assert token_grounding_loss([(pooled, 2)], coverage, keep).item() == pytest.approx((1 - 0.8 / (0.8 + 12 / 8)) ** 2, rel=1e-5)
+    pooled = torch.full((1, 2, 16, 8), 1.0 / 8)
+    pooled[:, :, [0, 1, 4, 5], 2] = 0.2
+    pooled[:, :, [0, 1, 4, 5], 3] = 0.2
+    assert token_grounding_loss([pooled], coverage, keep).item() == pytest.approx((1 - 0.8 / (0.8 + 12 / 8)) ** 2, rel=1e-5)
+
+
+def test_training_capture_keeps_every_rows_attention_with_gradients():
+    """``cross_attention.Capture`` through the app's recording processors: one (B, heads, N, L)
+    tensor per cross-attention layer, rows summing to 1 over tokens, differentiable."""
+    from demos.guidance import cross_attention
+
+    unet = shapes_ldm.build_unet().train()
+    cross_attention.install(unet)
+    capture = cross_attention.Capture()
+    z, t, c = inputs()
+    with cross_attention.recording(capture):
+        unet(z, t, c)
+    assert len(capture.layers) == 11
+    assert sorted({p.shape[2] for p in capture.layers}) == [16, 64]
+    for probs in capture.layers:
+        assert probs.shape[:2] == (3, 4) and probs.shape[3] == 8
+        torch.testing.assert_close(probs.sum(-1), torch.ones(probs.shape[:3]))
+    capture.layers[0][..., 3].sum().backward()
+    assert unet.down_blocks[0].attentions[0].transformer_blocks[0].attn2.to_q.weight.grad.abs().max() > 0

@@ -224,7 +224,7 @@ def train(cfg: TrainConfig, base_dir: Path, out: Path, init_from: Path | None = 
     return record
 
 
-def parse_args(argv=None) -> tuple[TrainConfig, Path, Path]:
+def parse_args(argv=None) -> tuple[TrainConfig, Path, Path, Path | None]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", type=Path, default=DEFAULT_BASE, help="the frozen shapes_ldm pipeline folder")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)

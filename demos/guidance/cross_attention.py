@@ -18,7 +18,8 @@ processor it wraps, so the model computes exactly what it did before. A call tha
 inside ``recording(recorder)``, which puts a per-call ``Recorder`` in a ``ContextVar``: only the
 thread/context that set it sees it, so concurrent requests on the shared model never mix. The
 recorder computes A from the layer's own ``to_q`` / ``to_k`` beside the unchanged attention
-output, so recording cannot change the image.
+output, so recording cannot change the image. Training uses the same mechanism with a ``Capture``
+(every row, with gradients) for a loss on the attention maps.
 """
 
 from __future__ import annotations
@@ -99,11 +100,28 @@ class RecordingAttnProcessor:
         out = self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs)
         recorder = _RECORDER.get()
         if recorder is not None and encoder_hidden_states is not None:
-            row = slice(recorder.row, recorder.row + 1)  # only the recorded row's attention is computed
-            with torch.no_grad():
-                probs = attention_probs(attn, hidden_states[row], encoder_hidden_states[row])  # (heads, N, L)
-            recorder.add(self.layer, probs)
+            if recorder.row is None:  # every row, with gradients (a training loss on the attention)
+                probs = attention_probs(attn, hidden_states, encoder_hidden_states)  # (B * heads, N, L)
+                recorder.add(self.layer, probs.reshape(-1, attn.heads, *probs.shape[1:]))  # (B, heads, N, L)
+            else:  # only the recorded row's attention is computed
+                row = slice(recorder.row, recorder.row + 1)
+                with torch.no_grad():
+                    probs = attention_probs(attn, hidden_states[row], encoder_hidden_states[row])  # (heads, N, L)
+                recorder.add(self.layer, probs)
         return out
+
+
+class Capture:
+    """A recorder for training: keeps every row's attention probabilities (B, heads, N, L) per
+    layer, gradients included (``row = None``), in ``layers``; clear it before each forward pass."""
+
+    row = None
+
+    def __init__(self):
+        self.layers: list[torch.Tensor] = []
+
+    def add(self, layer: str, probs: torch.Tensor) -> None:
+        self.layers.append(probs)
 
 
 def attention_probs(attn: Attention, hidden_states: torch.Tensor, context: torch.Tensor) -> torch.Tensor:

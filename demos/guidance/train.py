@@ -217,28 +217,32 @@ def token_ids(tokenizer, captions: list[str]) -> torch.Tensor:
 
 
 def unet_loss(unet, text_encoder, tokenizer, data, index, cfg, alphas_cumprod, grounding: float = 0.0,
-              captured: list | None = None) -> torch.Tensor:
+              capture=None) -> torch.Tensor:
     """DDPM loss with caption dropout: ``mean |eps - eps_theta(z_t, t, c)|^2``, plus
-    ``grounding * L_token`` when ``captured`` collects the UNet's cross-attention (see
-    ``token_grounding_loss``; captioned rows only)."""
+    ``grounding * L_token`` (``token_grounding_loss``, captioned rows only) when a
+    ``cross_attention.Capture`` collects the UNet's cross-attention."""
+    from demos.guidance import cross_attention
+
     z0 = sample_latents(data, index)
     t = torch.randint(0, len(alphas_cumprod), (len(index),))
     z_t, eps = add_noise(z0, t, alphas_cumprod)
     drop = torch.rand(len(index)) < cfg.caption_dropout
     captions = ["" if d else data["captions"][i] for d, i in zip(drop.tolist(), index.tolist())]
     c = text_encoder(token_ids(tokenizer, captions)).last_hidden_state  # (B, 8, 64)
-    if captured is not None:
-        captured.clear()
-    loss = (unet(z_t, t, c).sample - eps).pow(2).mean()
-    if captured and grounding > 0 and not drop.all():
-        loss = loss + grounding * token_grounding_loss(captured, data["coverage"][index], ~drop)
+    if capture is None:
+        return (unet(z_t, t, c).sample - eps).pow(2).mean()
+    capture.layers.clear()
+    with cross_attention.recording(capture):
+        loss = (unet(z_t, t, c).sample - eps).pow(2).mean()
+    if grounding > 0 and not drop.all():
+        loss = loss + grounding * token_grounding_loss(capture.layers, data["coverage"][index], ~drop)
     return loss
 
 
 GROUNDED_TOKENS = (2, 3)  # the colour and shape words: "<start> a {colour} {shape} <end> <pad>..."
 
 
-def token_grounding_loss(captured: list, coverage: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+def token_grounding_loss(layers: list[torch.Tensor], coverage: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     """TokenCompose's token loss (Wang et al., CVPR 2024), over every cross-attention layer l and
     each grounded word j (the colour and the shape):
 
@@ -246,43 +250,19 @@ def token_grounding_loss(captured: list, coverage: torch.Tensor, keep: torch.Ten
 
     A^l_{:,j}: the attention every latent position u pays to token j (mean over heads);
     M^l: the shape's coverage of layer l's grid (``coverage`` (B, 8, 8) average-pooled to 8 x 8 or
-    4 x 4). It is 0 when all of the word's attention lies on the shape. ``captured``: (probs
-    (B * heads, N, L), heads) per layer; ``keep`` (B,): rows that had a caption.
+    4 x 4). It is 0 when all of the word's attention lies on the shape. ``layers``: each layer's
+    probabilities (B, heads, N, L); ``keep`` (B,): rows that had a caption.
     """
     import torch.nn.functional as F
 
     losses = []
-    for probs, heads in captured:
-        n_positions, side = probs.shape[1], round(probs.shape[1] ** 0.5)
-        a = probs.reshape(len(keep), heads, n_positions, -1)[:, :, :, list(GROUNDED_TOKENS)].mean(1)  # (B, N, 2)
+    for probs in layers:
+        side = round(probs.shape[2] ** 0.5)
+        a = probs[:, :, :, list(GROUNDED_TOKENS)].mean(1)  # (B, N, 2)
         m = F.adaptive_avg_pool2d(coverage[:, None], side).flatten(1)  # (B, N)
         inside = (a * m[:, :, None]).sum(1) / a.sum(1).clamp_min(1e-8)  # (B, 2)
         losses.append((1 - inside[keep]).pow(2).mean())
     return torch.stack(losses).mean()
-
-
-class CaptureCrossAttention:
-    """Wraps a UNet ``attn2`` processor: the output is the processor's own; the layer's attention
-    probabilities (with gradients, for ``token_grounding_loss``) are appended to ``sink``."""
-
-    def __init__(self, inner, sink: list):
-        self.inner, self.sink = inner, sink
-
-    def __call__(self, attn, hidden_states, encoder_hidden_states=None, attention_mask=None, temb=None, *args, **kwargs):
-        from demos.guidance.cross_attention import attention_probs
-
-        out = self.inner(attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs)
-        if encoder_hidden_states is not None:
-            self.sink.append((attention_probs(attn, hidden_states, encoder_hidden_states), attn.heads))
-        return out
-
-
-def capture_cross_attention(unet, sink: list) -> list:
-    """Install ``CaptureCrossAttention`` on every ``attn2`` of ``unet``; returns the wrapped modules."""
-    wrapped = [m for n, m in unet.named_modules() if n.endswith("attn2")]
-    for module in wrapped:
-        module.set_processor(CaptureCrossAttention(module.processor, sink))
-    return wrapped
 
 
 @torch.no_grad()
@@ -314,9 +294,12 @@ def fit_unet(unet, text_encoder, tokenizer, data: dict, cfg: TrainConfig, n_step
              lr: float, name: str, grounding: float = 0.0) -> tuple[torch.nn.Module, torch.nn.Module, dict]:
     """AdamW on the DDPM loss (plus ``grounding`` * L_token) for UNet and text encoder together,
     EMA; returns the EMA copies."""
+    from demos.guidance import cross_attention
+
     ema_unet, ema_text = copy.deepcopy(unet), copy.deepcopy(text_encoder)
-    captured: list | None = [] if grounding > 0 else None
-    wrapped = capture_cross_attention(unet, captured) if captured is not None else []
+    capture = cross_attention.Capture() if grounding > 0 else None
+    if capture is not None:
+        cross_attention.install(unet)  # the same wrapped processors the app records with
     params = list(unet.parameters()) + list(text_encoder.parameters())
     ema_params = list(ema_unet.parameters()) + list(ema_text.parameters())
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
@@ -325,7 +308,7 @@ def fit_unet(unet, text_encoder, tokenizer, data: dict, cfg: TrainConfig, n_step
     n_train, steps, running = len(data["captions"]) - 1024, 0, 0.0  # last 1024 held out
     for step in run_for(n_steps, minutes):
         index = torch.randint(0, n_train, (cfg.unet_batch,))
-        loss = unet_loss(unet, text_encoder, tokenizer, data, index, cfg, alphas_cumprod, grounding, captured)
+        loss = unet_loss(unet, text_encoder, tokenizer, data, index, cfg, alphas_cumprod, grounding, capture)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -335,8 +318,6 @@ def fit_unet(unet, text_encoder, tokenizer, data: dict, cfg: TrainConfig, n_step
         if steps % cfg.log_every == 0:
             log(f"{name} step {steps} loss {running / cfg.log_every:.4f}")
             running = 0.0
-    for module in wrapped:  # back to the plain processors
-        module.set_processor(module.processor.inner)
     metrics = {"steps": steps, "held_out_loss_ema": held_out_unet_loss(ema_unet, ema_text, tokenizer, data, cfg)}
     if grounding > 0:
         metrics["held_out_grounding_loss_ema"] = held_out_grounding(ema_unet, ema_text, tokenizer, data, cfg)
@@ -356,15 +337,15 @@ def held_out_unet_loss(unet, text_encoder, tokenizer, data, cfg) -> float:
 @torch.no_grad()
 def held_out_grounding(unet, text_encoder, tokenizer, data, cfg) -> float:
     """L_token of ``unet`` on the held-out latents (no caption dropout)."""
+    from demos.guidance import cross_attention
+
     torch.manual_seed(cfg.seed + 8)
-    captured: list = []
-    wrapped = capture_cross_attention(unet, captured)
+    capture = cross_attention.Capture()
+    cross_attention.install(unet)
     alphas_cumprod = shapes_ldm.build_scheduler().alphas_cumprod
     index = torch.arange(len(data["captions"]) - 1024, len(data["captions"]))
-    unet_loss(unet, text_encoder, tokenizer, data, index, TrainConfig(caption_dropout=0.0), alphas_cumprod, 0.0, captured)
-    value = token_grounding_loss(captured, data["coverage"][index], torch.ones(len(index), dtype=torch.bool))
-    for module in wrapped:
-        module.set_processor(module.processor.inner)
+    unet_loss(unet, text_encoder, tokenizer, data, index, TrainConfig(caption_dropout=0.0), alphas_cumprod, 0.0, capture)
+    value = token_grounding_loss(capture.layers, data["coverage"][index], torch.ones(len(index), dtype=torch.bool))
     return round(value.item(), 4)
 
 
@@ -493,7 +474,7 @@ def grow_saved_unet(cfg: TrainConfig, out: Path) -> dict:
     return metrics
 
 
-def parse_args(argv=None) -> tuple[TrainConfig, Path]:
+def parse_args(argv=None) -> tuple[TrainConfig, Path, str]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--smoke", action="store_true", help="a few steps of every stage")
