@@ -398,8 +398,8 @@ def train_dpo(sft, pairs: list[Pair], cfg: DPOConfig, on_log: Callable | None = 
         optimiser.step()
         schedule.step()
         if (step + 1) % max(1, cfg.steps // 30) == 0 or step + 1 == cfg.steps:
-            margin = rl.dpo_implied_reward(lp[:len(batch)], ref_w, cfg.beta) - \
-                rl.dpo_implied_reward(lp[len(batch):], ref_l, cfg.beta)
+            margin = (rl.dpo_implied_reward(lp[:len(batch)], ref_w, cfg.beta) -
+                      rl.dpo_implied_reward(lp[len(batch):], ref_l, cfg.beta)).detach()
             record = {"step": step + 1, "loss": round(loss.item(), 4),
                       "accuracy": round(float((margin > 0).float().mean()), 4),
                       "margin": round(float(margin.mean()), 4), "seconds": round(time.perf_counter() - t0, 1)}

@@ -34,7 +34,7 @@ from demos.preferences import lm
 from playground import settings
 
 BETAS = (0.03, 0.1, 0.3, 1.0)
-N_DEMOS = 6000
+N_DEMOS = 12000
 N_PAIRS, N_HELD_OUT_PAIRS = 3000, 600
 TAU = 0.1
 SEED = 0
