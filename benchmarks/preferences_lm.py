@@ -72,7 +72,8 @@ def evaluate(n_samples: int, seed: int = 0) -> dict:
         print(f"{method:>5} {beta if beta else '':>5} r* {row['true_reward']:.3f} learned {row['learned_reward']:+.3f} "
               f"KL {row['kl']:.3f} right {row['correct']:.3f} extra {row['extra_words']:.2f} "
               f"win {row['win_rate']:.3f} (no ties {row['win_rate_without_ties']:.3f})", flush=True)
-    return {"instructions": len(texts), "samples_per_instruction": n_samples, "seed": seed, "policies": rows}
+    return {"instructions": len(texts), "samples_per_instruction": n_samples, "seed": seed, "policies": rows,
+            "win_rate_ceiling": lm.win_rate_ceiling(sft_rewards)}
 
 
 def preference_timing(repeats: int = 10) -> dict:
@@ -133,6 +134,9 @@ def main() -> None:
     if log:
         for line in targets(evaluation, log):
             print(line)
+    ceiling = evaluation["win_rate_ceiling"]
+    print(f"{ceiling['sft_samples_at_best']:.1%} of SFT's samples score r* = 1: a policy always right and concise "
+          f"would have a win rate of {ceiling['win_rate']:.3f} against SFT (ties half)")
     evaluation["reward_model_by_kind"] = reward_model_by_kind()
     for row in evaluation["reward_model_by_kind"]:
         if row["family"] == "all":

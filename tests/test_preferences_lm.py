@@ -213,3 +213,24 @@ def test_ppo_loss_on_the_rollouts_it_just_sampled_starts_at_the_clipped_objectiv
         loss = rl.ppo_clipped_loss(logps, logps.clone(), advantages, m)
     assert abs(float(loss)) < 1e-5
     assert m.sum(1).tolist() == [4.0, 7.0]  # "goat pilot ." + EOS; "pilot goat . Thank you ." + EOS
+
+
+def test_the_win_rate_ceiling_is_what_a_policy_always_right_and_concise_would_score():
+    sft_rewards = [1.0, 0.5, 0.0, 1.0, 0.9, 1.0]  # three samples already at the best r*
+    ceiling = lm.win_rate_ceiling(sft_rewards)
+    assert ceiling["sft_samples_at_best"] == 0.5
+    assert (ceiling["wins"], ceiling["ties"], ceiling["losses"]) == (3, 3, 0)
+    assert ceiling["win_rate"] == 0.75 and ceiling["win_rate_without_ties"] == 1.0
+    worse = lm.win_rate([1.0, 1.0, 0.0, 0.0, 1.0, 1.0], sft_rewards)  # any other policy scores at most that
+    assert worse["win_rate"] < ceiling["win_rate"]
+
+
+def test_no_stored_policy_beats_the_stored_win_rate_ceiling_and_the_tab_says_it():
+    from demos.preferences import ui
+
+    evaluation = compute.lm_stored("evaluation.json")
+    ceiling = evaluation["win_rate_ceiling"]
+    assert 0 < ceiling["sft_samples_at_best"] < 1
+    assert all(r["win_rate"] <= ceiling["win_rate"] for r in evaluation["policies"])
+    text = ui.frontier_markdown(evaluation)
+    assert f"**{ceiling['win_rate']:.3f}**" in text and "without ties" in text

@@ -556,6 +556,14 @@ def win_rate(policy_rewards: list[float], sft_rewards: list[float]) -> dict:
             "win_rate_without_ties": round(wins / max(1, wins + losses), 4)}
 
 
+def win_rate_ceiling(sft_rewards: list[float], best: float = 1.0) -> dict:
+    """The win rate against SFT of a policy whose every sample scores the best r* there is (right
+    and concise: 1): it wins wherever SFT's sample scored less and ties where it scored ``best``,
+    so with ties counting half no policy can exceed ``1 - share / 2``."""
+    share = sum(r >= best for r in sft_rewards) / max(1, len(sft_rewards))
+    return {"sft_samples_at_best": round(share, 4), **win_rate([best] * len(sft_rewards), sft_rewards)}
+
+
 def load_reward_model(source, device: str, dtype):
     """``ModelSpec`` loader of a reward model: ``AutoModelForSequenceClassification`` (one label)
     and ``AutoTokenizer``; returns a ``LanguageModel`` whose ``model`` gives a score per sequence."""

@@ -360,17 +360,27 @@ def frontier_markdown(evaluation: dict | None) -> str:
     """The evaluation's numbers, one row per policy."""
     if not evaluation:
         return ""
-    rows = ["| policy | β | mean r* | right | extra words | reward model r̂ | KL to SFT | win rate vs SFT |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = ["| policy | β | mean r* | right | extra words | reward model r̂ | KL to SFT | win rate vs SFT | without ties |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for r in evaluation["policies"]:
         name = compute_name(r["method"])
         rows.append(f"| {name} | {'' if r['beta'] is None else format(r['beta'], 'g')} | {r['true_reward']:.3f} | "
                     f"{r['correct']:.3f} | {r['extra_words']:.2f} | {r['learned_reward']:+.2f} | {r['kl']:.2f} | "
-                    f"{r['win_rate']:.3f} |")
+                    f"{r['win_rate']:.3f} | {'' if r['method'] == 'sft' else format(r['win_rate_without_ties'], '.3f')} |")
     return (f"**Measured** on {evaluation['instructions']} held-out instructions (new word lists; half in a phrasing "
             f"never trained on), {evaluation['samples_per_instruction']} samples each "
             "(`python -m benchmarks.preferences_lm`):\n\n" + "\n".join(rows) + "\n\n" + frontier_findings(evaluation)
+            + win_rate_ceiling_markdown(evaluation.get("win_rate_ceiling"))
             + reward_model_markdown(evaluation.get("reward_model_by_kind") or []))
+
+
+def win_rate_ceiling_markdown(ceiling: dict | None) -> str:
+    """How high the win rate can go against this SFT (``lm.win_rate_ceiling``, stored by the benchmark)."""
+    if not ceiling:
+        return ""
+    return (f" The win rate compares each sample's r* with SFT's sample of the same index and counts ties as half; "
+            f"{ceiling['sft_samples_at_best']:.0%} of SFT's samples already score r* = 1, so even a policy that is always "
+            f"right and concise would win only **{ceiling['win_rate']:.3f}** against SFT (without ties: 1).")
 
 
 def reward_model_markdown(by_kind: list[dict]) -> str:
