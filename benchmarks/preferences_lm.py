@@ -101,6 +101,25 @@ def reward_model_by_kind() -> list[dict]:
                                        pairs["tau"])
 
 
+def implied_reward_by_kind() -> list[dict]:
+    """Each policy's implied reward ``beta log(pi/pi_SFT)`` as a reward model on the held-out pairs
+    (``lm.implied_reward_by_kind``): DPO's is the reward it fitted to the pairs."""
+    pairs = compute.lm_stored("pairs.json")
+    if not pairs:
+        return []
+    sft, world = models.get("textworld-pref-sft"), compute._oracle()
+    held_out = [lm.Pair(**p) for p in pairs["held_out"]]
+    out = []
+    for method in ("dpo", "rlhf"):
+        for beta in compute.LM_BETAS:
+            policy = models.get(compute.lm_registry_name(method, beta))
+            with single_thread():
+                rows = lm.implied_reward_by_kind(policy.model, sft.model, sft.tokenizer, held_out, world,
+                                                 pairs["tau"], beta)
+            out.append({"method": method, "beta": beta, "rows": rows})
+    return out
+
+
 def targets(evaluation: dict, log: dict) -> list[str]:
     rows = {(r["method"], r["beta"]): r for r in evaluation["policies"]}
     sft = rows[("sft", None)]["true_reward"]
@@ -142,6 +161,11 @@ def main() -> None:
         if row["family"] == "all":
             print(f"reward model on {row['pairs']} held-out {row['kind']} pairs: accuracy {row['accuracy']:.3f} "
                   f"(ceiling {row['ceiling']:.3f}), orders as r* {row['orders_as_r_star']}")
+    evaluation["implied_reward_by_kind"] = implied_reward_by_kind()
+    for item in evaluation["implied_reward_by_kind"]:
+        rows = {r["kind"]: r for r in item["rows"] if r["family"] == "all"}
+        print(f"{item['method']} beta {item['beta']:g}: beta log(pi/pi_SFT) on the held-out pairs orders right vs wrong "
+              f"as r* {rows['right vs wrong']['orders_as_r_star']:.3f}, extra words {rows['extra words']['orders_as_r_star']:.3f}")
     evaluation["default_side_by_side"] = compute.side_by_side(compute.PreferenceParams())  # the tab's opening view
     if args.write:
         (compute.LM_ASSETS / "evaluation.json").write_text(json.dumps(evaluation, indent=1) + "\n")

@@ -234,3 +234,42 @@ def test_no_stored_policy_beats_the_stored_win_rate_ceiling_and_the_tab_says_it(
     assert all(r["win_rate"] <= ceiling["win_rate"] for r in evaluation["policies"])
     text = ui.frontier_markdown(evaluation)
     assert f"**{ceiling['win_rate']:.3f}**" in text and "without ties" in text
+
+
+def test_a_policys_implied_reward_ranks_pairs_by_its_log_ratio_and_swapping_the_models_reverses_it(world, sft):
+    """beta log(pi/pi_ref) as a reward model: with pi_ref as the policy every pair ties; swapping the
+    two models negates every implied reward, so each pair is ordered the other way."""
+    pairs = [lm.Pair(**p) for p in compute.lm_stored("pairs.json")["held_out"][:48]]
+    dpo = models.get(compute.lm_registry_name("dpo", 1.0)).model
+    same = lm.implied_reward_by_kind(sft.model, sft.model, sft.tokenizer, pairs, world, 0.1, beta=1.0)
+    assert all(r["accuracy"] == 0.5 for r in same)  # every implied reward is 0: ties, counted half
+    forward = {(r["kind"], r["family"]): r for r in
+               lm.implied_reward_by_kind(dpo, sft.model, sft.tokenizer, pairs, world, 0.1, beta=1.0)}
+    backward = {(r["kind"], r["family"]): r for r in
+                lm.implied_reward_by_kind(sft.model, dpo, sft.tokenizer, pairs, world, 0.1, beta=0.5)}
+    assert forward.keys() == backward.keys()
+    for key, row in forward.items():
+        assert backward[key]["pairs"] == row["pairs"]
+        assert backward[key]["accuracy"] == pytest.approx(1 - row["accuracy"], abs=1e-3)
+        if row["orders_as_r_star"] is not None:
+            assert backward[key]["orders_as_r_star"] == pytest.approx(1 - row["orders_as_r_star"], abs=1e-3)
+    # the breakdown is the same one the reward model's scores go through
+    ids, mask, rmask = lm.response_batch(sft.tokenizer, [p.instruction for p in pairs] * 2,
+                                         [p.chosen for p in pairs] + [p.rejected for p in pairs])
+    with torch.no_grad():
+        ratio = lm.response_logps(dpo, ids, mask, rmask) - lm.response_logps(sft.model, ids, mask, rmask)
+    by_hand = lm.scores_by_kind(ratio[:len(pairs)].tolist(), ratio[len(pairs):].tolist(), sft.tokenizer, pairs,
+                                world, 0.1)
+    assert {(r["kind"], r["family"]): r["accuracy"] for r in by_hand} == \
+        pytest.approx({k: r["accuracy"] for k, r in forward.items()})
+
+
+def test_the_tab_compares_the_reward_model_with_the_implied_rewards_from_the_stored_numbers():
+    from demos.preferences import ui
+
+    evaluation = compute.lm_stored("evaluation.json")
+    implied = evaluation["implied_reward_by_kind"]
+    assert {(i["method"], i["beta"]) for i in implied} == {(m, b) for m in ("dpo", "rlhf") for b in compute.LM_BETAS}
+    text = ui.implied_reward_markdown(evaluation["reward_model_by_kind"], implied)
+    assert text.count("β log π/π_SFT |") == len(implied) and "| reward model r̂ |" in text
+    assert ui.implied_reward_markdown([], implied) == "" and ui.implied_reward_markdown(evaluation["reward_model_by_kind"], []) == ""

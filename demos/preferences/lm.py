@@ -318,16 +318,42 @@ def pair_kind(tokenizer, pair: Pair, oracle) -> str:
 
 
 def reward_model_by_kind(rm, tokenizer, pairs: list[Pair], oracle, tau: float) -> list[dict]:
-    """The reward model on ``pairs`` by ``pair_kind`` and task family: how many pairs, its accuracy
-    against their labels (a tie counts half) beside those pairs' Bradley-Terry ceiling, and how
-    often it orders the two responses as r* does (pairs with unequal r*). Where the learned reward
-    can be gamed is where it orders pairs unlike r*."""
+    """The reward model on ``pairs`` by ``pair_kind`` and task family (``scores_by_kind``)."""
     import torch
 
     with torch.no_grad():
         scored = [pair_scores(rm, tokenizer, pairs[i:i + 128]) for i in range(0, len(pairs), 128)]
-    chosen = [x for c, _ in scored for x in c.tolist()]
-    rejected = [x for _, r in scored for x in r.tolist()]
+    return scores_by_kind([x for c, _ in scored for x in c.tolist()], [x for _, r in scored for x in r.tolist()],
+                          tokenizer, pairs, oracle, tau)
+
+
+def implied_reward_by_kind(policy, reference, tokenizer, pairs: list[Pair], oracle, tau: float,
+                           beta: float) -> list[dict]:
+    """A policy's implied reward ``beta log(pi(y)/pi_ref(y))`` (DPO's reward, up to ``beta log Z(x)``,
+    which cancels within a pair) used as a reward model on ``pairs`` (``scores_by_kind``)."""
+    import torch
+
+    from demos.preferences import rl
+
+    chosen, rejected = [], []
+    with torch.no_grad():
+        for i in range(0, len(pairs), 128):
+            batch = pairs[i:i + 128]
+            ids, mask, rmask = response_batch(tokenizer, [p.instruction for p in batch] * 2,
+                                              [p.chosen for p in batch] + [p.rejected for p in batch])
+            implied = rl.dpo_implied_reward(response_logps(policy, ids, mask, rmask),
+                                            response_logps(reference, ids, mask, rmask), beta)  # (2B,)
+            chosen += implied[:len(batch)].tolist()
+            rejected += implied[len(batch):].tolist()
+    return scores_by_kind(chosen, rejected, tokenizer, pairs, oracle, tau)
+
+
+def scores_by_kind(chosen: list[float], rejected: list[float], tokenizer, pairs: list[Pair], oracle,
+                   tau: float) -> list[dict]:
+    """A reward's scores of each pair's two responses, by ``pair_kind`` and task family: how many
+    pairs, its accuracy against their labels (a tie counts half) beside those pairs' Bradley-Terry
+    ceiling, and how often it orders the two responses as r* does (pairs with unequal r*). Where a
+    learned reward can be gamed is where it orders pairs unlike r*."""
     groups: dict[tuple[str, str], list] = {}
     for pair, a, b in zip(pairs, chosen, rejected):
         kind, family = pair_kind(tokenizer, pair, oracle), tw.parse_instruction(pair.instruction).family

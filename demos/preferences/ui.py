@@ -371,7 +371,9 @@ def frontier_markdown(evaluation: dict | None) -> str:
             f"never trained on), {evaluation['samples_per_instruction']} samples each "
             "(`python -m benchmarks.preferences_lm`):\n\n" + "\n".join(rows) + "\n\n" + frontier_findings(evaluation)
             + win_rate_ceiling_markdown(evaluation.get("win_rate_ceiling"))
-            + reward_model_markdown(evaluation.get("reward_model_by_kind") or []))
+            + reward_model_markdown(evaluation.get("reward_model_by_kind") or [])
+            + implied_reward_markdown(evaluation.get("reward_model_by_kind") or [],
+                                      evaluation.get("implied_reward_by_kind") or []))
 
 
 def win_rate_ceiling_markdown(ceiling: dict | None) -> str:
@@ -381,6 +383,54 @@ def win_rate_ceiling_markdown(ceiling: dict | None) -> str:
     return (f" The win rate compares each sample's r* with SFT's sample of the same index and counts ties as half; "
             f"{ceiling['sft_samples_at_best']:.0%} of SFT's samples already score r* = 1, so even a policy that is always "
             f"right and concise would win only **{ceiling['win_rate']:.3f}** against SFT (without ties: 1).")
+
+
+def _overall(rows: list[dict]) -> dict:
+    """Accuracy over every held-out pair and its ceiling, and r*-order on the two kinds that have one."""
+    alls = {r["kind"]: r for r in rows if r["family"] == "all"}
+    n = sum(r["pairs"] for r in alls.values())
+    return {"accuracy": sum(r["accuracy"] * r["pairs"] for r in alls.values()) / max(1, n),
+            "ceiling": sum(r["ceiling"] * r["pairs"] for r in alls.values()) / max(1, n),
+            "right vs wrong": alls.get("right vs wrong", {}).get("orders_as_r_star"),
+            "extra words": alls.get("extra words", {}).get("orders_as_r_star")}
+
+
+def implied_reward_markdown(by_kind: list[dict], implied: list[dict]) -> str:
+    """The reward model beside each policy's implied reward ``beta log(pi/pi_SFT)`` as a reward
+    model on the same held-out pairs (``lm.implied_reward_by_kind``, stored by the benchmark)."""
+    if not by_kind or not implied:
+        return ""
+    rm = _overall(by_kind)
+    fmt = lambda x: "" if x is None else f"{x:.2f}"  # noqa: E731
+    lines = ["| reward | accuracy on the labels | ceiling | right vs wrong as r* | extra words as r* |",
+             "|---|---|---|---|---|",
+             f"| reward model r̂ | {rm['accuracy']:.3f} | {rm['ceiling']:.3f} | {fmt(rm['right vs wrong'])} | "
+             f"{fmt(rm['extra words'])} |"]
+    scored = []
+    for item in implied:
+        o = _overall(item["rows"])
+        scored.append((item, o))
+        lines.append(f"| {compute_name(item['method'])} β = {item['beta']:g}: β log π/π_SFT | {o['accuracy']:.3f} | "
+                     f"{o['ceiling']:.3f} | {fmt(o['right vs wrong'])} | {fmt(o['extra words'])} |")
+    dpo = [(i, o) for i, o in scored if i["method"] == "dpo" and o["right vs wrong"] is not None]
+    text = ("\n\n**Whose reward tells right from wrong?** DPO fits no reward model, but its policy implies one, "
+            "β log π(y)/π_SFT(y) (the DPO reward, up to β log Z(x), which cancels within a pair). Scored on the same "
+            "held-out pairs:")
+    if dpo and rm["right vs wrong"] is not None:
+        item, o = max(dpo, key=lambda t: t[1]["right vs wrong"])
+        if o["right vs wrong"] >= rm["right vs wrong"] + 0.1:
+            text += (f" at β = {item['beta']:g} DPO's implied reward orders a right against a wrong answer as r* does "
+                     f"**{o['right vs wrong']:.0%}** of the time, the reward model **{rm['right vs wrong']:.0%}**. "
+                     "The reward DPO fits is the whole language model's log-likelihood, which already knows the word "
+                     "tasks; the reward model has to learn correctness anew in a scalar head from a few hundred pairs. "
+                     "That is why DPO gains more correctness here than PPO against the reward model.")
+        elif o["right vs wrong"] <= rm["right vs wrong"] - 0.1:
+            text += (f" the reward model orders a right against a wrong answer as r* does **{rm['right vs wrong']:.0%}** "
+                     f"of the time, DPO's implied reward at best **{o['right vs wrong']:.0%}** (β = {item['beta']:g}).")
+        else:
+            text += (f" they order a right against a wrong answer about as often (reward model "
+                     f"{rm['right vs wrong']:.0%}, DPO at β = {item['beta']:g} {o['right vs wrong']:.0%}).")
+    return text + " PPO's policy implies a reward too; it is what PPO made of the reward model's.\n\n" + "\n".join(lines)
 
 
 def reward_model_markdown(by_kind: list[dict]) -> str:
