@@ -273,3 +273,12 @@ def test_the_tab_compares_the_reward_model_with_the_implied_rewards_from_the_sto
     text = ui.implied_reward_markdown(evaluation["reward_model_by_kind"], implied)
     assert text.count("β log π/π_SFT |") == len(implied) and "| reward model r̂ |" in text
     assert ui.implied_reward_markdown([], implied) == "" and ui.implied_reward_markdown(evaluation["reward_model_by_kind"], []) == ""
+
+
+def test_the_overall_accuracy_weights_each_kind_by_its_pairs():
+    rows = [{"kind": "right vs wrong", "family": "all", "pairs": 1, "accuracy": 1.0, "ceiling": 1.0, "orders_as_r_star": 1.0},
+            {"kind": "right vs wrong", "family": "sort", "pairs": 1, "accuracy": 1.0, "ceiling": 1.0, "orders_as_r_star": 1.0},
+            {"kind": "tie", "family": "all", "pairs": 3, "accuracy": 0.5, "ceiling": 0.5, "orders_as_r_star": None}]
+    overall = lm.overall_by_kind(rows)  # the per-family row is not counted twice
+    assert overall["accuracy"] == pytest.approx((1.0 + 3 * 0.5) / 4) and overall["ceiling"] == pytest.approx(0.625)
+    assert overall["right vs wrong"] == 1.0 and overall["extra words"] is None

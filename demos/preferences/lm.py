@@ -374,6 +374,17 @@ def scores_by_kind(chosen: list[float], rejected: list[float], tokenizer, pairs:
     return rows
 
 
+def overall_by_kind(rows: list[dict]) -> dict:
+    """From ``scores_by_kind`` rows: accuracy over every pair and its ceiling (the kinds weighted by
+    their pairs), and how often the two kinds with unequal r* are ordered as r* orders them."""
+    kinds = {r["kind"]: r for r in rows if r["family"] == "all"}
+    n = max(1, sum(r["pairs"] for r in kinds.values()))
+    return {"accuracy": sum(r["accuracy"] * r["pairs"] for r in kinds.values()) / n,
+            "ceiling": sum(r["ceiling"] * r["pairs"] for r in kinds.values()) / n,
+            "right vs wrong": kinds.get("right vs wrong", {}).get("orders_as_r_star"),
+            "extra words": kinds.get("extra words", {}).get("orders_as_r_star")}
+
+
 # ----------------------------------------------------------------------------- DPO
 @dataclass(frozen=True)
 class DPOConfig:

@@ -18,7 +18,7 @@ from functools import lru_cache
 import gradio as gr
 import numpy as np
 
-from demos.preferences import compute, figures
+from demos.preferences import compute, figures, lm
 from playground import settings, tempfiles
 from playground.plots import message_figure
 from playground.ui_helpers import (Api, Binding, Cancelled, api_errors, explanation, model_event, progress_steps,
@@ -385,22 +385,12 @@ def win_rate_ceiling_markdown(ceiling: dict | None) -> str:
             f"right and concise would win only **{ceiling['win_rate']:.3f}** against SFT (without ties: 1).")
 
 
-def _overall(rows: list[dict]) -> dict:
-    """Accuracy over every held-out pair and its ceiling, and r*-order on the two kinds that have one."""
-    alls = {r["kind"]: r for r in rows if r["family"] == "all"}
-    n = sum(r["pairs"] for r in alls.values())
-    return {"accuracy": sum(r["accuracy"] * r["pairs"] for r in alls.values()) / max(1, n),
-            "ceiling": sum(r["ceiling"] * r["pairs"] for r in alls.values()) / max(1, n),
-            "right vs wrong": alls.get("right vs wrong", {}).get("orders_as_r_star"),
-            "extra words": alls.get("extra words", {}).get("orders_as_r_star")}
-
-
 def implied_reward_markdown(by_kind: list[dict], implied: list[dict]) -> str:
     """The reward model beside each policy's implied reward ``beta log(pi/pi_SFT)`` as a reward
     model on the same held-out pairs (``lm.implied_reward_by_kind``, stored by the benchmark)."""
     if not by_kind or not implied:
         return ""
-    rm = _overall(by_kind)
+    rm = lm.overall_by_kind(by_kind)
     fmt = lambda x: "" if x is None else f"{x:.2f}"  # noqa: E731
     lines = ["| reward | accuracy on the labels | ceiling | right vs wrong as r* | extra words as r* |",
              "|---|---|---|---|---|",
@@ -408,7 +398,7 @@ def implied_reward_markdown(by_kind: list[dict], implied: list[dict]) -> str:
              f"{fmt(rm['extra words'])} |"]
     scored = []
     for item in implied:
-        o = _overall(item["rows"])
+        o = lm.overall_by_kind(item["rows"])
         scored.append((item, o))
         lines.append(f"| {compute_name(item['method'])} β = {item['beta']:g}: β log π/π_SFT | {o['accuracy']:.3f} | "
                      f"{o['ceiling']:.3f} | {fmt(o['right vs wrong'])} | {fmt(o['extra words'])} |")
@@ -422,8 +412,8 @@ def implied_reward_markdown(by_kind: list[dict], implied: list[dict]) -> str:
             text += (f" at β = {item['beta']:g} DPO's implied reward orders a right against a wrong answer as r* does "
                      f"**{o['right vs wrong']:.0%}** of the time, the reward model **{rm['right vs wrong']:.0%}**. "
                      "The reward DPO fits is the whole language model's log-likelihood, which already knows the word "
-                     "tasks; the reward model has to learn correctness anew in a scalar head from a few hundred pairs. "
-                     "That is why DPO gains more correctness here than PPO against the reward model.")
+                     "tasks; the reward model has to learn correctness anew in a scalar head from a few hundred pairs "
+                     "per task. That fits DPO gaining more correctness here than PPO against the reward model.")
         elif o["right vs wrong"] <= rm["right vs wrong"] - 0.1:
             text += (f" the reward model orders a right against a wrong answer as r* does **{rm['right vs wrong']:.0%}** "
                      f"of the time, DPO's implied reward at best **{o['right vs wrong']:.0%}** (β = {item['beta']:g}).")
