@@ -31,7 +31,7 @@ def quality(n_scenes: int, scale: int) -> tuple[float, np.ndarray]:
     """mAP@0.5 and per-class AP on ``n_scenes`` held-out scenes resized by ``scale``."""
     from demos.detr import compute
     from demos.detr.matching import mean_average_precision
-    from demos.shapes_world import SCENE_SIZE, SHAPES, scene_sample
+    from demos.common.shapes_world import SCENE_SIZE, SHAPES, scene_sample
 
     detections, truth = [], []
     for i in range(n_scenes):
@@ -65,7 +65,7 @@ def main() -> None:
     parser.add_argument("--scenes", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=30)
     args = parser.parse_args()
-    from demos.shapes_world import SHAPES
+    from demos.common.shapes_world import SHAPES
 
     load = os.getloadavg()[0]
     ms = latency_ms(args.repeats)

@@ -23,7 +23,7 @@ import time
 import numpy as np
 
 from benchmarks import shapes_checker
-from demos import shapes_world
+from demos.common import shapes_world
 from demos.guidance import compute
 from demos.guidance.compute import GuidanceParams
 from playground import settings

@@ -23,8 +23,8 @@ from dataclasses import asdict
 import numpy as np
 import torch
 
-from demos import language_model as lmk
-from demos import text_world as tw
+from demos.common import language_model as lmk
+from demos.common import text_world as tw
 from demos.hallucination import compute
 from playground import settings
 from playground.models import single_thread

@@ -28,8 +28,8 @@ import random
 
 import numpy as np
 
-from demos import language_model as lmk
-from demos import text_world as tw
+from demos.common import language_model as lmk
+from demos.common import text_world as tw
 from demos.hallucination import compute
 from playground.models import single_thread
 

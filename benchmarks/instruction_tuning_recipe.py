@@ -28,7 +28,7 @@ from playground.models import single_thread
 def start_model(start: str):
     import torch
 
-    from demos import language_model as lmk
+    from demos.common import language_model as lmk
     from demos.instruction_tuning.train import _Local, save
 
     if start == "committed":

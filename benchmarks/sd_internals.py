@@ -28,7 +28,7 @@ import time
 import numpy as np
 
 from benchmarks import shapes_checker
-from demos import shapes_world
+from demos.common import shapes_world
 from demos.guidance import compute, internals
 
 PROMPTS = [shapes_world.caption(c, s) for c in shapes_world.COLOURS for s in shapes_world.SHAPES]

@@ -165,7 +165,7 @@ def main() -> None:
     if all(c is not None for _, c in hello + playground):
         print(f"ratio of best CPU seconds = {min(c for _, c in playground) / min(c for _, c in hello):.2f}")
     if not args.no_tabs:
-        from playground.app import TABS
+        from playground.tabs import TAB_IDS as TABS
 
         tabs = args.tabs.split(",") if args.tabs else TABS
         print_breakdown(tab_breakdown([*tabs, list(tabs)], args.tab_runs), args.tab_runs)

@@ -34,7 +34,7 @@ def fail(message: str) -> None:
 
 
 def check_tabs(spec: str | None) -> list[str] | None:
-    from playground.app import TABS
+    from playground.tabs import TAB_IDS as TABS
 
     if spec is None:
         return None
@@ -104,11 +104,12 @@ def main(argv: list[str] | None = None) -> None:
     check_port(args.host, args.port)
     settings.mark_public(args.host, args.share)
 
-    from playground.app import TABS, build_app, launch_kwargs
+    from playground.app import build_app, launch_kwargs
     from playground.serving import Lifecycle
+    from playground.tabs import TAB_IDS
 
     demo = build_app(tabs)
-    lifecycle = Lifecycle(tabs or TABS)
+    lifecycle = Lifecycle(tabs or TAB_IDS)
     demo.launch(**launch_kwargs(args.host, args.port, args.share, root_path, lifecycle), prevent_thread_lock=True)
     stop_on_sigterm(demo, lifecycle)
     tempfiles.Cleaner().start()

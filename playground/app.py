@@ -1,27 +1,21 @@
-"""The app shell: a Home tab plus one ``gr.Tab`` per entry of ``TABS``, and launch settings.
+"""The app shell: a Home tab plus one ``gr.Tab`` per tab of ``playground.tabs``, and launch settings.
 
-A tab is a folder ``demos/<id>/`` whose ``ui.py`` exposes ``TITLE``, ``SUMMARY`` (one line
-for the Home card) and ``build(demo)``, called inside that tab's ``gr.Tab``. Adding a tab is
-adding the folder and one line here. ``build`` returns the tab's ``ui_helpers.Binding`` (or a list of
-them, or None): from it alone the tab gets its shareable URL, a "Copy link to this view" row and a
-"Reproduce in Python" panel (``playground/sharing.py``).
+A tab is a package ``demos/<id>/`` whose ``__init__.py`` declares ``TAB`` (``playground/tabs.py``);
+its ``build(demo)`` is called inside that tab's ``gr.Tab`` and returns the tab's
+``ui_helpers.Binding`` (or a list of them, or None): from it alone the tab gets its shareable URL,
+a "Copy link to this view" row and a "Reproduce in Python" panel (``playground/sharing.py``).
 """
 
 from __future__ import annotations
 
-import importlib
 import re
-from types import ModuleType
 
 import gradio as gr
 from starlette.middleware import Middleware
 from starlette.responses import PlainTextResponse
 
 from playground import gradio_fixes, home, plots, serving, settings, sharing, tempfiles
-
-# Tab ids in display order; each is a folder under demos/.
-TABS: list[str] = ["sde_ode", "flows", "guidance", "controlnet", "attention", "detr", "rnn_transformer",
-                   "hallucination", "instruction_tuning", "preferences"]
+from playground import tabs as playground_tabs
 
 THEME = gr.themes.Soft(primary_hue="indigo")
 CSS = """
@@ -30,7 +24,6 @@ CSS = """
 .gp-live .gp-card:hover {border-color: var(--color-accent); background: var(--background-fill-secondary);}
 .gp-card .gp-open {color: var(--color-accent); margin: 4px 0 0 0;}
 .gp-card h3 {margin: 0 0 4px 0;}
-.gp-soon {opacity: 0.6;}
 .gp-scroll table {display: block; overflow-x: auto; max-width: 100%;}
 .gp-scroll th, .gp-scroll td {white-space: nowrap;}
 """ + plots.PLOT_TEXT_CSS + """
@@ -58,30 +51,24 @@ table th, table td {overflow-wrap: normal; word-break: normal;}
 """
 
 
-def tab_module(tab_id: str) -> ModuleType:
-    """Import ``demos.<tab_id>.ui`` (cheap: UI modules import gradio, not torch)."""
-    if tab_id not in TABS:
-        raise ValueError(f"unknown tab {tab_id!r}; available: {', '.join(TABS) or 'none'}")
-    return importlib.import_module(f"demos.{tab_id}.ui")
-
-
-def build_app(tabs: list[str] | None = None) -> gr.Blocks:
-    """The Blocks app with the Home tab and the chosen tabs (all of ``TABS`` by default)."""
+def build_app(tabs: list[str | playground_tabs.Tab] | None = None) -> gr.Blocks:
+    """The Blocks app with the Home tab and the chosen tabs: ids of ``playground.tabs.TAB_IDS`` (all
+    of them by default) or ``Tab`` objects (a tab outside the list, such as the docs' example)."""
     settings.limit_image_pixels()
     gradio_fixes.install()
-    tab_ids = list(TABS if tabs is None else tabs)
-    modules = [(tab_id, tab_module(tab_id)) for tab_id in tab_ids]
+    chosen = [playground_tabs.get(t) if isinstance(t, str) else t
+              for t in (playground_tabs.TAB_IDS if tabs is None else tabs)]
     with gradio_fixes.building():  # the server app and the page's config are made once, by launch
         with gr.Blocks(title="Generative Playground", analytics_enabled=False) as demo:
             shared = []  # tab id -> its Binding, for the URL, Copy link and Reproduce in Python
             with gr.Tabs() as tabs:
                 with gr.Tab("Home", id="home") as home_tab:
-                    home.build(demo, [(tab_id, m.TITLE, m.SUMMARY) for tab_id, m in modules], tabs)
-                for tab_id, module in modules:
-                    with gr.Tab(module.TITLE, id=tab_id, elem_id=f"tab-{tab_id}") as tab:
-                        view = sharing.Shared(tab_id, tab)
+                    home.build(demo, chosen, tabs)
+                for spec in chosen:
+                    with gr.Tab(spec.title, id=spec.id, elem_id=f"tab-{spec.id}") as tab:
+                        view = sharing.Shared(spec.id, tab)
                         sharing.link_row(view)
-                        view.binding = module.build(demo)  # a tab's build returns its Binding (or None)
+                        view.binding = spec.build_function()(demo)  # a tab's build returns its Binding (or None)
                         sharing.python_panel(view)
                     shared.append(view)
             sharing.wire(demo, tabs, home_tab, shared)
@@ -125,7 +112,7 @@ def launch_kwargs(host: str = settings.DEFAULT_HOST, port: int = settings.DEFAUL
     """Launch settings fit for a public link. ``root_path``: the sub-path a reverse proxy serves
     the app under (``/playground``); ``lifecycle``: the health, readiness and drain state
     (``playground/serving.py``; a fresh one for every tab by default)."""
-    lifecycle = lifecycle or serving.Lifecycle(TABS)
+    lifecycle = lifecycle or serving.Lifecycle(playground_tabs.TAB_IDS)
     return {
         **({"root_path": root_path} if root_path else {}),
         "server_name": host, "server_port": port, "share": share,

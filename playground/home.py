@@ -5,6 +5,7 @@ from __future__ import annotations
 import gradio as gr
 
 from playground.models import REGISTRY
+from playground.tabs import Tab
 
 INTRO = """
 # Generative Playground
@@ -13,20 +14,6 @@ real models and real math live: drag a slider, draw a sketch, upload a photo, an
 changes. It runs on a laptop with no GPU and no network (the model tabs ship tiny checkpoints
 the project trains itself) and loads full Hugging Face checkpoints when you have them and a GPU.
 """
-
-# Every tab we build, in order; the ones not in the app yet are shown as coming.
-CATALOG = [
-    ("sde_ode", "SDE vs ODE", "Reverse-time SDE and probability-flow ODE run from the same noise: same clouds, different paths."),
-    ("flows", "Flows", "Normalizing and continuous flows bend a Gaussian into a target density, layer by layer."),
-    ("guidance", "Guidance", "Classifier and classifier-free guidance: what the scale s does to a diffusion model's images."),
-    ("controlnet", "ControlNet", "Draw an outline; a ControlNet steers the diffusion model to fill it."),
-    ("attention", "Attention cache", "MHA, MQA, GQA and MLA: who shares keys and values, and what the KV cache costs."),
-    ("detr", "DETR", "Object queries and Hungarian matching: detection as set prediction, made visible."),
-    ("rnn_transformer", "RNN vs Transformer", "Recurrence against attention on the same recall task: what each remembers, and what it costs."),
-    ("hallucination", "Hallucination", "When and why a language model makes things up."),
-    ("instruction_tuning", "Instruction tuning", "What fine-tuning on instructions changes in a model."),
-    ("preferences", "RLHF vs DPO", "Two ways to learn from preferences, side by side."),
-]
 
 MODEL_COLUMNS = ["name", "title", "state", "source", "location", "device", "dtype", "parameters", "memory"]
 MODEL_COLUMN_WIDTHS = ["13%", "18%", "11%", "8%", "22%", "6%", "6%", "9%", "7%"]  # every column shown at 1280 px
@@ -69,11 +56,9 @@ def models_info() -> dict:
     return {"models": REGISTRY.info()}
 
 
-def _card(title: str, summary: str, live: bool, opens: bool = False) -> str:
-    badge = "" if live else " <small>(coming)</small>"
-    css = "gp-card" if live else "gp-card gp-soon"
+def _card(title: str, summary: str, opens: bool = False) -> str:
     link = "<p class='gp-open'>Open →</p>" if opens else ""  # only a card that opens a tab looks like a link
-    return f"<div class='{css}'><h3>{title}{badge}</h3><p>{summary}</p>{link}</div>"
+    return f"<div class='gp-card'><h3>{title}</h3><p>{summary}</p>{link}</div>"
 
 
 def go_to(tab_id: str):
@@ -85,21 +70,18 @@ def go_to(tab_id: str):
     return go
 
 
-def build(demo: gr.Blocks, live_tabs: list[tuple[str, str, str]], tabs: gr.Tabs | None = None) -> None:
-    """Lay out the Home tab; ``live_tabs`` holds (id, title, summary) of the tabs in the app; a
-    click on a live card shows its tab in ``tabs``."""
+def build(demo: gr.Blocks, live_tabs: list[Tab], tabs: gr.Tabs | None = None) -> None:
+    """Lay out the Home tab: a card for each tab of the app (``playground.tabs.Tab``); a click on
+    a card shows its tab in ``tabs``."""
     gr.Markdown(INTRO)
-    live = {tab_id: (title, summary) for tab_id, title, summary in live_tabs}
-    cards = [(i, *live[i], True) if i in live else (i, t, s, False) for i, t, s in CATALOG]
-    cards += [(i, t, s, True) for i, t, s in live_tabs if i not in {c[0] for c in CATALOG}]
-    for start in range(0, len(cards), 3):
+    opens = tabs is not None
+    for start in range(0, len(live_tabs), 3):
         with gr.Row(equal_height=True, elem_classes="gp-cards"):
-            for tab_id, title, summary, is_live in cards[start:start + 3]:
-                opens = is_live and tabs is not None
-                card = gr.HTML(_card(title, summary, is_live, opens), elem_classes="gp-live" if opens else None,
-                               elem_id=f"home-card-{tab_id}")
+            for tab in live_tabs[start:start + 3]:
+                card = gr.HTML(_card(tab.title, tab.summary, opens), elem_classes="gp-live" if opens else None,
+                               elem_id=f"home-card-{tab.id}")
                 if opens:
-                    card.click(go_to(tab_id), outputs=tabs, queue=False, api_visibility="private")
+                    card.click(go_to(tab.id), outputs=tabs, queue=False, api_visibility="private")
     with gr.Accordion("Models", open=False):
         gr.Markdown("Every model the tabs can use. Models load on first use, on the device chosen "
                     "with `--device`; set `PLAYGROUND_MODEL_<NAME>` to a local folder or a Hugging "

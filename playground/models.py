@@ -36,7 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from playground import settings
+from playground import settings, tabs
+from playground.tabs import ModelSpec
 
 
 LOG = logging.getLogger(__name__)
@@ -74,28 +75,6 @@ class DeviceUnavailable(RuntimeError):
 
 class OutOfMemory(RuntimeError):
     """A model call ran out of memory; the memory was freed and the next request can run."""
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """One registered model.
-
-    ``load`` is ``"module:function"``, imported only on first use and called as
-    ``function(source: Source, device: torch.device, dtype: torch.dtype) -> model``.
-    """
-
-    name: str
-    title: str
-    load: str
-    embedded_dir: str | None = None  # folder under assets/
-    hub_id: str | None = None
-    revision: str | None = None
-    how_to_get: str = ""
-    needs: tuple[str, ...] = ()  # other registered models it is built on (loaded through get)
-
-    @property
-    def override_var(self) -> str:
-        return settings.model_override_var(self.name)
 
 
 @dataclass(frozen=True)
@@ -503,55 +482,8 @@ def _import_loader(path: str):
     return getattr(importlib.import_module(module_name), attr)
 
 
-# The app's models. Each tab adds its entries when it lands.
-MODELS: list[ModelSpec] = [
-    ModelSpec("shapes-ldm", "Shapes World LDM (embedded)", "demos.guidance.sampler:load_embedded",
-              embedded_dir="shapes_ldm", how_to_get="Train it with `python -m demos.guidance.train`"),
-    ModelSpec("sd15", "Stable Diffusion 1.5", "demos.guidance.sampler:load_sd15",
-              hub_id="stable-diffusion-v1-5/stable-diffusion-v1-5",
-              how_to_get="Stable Diffusion 1.5 is about 4 GB; a GPU is recommended"),
-    ModelSpec("shapes-controlnet", "Shapes World ControlNet (embedded, on shapes-ldm)",
-              "demos.controlnet.model:load_embedded", embedded_dir="shapes_controlnet",
-              how_to_get="Train it with `python -m demos.controlnet.train`"),
-    ModelSpec("sd15-scribble", "SD 1.5 + ControlNet scribble", "demos.controlnet.model:load_sd15_scribble",
-              hub_id="lllyasviel/control_v11p_sd15_scribble", needs=("sd15",),
-              how_to_get="It runs on Stable Diffusion 1.5 (model `sd15`), which must be here too"),
-    ModelSpec("shapes-detr", "Shapes World DETR (embedded)", "demos.detr.model:load_detr",
-              embedded_dir="shapes_detr", how_to_get="Train it with `python -m demos.detr.train`"),
-    ModelSpec("detr-resnet-50", "DETR ResNet-50 (COCO)", "demos.detr.model:load_detr",
-              hub_id="facebook/detr-resnet-50", revision="no_timm",
-              how_to_get="DETR-R50 is about 170 MB"),
-    *[ModelSpec(f"recall-{kind}", f"Associative recall {title} (embedded)", "demos.rnn_transformer.models:load_recall",
-                embedded_dir=f"rnn_transformer/{kind}",
-                how_to_get="Train it with `python -m demos.rnn_transformer.train`")
-      for kind, title in (("rnn", "tanh RNN"), ("lstm", "LSTM"), ("gru", "GRU"), ("transformer", "Transformer"))],
-    ModelSpec("textworld-base", "Text World base LM (embedded LlamaForCausalLM)", "demos.language_model:load_causal_lm",
-              embedded_dir="text_world/base", how_to_get="Train it with `python -m demos.hallucination.train`"),
-    *[ModelSpec(f"textworld-gekhman-{share}", f"Text World base LM fine-tuned on QA, {share}% unknown (embedded)",
-                "demos.language_model:load_causal_lm", embedded_dir=f"text_world/gekhman-{share}",
-                how_to_get="Train it with `python -m demos.hallucination.train`")
-      for share in (0, 25, 50, 75)],
-    ModelSpec("textworld-instruct-base", "Text World base LM, vocabulary extended for instructions, untuned (embedded)",
-              "demos.language_model:load_causal_lm", embedded_dir="instruction_tuning/base",
-              how_to_get="Train it with `python -m demos.instruction_tuning.train`"),
-    *[ModelSpec(f"textworld-instruct-{name}", f"Text World LM instruction-tuned on {what} (embedded)",
-                "demos.language_model:load_causal_lm", embedded_dir=f"instruction_tuning/{name}",
-                how_to_get="Train it with `python -m demos.instruction_tuning.train`")
-      for name, what in (("n500", "500 Self-Instruct examples"), ("n2000", "2,000 Self-Instruct examples"),
-                         ("n8000", "8,000 Self-Instruct examples"),
-                         ("n8000-unfiltered", "8,000 unfiltered Self-Instruct examples"),
-                         ("n8000-noisy", "8,000 Self-Instruct examples with the teacher's mistakes"))],
-    ModelSpec("textworld-pref-sft", "Text World SFT policy for RLHF vs DPO: concise, verbose and wrong demonstrations "
-              "(embedded)", "demos.language_model:load_causal_lm", embedded_dir="preferences/lm/sft",
-              how_to_get="Train it with `python -m demos.preferences.train`"),
-    ModelSpec("textworld-pref-reward", "Text World reward model: the SFT policy with a scalar head, Bradley-Terry "
-              "(embedded)", "demos.preferences.lm:load_reward_model", embedded_dir="preferences/lm/reward",
-              how_to_get="Train it with `python -m demos.preferences.train`"),
-    *[ModelSpec(f"textworld-pref-{method}-beta{beta:g}", f"Text World {title} policy, beta {beta:g} (embedded)",
-                "demos.language_model:load_causal_lm", embedded_dir=f"preferences/lm/{method}-beta{beta:g}",
-                how_to_get="Train it with `python -m demos.preferences.train`")
-      for method, title in (("rlhf", "RLHF (PPO)"), ("dpo", "DPO")) for beta in (0.03, 0.1, 0.3, 1.0)],
-]
+# The app's models: every tab's ``TAB.models``, in the order of ``tabs.TAB_IDS``.
+MODELS: list[ModelSpec] = tabs.model_specs()
 
 REGISTRY = ModelRegistry(MODELS)
 get = REGISTRY.get

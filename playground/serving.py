@@ -40,10 +40,11 @@ class Lifecycle:
 
     # -- readiness -----------------------------------------------------------------------------
     def required_models(self) -> list[str]:
-        from playground import models
+        """The embedded models the tabs shown declare (``TAB.models``): what must load before the
+        replica takes traffic."""
+        from playground import tabs
 
-        packages = tuple(f"demos.{tab}." for tab in self.tabs)
-        return [spec.name for spec in models.MODELS if spec.embedded_dir and spec.load.startswith(packages)]
+        return [spec.name for tab_id in self.tabs for spec in tabs.get(tab_id).models if spec.embedded_dir]
 
     def readiness(self) -> tuple[int, dict]:
         if self.draining.is_set():

@@ -4,7 +4,9 @@ import subprocess
 import sys
 
 from playground import settings
-from playground.app import TABS, build_app, launch_kwargs
+from playground import tabs
+from playground.app import build_app, launch_kwargs
+from playground.tabs import TAB_IDS as TABS
 from tests.conftest import ROOT, free_port
 
 HEAVY = ("scipy", "torch", "transformers", "diffusers")  # seconds to import: never at start-up (issue 21)
@@ -13,7 +15,7 @@ HEAVY = ("scipy", "torch", "transformers", "diffusers")  # seconds to import: ne
 def test_importing_every_tab_and_building_the_app_imports_no_heavy_library():
     """In a fresh process (a clean ``sys.modules``): every ``demos/<tab>/ui.py`` of ``TABS`` and
     ``build_app()`` import none of scipy, torch, transformers, diffusers; they load on first use."""
-    code = ("import importlib, sys; from playground.app import TABS, build_app; "
+    code = ("import importlib, sys; from playground.tabs import TAB_IDS as TABS; from playground.app import build_app; "
             "[importlib.import_module(f'demos.{tab}.ui') for tab in TABS]; build_app(); "
             f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
@@ -50,7 +52,7 @@ def test_the_app_and_its_config_are_made_by_launch_only(monkeypatch):
 
 def test_compute_modules_do_not_import_gradio():
     modules = [f"demos.{tab}.compute" for tab in TABS] + ["playground.models", "playground.validate",
-                                                        "demos.toy_data"]
+                                                        "demos.common.toy_data"]
     code = f"import importlib, sys; [importlib.import_module(m) for m in {modules!r}]; print('gradio' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "False"
@@ -136,13 +138,8 @@ def test_model_menus_offer_only_the_models_on_this_machine_and_the_page_shows_no
 
 def test_every_tab_has_one_home_card_and_no_coming_card_is_a_tab_under_another_name():
     """The Home page offered "DPO vs RLHF (coming)" beside the live "RLHF vs DPO" tab (its catalog
-    entry had another id)."""
-    from playground.app import tab_module
-    from playground.home import CATALOG
-
-    ids = [i for i, _, _ in CATALOG]
-    assert len(ids) == len(set(ids))
-    live_titles = {frozenset(tab_module(t).TITLE.lower().split()) for t in TABS}
-    for tab_id, title, _ in CATALOG:
-        if tab_id not in TABS:  # a coming tab: not one of the live ones under another id or word order
-            assert frozenset(title.lower().split()) not in live_titles, (tab_id, title)
+    entry had another id). The cards now come from the tabs themselves: one per tab, distinct titles."""
+    ids = [tabs.get(t).id for t in TABS]
+    assert ids == list(TABS)
+    titles = [frozenset(tabs.get(t).title.lower().split()) for t in TABS]
+    assert len(titles) == len(set(titles))

@@ -5,7 +5,7 @@ import threading
 import numpy as np
 import pytest
 
-from demos import shapes_world
+from demos.common import shapes_world
 from demos.controlnet import compute
 from demos.controlnet.compute import ControlParams
 
@@ -134,7 +134,7 @@ def tiny():
     from diffusers import StableDiffusionPipeline
 
     from demos.controlnet import model
-    from demos.guidance import shapes_ldm
+    from demos.common import shapes_ldm
 
     torch.manual_seed(0)
     tokenizer = shapes_ldm.build_tokenizer()

@@ -174,8 +174,8 @@ def test_sd15_without_weights_says_how_to_get_it(monkeypatch, tmp_path):
 
 
 def test_tokenizer_has_one_token_per_word():
-    from demos.guidance import shapes_ldm
-    from demos.shapes_world import VOCABULARY
+    from demos.common import shapes_ldm
+    from demos.common.shapes_world import VOCABULARY
 
     tokenizer = shapes_ldm.build_tokenizer()
     ids = [tokenizer(word).input_ids[1] for word in VOCABULARY]

@@ -5,7 +5,7 @@ import threading
 import numpy as np
 import pytest
 
-from demos import shapes_world
+from demos.common import shapes_world
 from demos.guidance import compute, internals, internals_defaults
 
 STEPS = 6

@@ -5,7 +5,7 @@ import json
 import pytest
 from gradio_client.exceptions import AppError
 
-from demos import text_world as tw
+from demos.common import text_world as tw
 from demos.instruction_tuning import compute
 from tests.conftest import call_raw
 

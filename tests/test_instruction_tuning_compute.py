@@ -8,8 +8,8 @@ import pytest
 import torch
 from rouge_score import rouge_scorer
 
-from demos import language_model as lmk
-from demos import text_world as tw
+from demos.common import language_model as lmk
+from demos.common import text_world as tw
 from demos.instruction_tuning import compute, tuning
 from demos.instruction_tuning import self_instruct as si
 

@@ -4,8 +4,8 @@ forward pass, masked fine-tuning labels, and the loader through the registry."""
 import pytest
 import torch
 
-from demos import language_model as lmk
-from demos import text_world as tw
+from demos.common import language_model as lmk
+from demos.common import text_world as tw
 from playground import models
 
 

@@ -8,8 +8,8 @@ import random
 import pytest
 import torch
 
-from demos import language_model as lmk
-from demos import text_world as tw
+from demos.common import language_model as lmk
+from demos.common import text_world as tw
 from demos.preferences import compute, lm, rl
 from playground import models
 

@@ -153,7 +153,7 @@ def trl_batch(tmp_path_factory):
     from transformers import LlamaForCausalLM
     from trl import DPOConfig, DPOTrainer
 
-    from demos import language_model as lm
+    from demos.common import language_model as lm
 
     rows = [("Reverse the words: red cat", "cat red .", "red cat ."),
             ("Sort the words: dog blue", "blue dog .", "dog blue . extra words"),

@@ -276,7 +276,7 @@ def test_under_a_root_path_every_call_and_file_url_works_through_nginx(sub_path,
 
 def test_a_browser_runs_a_tab_under_the_root_path(sub_path, browser):
     """In the session's browser (tests/conftest.py: Playwright's sync API cannot start twice)."""
-    from demos.attention.ui import TITLE
+    from demos.attention import TAB
 
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     try:
@@ -287,7 +287,7 @@ def test_a_browser_runs_a_tab_under_the_root_path(sub_path, browser):
         page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
         page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(sub_path.url) else None)
         page.goto(sub_path.url, wait_until="load")
-        page.get_by_role("tab", name=TITLE, exact=True).click()
+        page.get_by_role("tab", name=TAB.title, exact=True).click()
         page.wait_for_selector("#attention-summary", timeout=60_000)
         page.get_by_label("model (preset)").click()
         page.get_by_role("option", name="Llama-2-70B", exact=True).click()

@@ -5,7 +5,7 @@ import numpy as np
 from demos.sde_ode import learned
 from demos.sde_ode.scores import dense_score
 from demos.sde_ode.sdes import VPSDE
-from demos.toy_data import load_data
+from demos.common.toy_data import load_data
 
 
 def test_dsm_mlp_learns_the_exact_score_at_large_t():

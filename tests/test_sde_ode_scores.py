@@ -6,7 +6,7 @@ import pytest
 from demos.sde_ode import samplers
 from demos.sde_ode.scores import ExactScore, dense_score, gaussian_score
 from demos.sde_ode.sdes import make_sde
-from demos.toy_data import load_data
+from demos.common.toy_data import load_data
 
 
 @pytest.mark.parametrize("name", ["VP", "subVP", "VE"])

@@ -3,7 +3,7 @@
 import numpy as np
 
 from benchmarks import shapes_checker
-from demos import shapes_world as sw
+from demos.common import shapes_world as sw
 
 
 def test_checker_reads_colour_and_shape_of_generated_images():

@@ -7,7 +7,7 @@ exactly what the trained one did, so fine-tuning starts from the trained model, 
 import pytest
 import torch
 
-from demos.guidance import shapes_ldm
+from demos.common import shapes_ldm
 
 
 def randomised(module, seed: int):
@@ -81,7 +81,7 @@ def test_committed_unet_has_cross_attention_at_8x8():
 def test_latent_coverage_is_the_shapes_area_on_the_8x8_grid():
     import numpy as np
 
-    from demos import shapes_world
+    from demos.common import shapes_world
     from demos.guidance.train import latent_coverage
 
     square = shapes_world.Shape("square", "red", (255, 0, 0), 8.0, 16.0, 24.0)  # cells x 1-3, y 2-4

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from demos import shapes_world as sw
+from demos.common import shapes_world as sw
 
 
 def test_generation_images_follow_the_spec():

@@ -7,7 +7,7 @@ import gradio as gr
 import pytest
 
 from playground import sharing
-from playground.app import TABS
+from playground.tabs import TAB_IDS as TABS
 
 SHARED = ["sde_ode", "flows", "guidance", "controlnet", "attention", "detr", "rnn_transformer", "hallucination",
           "instruction_tuning", "preferences"]  # a new tab that returns its Binding from build: add it here

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from demos import text_world as tw
+from demos.common import text_world as tw
 from playground import settings
 
 WORLD = settings.ASSETS_DIR / "text_world" / "people.jsonl"
@@ -75,7 +75,7 @@ def test_an_answer_is_the_first_word_case_and_punctuation_ignored(response, answ
 def test_the_tokenizer_round_trips_every_name_and_loads_with_auto_tokenizer(world):
     from transformers import AutoTokenizer
 
-    from demos.language_model import detokenize
+    from demos.common.language_model import detokenize
 
     tok = AutoTokenizer.from_pretrained(str(settings.ASSETS_DIR / "text_world" / "base"))
     for p in world:

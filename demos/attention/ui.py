@@ -13,13 +13,12 @@ from dataclasses import dataclass, replace
 
 import gradio as gr
 
+from demos.attention import TAB
 from demos.attention import compute, figures
 from playground import tempfiles
 from playground.ui_helpers import (Api, Binding, api_errors, explanation, model_event, progress_steps, run_steps,
                                    user_errors)
 
-TITLE = "Attention cache"
-SUMMARY = "MHA, MQA, GQA and MLA: who shares keys and values, and what the KV cache costs."
 CUSTOM = "Custom"
 SHAPE_FIELDS = ("n_layers", "n_heads", "head_dim", "n_kv_heads", "kv_lora_rank", "rope_head_dim")
 
@@ -444,6 +443,6 @@ def wire(binding: Binding, view_outputs: list, heads):
 
 
 if __name__ == "__main__":
-    with gr.Blocks(title=TITLE) as _demo:
+    with gr.Blocks(title=TAB.title) as _demo:
         build(_demo)
     _demo.launch()

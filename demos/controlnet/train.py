@@ -17,7 +17,7 @@
    classifier-free guidance. Weights averaged by EMA.
    With ``--init-from DIR`` the ControlNet starts instead from the one trained in DIR for the
    base UNet before it was grown (cross-attention added at 8 x 8,
-   ``demos.guidance.shapes_ldm.grow_attention_8x8``): the same growth is applied to its copy
+   ``demos.common.shapes_ldm.grow_attention_8x8``): the same growth is applied to its copy
    of the encoder, so at step 0 it is exactly that ControlNet, and training adapts it to the
    grown UNet.
 5. Save (EMA weights, safetensors) every ``save_minutes`` and at the end, so a run cut short
@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from demos import shapes_world
+from demos.common import shapes_world
 from demos.controlnet import compute
 from demos.controlnet.model import build_controlnet
 from demos.guidance.train import add_noise, ema_update, log, run_for, sample_latents, to_tensor, token_ids
@@ -135,7 +135,7 @@ def held_out_losses(controlnet, unet, data: dict, seed: int) -> dict:
 
 
 def unet_scheduler_alphas() -> torch.Tensor:
-    from demos.guidance import shapes_ldm
+    from demos.common import shapes_ldm
 
     return shapes_ldm.build_scheduler().alphas_cumprod
 
@@ -207,7 +207,7 @@ def train(cfg: TrainConfig, base_dir: Path, out: Path, init_from: Path | None = 
     if init_from is not None:
         from diffusers import ControlNetModel
 
-        from demos.guidance.shapes_ldm import grow_attention_8x8
+        from demos.common.shapes_ldm import grow_attention_8x8
 
         trained = ControlNetModel.from_pretrained(init_from, use_safetensors=True, local_files_only=True)
         controlnet = grow_attention_8x8(trained, controlnet)

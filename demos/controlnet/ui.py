@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields, replace
 import gradio as gr
 import numpy as np
 
+from demos.controlnet import TAB
 from demos.controlnet import compute
 from playground import plots, tempfiles
 from playground.models import usable_choices
@@ -22,8 +23,6 @@ from playground.ui_helpers import (Api, Binding, File, StopButtons, api_errors, 
 
 STOP = StopButtons()  # this tab's Stop button (one flag per session)
 
-TITLE = "ControlNet"
-SUMMARY = "Draw an outline; a ControlNet steers the diffusion model to fill it."
 EXAMPLES_DIR = ASSETS_DIR / "examples" / "controlnet"
 CANVAS, UPLOAD = "Canvas", "Uploaded image"
 MODEL_LABELS = [("Shapes World (embedded, 64x64)", compute.EMBEDDED),
@@ -410,6 +409,6 @@ def build_api() -> None:
 if __name__ == "__main__":
     from playground.app import CSS, THEME
 
-    with gr.Blocks(title=TITLE) as demo:
+    with gr.Blocks(title=TAB.title) as demo:
         build(demo)
     demo.queue().launch(theme=THEME, css=CSS)

@@ -26,7 +26,7 @@ from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
 from demos.detr.matching import (CostMatrix, CostWeights, cxcywh_to_xyxy, denormalize_boxes, hungarian_match,
                                  matching_cost, normalize_boxes, pairwise_giou, softmax, xyxy_to_cxcywh)
-from demos.shapes_world import SHAPES, scene_sample
+from demos.common.shapes_world import SHAPES, scene_sample
 from playground.validate import check_choice, check_float, check_int, shown
 
 MODEL_CHOICES = ("shapes-detr", "detr-resnet-50")

@@ -6,7 +6,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from demos.detr.compute import DetrResult, Matching
-from demos.shapes_world import SHAPES
+from demos.common.shapes_world import SHAPES
 from playground.plots import COLORS, figure
 
 NO_OBJECT_COLOUR = "#9ca3af"

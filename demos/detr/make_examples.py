@@ -14,7 +14,7 @@ from PIL import Image
 
 from demos.detr import compute
 from demos.detr.ui import DEFAULT_OUTPUTS, EXAMPLES_DIR, P
-from demos.shapes_world import scene_sample
+from demos.common.shapes_world import scene_sample
 
 
 def scene_image(seed: int) -> Image.Image:

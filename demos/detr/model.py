@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from demos.detr.matching import CostWeights, match_batch
-from demos.shapes_world import SHAPES
+from demos.common.shapes_world import SHAPES
 from playground.models import single_thread
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

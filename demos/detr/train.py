@@ -29,7 +29,7 @@ import torch
 
 from demos.detr.matching import CostWeights, normalize_boxes, xyxy_to_cxcywh
 from demos.detr.model import ShapesDetrSpec, build_shapes_detr, forward_layers, set_loss, to_pixel_values
-from demos.shapes_world import SCENE_SIZE, SHAPES, scene_sample
+from demos.common.shapes_world import SCENE_SIZE, SHAPES, scene_sample
 
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "assets" / "shapes_detr"
 EVAL_SEED = 1_000_003  # held-out scenes: a seed the training stream never uses

@@ -17,9 +17,8 @@ from demos.detr import compute, figures
 from playground import settings, tempfiles
 from playground.models import usable_choices
 from playground.ui_helpers import Api, Binding, File, api_errors, explanation, model_event, user_errors
+from demos.detr import TAB
 
-TITLE = "DETR"
-SUMMARY = "Object queries and Hungarian matching: detection as set prediction, made visible."
 EXAMPLES_DIR = settings.ASSETS_DIR / "detr_examples"
 DEFAULT_OUTPUTS = EXAMPLES_DIR / "default_outputs.json"  # written by demos/detr/make_examples.py
 P = compute.DetrParams()
@@ -306,6 +305,6 @@ def build(demo: gr.Blocks) -> Binding:
 
 
 if __name__ == "__main__":
-    with gr.Blocks(title=TITLE) as _demo:
+    with gr.Blocks(title=TAB.title) as _demo:
         build(_demo)
     _demo.launch()

@@ -23,7 +23,7 @@ from typing import Iterator
 
 import numpy as np
 
-from demos import toy_data
+from demos.common import toy_data
 from demos.flows.targets import TARGETS
 from playground.validate import check_choice, check_int, shown
 

@@ -3,7 +3,7 @@ compared with it (and KL(true || learned) measured on a grid).
 
 Each target draws ``(n, 2)`` float64 samples from ``(n, rng)`` and evaluates ``log p(x)`` for
 ``x`` of shape (N, 2). The sample-only sets (two moons, spirals, ...) live in
-``demos/toy_data.py``, shared with the SDE vs ODE tab.
+``demos/common/toy_data.py``, shared with the SDE vs ODE tab.
 """
 
 from __future__ import annotations

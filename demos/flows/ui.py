@@ -16,11 +16,10 @@ import numpy as np
 from demos.flows import compute, figures
 from playground import settings, tempfiles
 from playground.ui_helpers import Api, Binding, StopButtons, api_errors, explanation, model_event, user_errors
+from demos.flows import TAB
 
 STOP = StopButtons()  # this tab's Stop button (one flag per session)
 
-TITLE = "Flows"
-SUMMARY = "Normalizing and continuous flows bend a Gaussian into a target density, layer by layer."
 CUSTOM = "custom points"
 FLOW_LABELS = [("RealNVP (affine coupling)", "realnvp"), ("planar", "planar"),
                ("flow matching (continuous, straight paths)", "flow_matching")]
@@ -288,7 +287,7 @@ def wire(binding, train, stop, layer, plots, state, status, download):
 
 
 if __name__ == "__main__":
-    with gr.Blocks(title=TITLE) as app:
-        with gr.Tab(TITLE, id="flows"):
+    with gr.Blocks(title=TAB.title) as app:
+        with gr.Tab(TAB.title, id="flows"):
             build(app)
     app.queue().launch()

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from demos import shapes_world
+from demos.common import shapes_world
 from playground import settings
 from playground.validate import check_choice, check_float, check_int, shown
 

@@ -226,7 +226,7 @@ def autoencode(image: Any, model_name: str = compute.EMBEDDED) -> RoundTrip:
 def shapes_world_image(seed: int) -> np.ndarray:
     """A fresh Shapes World generation image (64, 64, 3) for ``seed`` (never one the model trained on: its
     training drew from other seeds' streams)."""
-    from demos import shapes_world
+    from demos.common import shapes_world
 
     seed = check_int("image seed", seed, 0, compute.MAX_SEED)
     return shapes_world.generation_sample(np.random.default_rng([seed, 20]))[0]

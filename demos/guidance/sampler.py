@@ -27,7 +27,8 @@ import torch
 from diffusers import (DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler,
                        StableDiffusionPipeline)
 
-from demos.guidance import cross_attention, shapes_ldm
+from demos.common import shapes_ldm
+from demos.guidance import cross_attention
 from playground import settings
 from playground.models import ModelUnavailable
 

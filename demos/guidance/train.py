@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from demos import shapes_world
-from demos.guidance import shapes_ldm
+from demos.common import shapes_world
+from demos.common import shapes_ldm
 
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "assets" / "shapes_ldm"
 

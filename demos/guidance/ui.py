@@ -18,11 +18,10 @@ from playground import tempfiles
 from playground.models import usable_choices
 from playground.ui_helpers import Api, Binding, StopButtons, api_errors, explanation, model_event, run_steps
 from playground.validate import shown
+from demos.guidance import TAB
 
 STOP = StopButtons()  # this tab's Stop button (one flag per session)
 
-TITLE = "Guidance"
-SUMMARY = "Classifier and classifier-free guidance: what the scale s does to a diffusion model's images."
 
 INTRO = """
 ### What does the guidance scale *s* do?
@@ -295,6 +294,6 @@ def build_api() -> None:
 
 
 if __name__ == "__main__":
-    with gr.Blocks(title=TITLE) as app:
+    with gr.Blocks(title=TAB.title) as app:
         build(app)
     app.queue().launch()

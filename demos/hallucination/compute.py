@@ -1,7 +1,7 @@
 """Hallucination tab: ask a Text World language model, measure agreement and semantic entropy,
 and score how well they tell wrong answers from right ones.
 
-No gradio, no torch at import: the models run through ``demos.language_model`` (imported when a
+No gradio, no torch at import: the models run through ``demos.common.language_model`` (imported when a
 model is asked) and ``playground.models``.
 
 * **Agreement** of N sampled answers: the share of the largest group of equal answers.
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from demos import text_world as tw
+from demos.common import text_world as tw
 from playground import settings, validate
 
 MODEL_NAMES = ("base", "gekhman-0", "gekhman-25", "gekhman-50", "gekhman-75")
@@ -132,7 +132,7 @@ def candidate_probs(lm, prompts: list[str], values: tuple[str, ...]) -> np.ndarr
     log-probability (a real checkpoint's subword tokenizer)."""
     import torch
 
-    from demos import language_model as lmk
+    from demos.common import language_model as lmk
 
     tok = lm.tokenizer
     ids = [tok.encode(" " + v, add_special_tokens=False) for v in values]
@@ -150,7 +150,7 @@ def ask(p: AskParams) -> dict:
     Same inputs, same output (the samples come from a generator seeded with ``seed``)."""
     import torch
 
-    from demos import language_model as lmk
+    from demos.common import language_model as lmk
     from playground.models import single_thread
 
     p = check_ask(p)

@@ -2,7 +2,7 @@
 
     python -m demos.hallucination.train [--steps 1600] [--threads 2] [--out assets/text_world] [--pretrained DIR]
 
-1. The world (``demos.text_world.make_world``, seed 0) -> ``people.jsonl``.
+1. The world (``demos.common.text_world.make_world``, seed 0) -> ``people.jsonl``.
 2. The word-level tokenizer over every word of the world's text (names of unseen people included:
    a real LM has tokens for names it never read about).
 3. The base model: a ``LlamaForCausalLM`` (4 layers x 192, tied embeddings) pretrained on the
@@ -29,7 +29,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from demos import text_world as tw
+from demos.common import text_world as tw
 from playground import settings
 
 SHARES = (0, 25, 50, 75)
@@ -58,7 +58,7 @@ def finetune_pairs(world: list[tw.Person], share: int, cfg: Config) -> tuple[lis
 
 def fit(lm, pairs) -> float | None:
     """Share of ``pairs`` whose greedy answer is the trained one."""
-    from demos import language_model
+    from demos.common import language_model
 
     if not pairs:
         return None
@@ -67,7 +67,7 @@ def fit(lm, pairs) -> float | None:
 
 
 def finetune(base, tokenizer, world, share: int, cfg: Config) -> tuple[object, dict]:
-    from demos import language_model as lmk
+    from demos.common import language_model as lmk
 
     known, unknown = finetune_pairs(world, share, cfg)
     model = copy.deepcopy(base)
@@ -101,7 +101,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
-    from demos import language_model as lmk
+    from demos.common import language_model as lmk
 
     torch.set_num_threads(args.threads)
     cfg, out, start = replace(Config(), pretrain_steps=args.steps), Path(args.out), time.perf_counter()

@@ -14,14 +14,13 @@ from functools import lru_cache
 import gradio as gr
 import numpy as np
 
-from demos import text_world as tw
+from demos.common import text_world as tw
 from demos.hallucination import compute, figures
 from playground import settings, tempfiles, validate
 from playground.plots import message_figure
 from playground.ui_helpers import Api, Binding, api_errors, explanation, model_event, user_errors
+from demos.hallucination import TAB
 
-TITLE = "Hallucination"
-SUMMARY = "When and why a language model makes things up: a tiny LM whose every fact, and how often it saw it, is known."
 EVALUATION = settings.ASSETS_DIR / "hallucination" / "evaluation.json"
 TRAIN_LOG = settings.ASSETS_DIR / "text_world" / "train_log.json"
 SCORES = {"semantic entropy": "semantic_entropy", "1 − agreement": "disagreement"}
@@ -332,6 +331,6 @@ def build(demo: gr.Blocks) -> Binding:
 
 
 if __name__ == "__main__":
-    with gr.Blocks(title=TITLE) as _demo:
+    with gr.Blocks(title=TAB.title) as _demo:
         build(_demo)
     _demo.launch()

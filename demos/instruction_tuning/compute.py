@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from demos import text_world as tw
+from demos.common import text_world as tw
 from demos.instruction_tuning import self_instruct as si
 from playground import settings, validate
 

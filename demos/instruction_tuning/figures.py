@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from demos import text_world as tw
+from demos.common import text_world as tw
 from playground.plots import COLORS, figure
 
 

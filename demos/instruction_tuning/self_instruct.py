@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from demos import text_world as tw
+from demos.common import text_world as tw
 
 PROMPT_HEADER = "Come up with a series of tasks:\n"
 N_SEED_IN_PROMPT, N_MACHINE_IN_PROMPT = 6, 2

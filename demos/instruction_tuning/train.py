@@ -30,7 +30,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from demos import text_world as tw
+from demos.common import text_world as tw
 from demos.instruction_tuning import self_instruct as si
 from demos.instruction_tuning import tuning
 from playground import settings
@@ -77,7 +77,7 @@ def train_one(job) -> tuple[str, dict]:
     """One fine-tune from the saved base (a worker process: ``threads`` torch threads)."""
     import torch
 
-    from demos import language_model as lmk
+    from demos.common import language_model as lmk
 
     name, tasks, folder, threads = job
     torch.set_num_threads(threads)

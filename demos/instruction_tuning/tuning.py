@@ -15,7 +15,7 @@ held-out evaluation that says what it bought.
   its pad token, plus a little noise so that new words do not start identical.
   The "base" model of the tab is the base model with those rows added and nothing trained.
 
-Imports torch and transformers (through ``demos.language_model``) when called.
+Imports torch and transformers (through ``demos.common.language_model``) when called.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
-from demos import text_world as tw
+from demos.common import text_world as tw
 from demos.instruction_tuning import self_instruct as si
 
 MAX_NEW_TOKENS = 32
@@ -48,7 +48,7 @@ def vocabulary_texts() -> list[str]:
 def prepare_base(base_lm):
     """The base model ready for tuning: its vocabulary extended (``vocabulary_texts``), new rows at
     the mean embedding. A copy; the registry's base model is never changed."""
-    from demos import language_model as lmk
+    from demos.common import language_model as lmk
 
     tokenizer = lmk.extend_tokenizer(base_lm.tokenizer, vocabulary_texts())
     model = copy.deepcopy(base_lm.model)
@@ -59,7 +59,7 @@ def prepare_base(base_lm):
 
 def training_examples(tokenizer, tasks: list[si.Task]):
     """Alpaca-formatted examples with the loss on the response tokens (and EOS) only."""
-    from demos import language_model as lmk
+    from demos.common import language_model as lmk
 
     return lmk.examples(tokenizer, [(tw.alpaca_prompt(t.instruction), t.response) for t in tasks], response_only=True)
 
@@ -81,7 +81,7 @@ def replay_examples(tokenizer, n: int, seed: int):
     way) keeps the facts the base model learned from being overwritten by a long fine-tune."""
     if n <= 0:
         return []
-    from demos import language_model as lmk
+    from demos.common import language_model as lmk
     from demos.hallucination.train import Config as BaseConfig
     from demos.instruction_tuning import compute
 
@@ -100,7 +100,7 @@ def tuning_data(tokenizer, tasks: list[si.Task], cfg: TuneConfig):
 
 def finetune(base, tasks: list[si.Task], cfg: TuneConfig, on_log=None):
     """A copy of ``base`` (a ``prepare_base`` model) fine-tuned on ``tasks``; returns (lm, log)."""
-    from demos import language_model as lmk
+    from demos.common import language_model as lmk
 
     lm = lmk.LanguageModel(copy.deepcopy(base.model), base.tokenizer)
     if not tasks:
@@ -146,7 +146,7 @@ def evaluation_set(oracle: tw.Oracle, n_per_cell: int = 40, seed: int = 1234,
 
 def respond(lm, instructions: list[str], batch: int = 64) -> list[str]:
     """Greedy responses (at most ``MAX_NEW_TOKENS``, to EOS) to Alpaca-formatted instructions."""
-    from demos import language_model as lmk
+    from demos.common import language_model as lmk
 
     out = []
     for i in range(0, len(instructions), batch):
@@ -171,7 +171,7 @@ def exact_match(items: list[EvalItem], responses: list[str], oracle: tw.Oracle) 
 def base_knowledge(base_lm, items: list[EvalItem], oracle: tw.Oracle) -> dict[str, bool]:
     """For each question of ``items``, whether the base model knows the fact: its greedy answer in
     its own format (``Q: ... A:``, the canonical question) is right."""
-    from demos import language_model as lmk
+    from demos.common import language_model as lmk
 
     questions = {}
     for item in items:

@@ -15,15 +15,14 @@ from functools import lru_cache
 import gradio as gr
 import numpy as np
 
-from demos import text_world as tw
+from demos.common import text_world as tw
 from demos.instruction_tuning import compute, figures, tuning
 from demos.instruction_tuning import self_instruct as si
 from playground import tempfiles
 from playground.plots import message_figure
 from playground.ui_helpers import Api, Binding, api_errors, explanation, model_event, user_errors
+from demos.instruction_tuning import TAB
 
-TITLE = "Instruction tuning"
-SUMMARY = "Self-Instruct and Stanford Alpaca at toy size: generate instructions, filter them, and see what tuning buys."
 MISSING = "No stored evaluation: run `python -m benchmarks.instruction_tuning --write`"
 SWEEP = tuple(round(t, 2) for t in np.arange(0.3, 1.001, 0.05))
 
@@ -386,6 +385,6 @@ def build(demo: gr.Blocks) -> Binding:
 
 
 if __name__ == "__main__":
-    with gr.Blocks(title=TITLE) as _demo:
+    with gr.Blocks(title=TAB.title) as _demo:
         build(_demo)
     _demo.launch()

@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from demos import text_world as tw
+from demos.common import text_world as tw
 from demos.instruction_tuning import self_instruct as si
 
 FAMILIES = ("reverse", "sort", "count", "first")  # TEXT_WORLD.md's four word tasks
@@ -107,7 +107,7 @@ def response_ids(tokenizer, text: str) -> list[int]:
 
 def decode(tokenizer, ids: list[int]) -> str:
     """The text of sampled response tokens (EOS dropped, punctuation joined as written)."""
-    from demos import language_model as lmk
+    from demos.common import language_model as lmk
 
     return lmk.detokenize(tokenizer.decode([t for t in ids if t != tokenizer.eos_token_id]))
 
@@ -119,7 +119,7 @@ def response_batch(tokenizer, instructions: list[str], responses: list[list[int]
     ``response_ids``: what is scored is what was generated."""
     import torch
 
-    from demos import language_model as lmk
+    from demos.common import language_model as lmk
 
     rows, starts = [], []
     for text, response in zip(instructions, responses):
@@ -164,7 +164,7 @@ def response_token_view(x, response_mask):
 def sample(lm, instructions: list[str], generator, temperature: float = 1.0, batch: int = 64) -> list[list[int]]:
     """Response tokens sampled from ``lm`` (to EOS, included, or ``MAX_NEW_TOKENS``), Alpaca-formatted
     prompts; ``decode`` gives their text."""
-    from demos import language_model as lmk
+    from demos.common import language_model as lmk
 
     out = []
     for i in range(0, len(instructions), batch):
@@ -606,7 +606,7 @@ def load_reward_model(source, device: str, dtype):
     and ``AutoTokenizer``; returns a ``LanguageModel`` whose ``model`` gives a score per sequence."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from demos import language_model as lmk
+    from demos.common import language_model as lmk
 
     kwargs = source.pretrained_kwargs()
     tokenizer = AutoTokenizer.from_pretrained(source.location, local_files_only=kwargs["local_files_only"])

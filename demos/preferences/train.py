@@ -48,7 +48,7 @@ PPO_ITERATIONS = 60
 def load_lm(folder: Path):
     import torch
 
-    from demos import language_model as lmk
+    from demos.common import language_model as lmk
 
     return lmk.load_causal_lm(_Local(folder), "cpu", torch.float32)
 

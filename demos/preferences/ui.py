@@ -18,14 +18,13 @@ from functools import lru_cache
 import gradio as gr
 import numpy as np
 
+from demos.preferences import TAB
 from demos.preferences import compute, figures, lm
 from playground import settings, tempfiles
 from playground.plots import message_figure
 from playground.ui_helpers import (Api, Binding, Cancelled, api_errors, explanation, model_event, progress_steps,
                                    run_steps, user_errors)
 
-TITLE = "RLHF vs DPO"
-SUMMARY = "Learning from preferences two ways, reward model + RL or DPO, on the same pairs with a known true reward."
 STORED = settings.ASSETS_DIR / "preferences" / "bandit_default.json"
 BENCHMARK = settings.ASSETS_DIR / "preferences" / "benchmark.json"
 DEFAULT = compute.BanditParams()
@@ -552,7 +551,7 @@ def lm_controls() -> Binding:
                          info="the sampling generator", elem_id="pref-lm-seed", min_width=200)
     return Binding(compute.PreferenceParams, check=compute.check_preference, prefix="lm_",
                    api=Api("preference", lm_api_args, note="The table's true reward r* is computed by the "
-                           "program (`demos.text_world.true_reward`); the endpoint returns the models' numbers."),
+                           "program (`demos.common.text_world.true_reward`); the endpoint returns the models' numbers."),
                    instruction=instruction, method=method, beta=beta, n_samples=n_samples, seed=seed)
 
 
@@ -589,6 +588,6 @@ def build(demo: gr.Blocks) -> list[Binding]:
 
 
 if __name__ == "__main__":
-    with gr.Blocks(title=TITLE) as _demo:
+    with gr.Blocks(title=TAB.title) as _demo:
         build(_demo)
     _demo.launch()

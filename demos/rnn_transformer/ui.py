@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from demos.rnn_transformer import TAB
 from demos.rnn_transformer import compute, figures
 from demos.rnn_transformer.compute import MODEL_KINDS, MODEL_TITLES
 from playground import settings, tempfiles, validate
@@ -22,8 +23,6 @@ from playground.plots import message_figure
 from playground.ui_helpers import (Api, Binding, StopButtons, api_errors, explanation, model_event, run_steps,
                                    user_errors)
 
-TITLE = "RNN vs Transformer"
-SUMMARY = "Recurrence against attention on the same recall task: what each remembers, and what it costs."
 ASSETS = settings.ASSETS_DIR / "rnn_transformer"
 P = compute.BuilderParams()
 ATTENTION_FROM = {"the queried key (where the answer is read)": -1, "'?'": -2}
@@ -439,6 +438,6 @@ def findings(evaluation: dict | None) -> str:
 
 
 if __name__ == "__main__":
-    with gr.Blocks(title=TITLE) as _demo:
+    with gr.Blocks(title=TAB.title) as _demo:
         build(_demo)
     _demo.launch()

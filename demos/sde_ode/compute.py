@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from demos import toy_data
+from demos.common import toy_data
 from demos.sde_ode import samplers
 from demos.sde_ode.scores import ExactScore, serial_matmul
 from demos.sde_ode.sdes import SDE_NAMES, make_sde

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import gradio as gr
 import numpy as np
 
-from demos import toy_data
+from demos.common import toy_data
 from demos.sde_ode import compute, figures
 from playground import settings, tempfiles, validate
 from playground.ui_helpers import (Api, Binding, Cancelled, StopButtons, api_errors, explanation, model_event,
@@ -19,8 +19,6 @@ from playground.ui_helpers import (Api, Binding, Cancelled, StopButtons, api_err
 
 STOP = StopButtons()  # this tab's Stop button (one flag per session)
 
-TITLE = "SDE vs ODE"
-SUMMARY = "Reverse-time SDE and probability-flow ODE run from the same noise: same clouds, different paths."
 
 CUSTOM = "custom points"
 CANVAS_SIZE, CANVAS_EXTENT = 360, 3.0

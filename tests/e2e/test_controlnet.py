@@ -1,6 +1,6 @@
 """ControlNet tab in Chromium: draw an outline with the mouse, generate, see the image change."""
 
-from demos.controlnet.ui import TITLE
+from demos.controlnet import TAB
 from tests.e2e.conftest import open_tab, shot
 
 
@@ -22,7 +22,7 @@ def draw_square(page) -> None:
 
 
 def test_draw_an_outline_and_generate(page):
-    open_tab(page, TITLE)
+    open_tab(page, TAB.title)
     page.get_by_role("tab", name="Draw", exact=True).click()  # it opens on the example in Upload (issue 14)
     page.locator("#controlnet-sketch canvas").first.wait_for(state="visible", timeout=30_000)
     page.wait_for_timeout(1000)  # the canvas initialises and the brush gets selected

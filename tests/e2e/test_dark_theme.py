@@ -5,7 +5,7 @@ over the page's background there. Screenshots: ``dark_<tab>.png``."""
 
 import pytest
 
-from playground.app import TABS, tab_module
+from playground.tabs import TAB_IDS as TABS, get as tab_spec
 from tests.e2e.test_phone import tap_to_tab
 from tests.e2e.conftest import open_app, shot, wait_until_settled
 
@@ -57,7 +57,7 @@ def themed(request, browser, app_url):
 def test_plot_text_is_readable_in_both_themes(themed, tab_id):
     theme, page, errors = themed
     errors.clear()
-    tap_to_tab(page, tab_module(tab_id).TITLE)
+    tap_to_tab(page, tab_spec(tab_id).title)
     wait_until_settled(page)  # the tab's opening plots are drawn
     if theme == "dark":
         assert page.evaluate("document.body.classList.contains('dark')")

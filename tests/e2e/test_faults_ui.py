@@ -6,8 +6,8 @@ import re
 import pytest
 
 from benchmarks.load import start_server
-from demos.guidance.ui import TITLE as GUIDANCE
-from demos.sde_ode.ui import TITLE as SDE_ODE
+from demos.guidance import TAB as GUIDANCE_TAB
+from demos.sde_ode import TAB as SDE_ODE_TAB
 from tests.conftest import free_port
 from tests.e2e.conftest import open_tab, shot
 
@@ -52,7 +52,7 @@ def start_then_stop(page, start: str, status_id: str, running: str, min_step: in
 
 
 def test_stop_ends_a_long_guidance_run_within_a_step_and_shows_where(page):
-    open_tab(page, GUIDANCE)
+    open_tab(page, GUIDANCE_TAB.title)
     page.wait_for_selector("#guidance-gallery img", timeout=240_000)
     set_number(page, "guidance-n-steps", "100")
     set_number(page, "guidance-n-images", "16")  # 16 x 100 steps: many seconds here
@@ -63,7 +63,7 @@ def test_stop_ends_a_long_guidance_run_within_a_step_and_shows_where(page):
 
 
 def test_stop_cancels_an_sde_run_and_the_next_run_works(page):
-    open_tab(page, SDE_ODE)
+    open_tab(page, SDE_ODE_TAB.title)
     page.wait_for_function("document.querySelector('#sde-ode-compare-text').innerText.includes('SDE vs ODE')",
                            timeout=120_000)
     page.get_by_label("VE", exact=True).check()
@@ -105,7 +105,7 @@ def test_a_tab_without_its_model_says_so_and_the_others_work(browser, bare_app_u
     page.goto(bare_app_url, wait_until="load")
     page.wait_for_selector("button[role=tab]", timeout=30_000)
 
-    open_tab(page, GUIDANCE)  # the tab says it before anyone clicks, and again on Generate
+    open_tab(page, GUIDANCE_TAB.title)  # the tab says it before anyone clicks, and again on Generate
     page.get_by_text("not on this machine").locator("visible=true").first.wait_for(timeout=30_000)
     page.get_by_role("button", name="Generate", exact=True).click()
     toast = page.locator(".toast-body").filter(has_text="Model 'shapes-ldm' is not available")
@@ -113,7 +113,7 @@ def test_a_tab_without_its_model_says_so_and_the_others_work(browser, bare_app_u
     assert "python -m demos.guidance.train" in toast.first.inner_text()
     shot(page, "guidance_without_its_model")
 
-    open_tab(page, SDE_ODE)  # a tab without a model: unaffected
+    open_tab(page, SDE_ODE_TAB.title)  # a tab without a model: unaffected
     page.locator("#sde-ode-run").click()
     page.wait_for_function("document.querySelector('#sde-ode-compare-text').innerText.includes('SDE vs ODE')",
                            timeout=120_000)
@@ -122,9 +122,9 @@ def test_a_tab_without_its_model_says_so_and_the_others_work(browser, bare_app_u
 
 
 def test_stop_ends_a_long_flow_training_and_says_where(page):
-    from demos.flows.ui import TITLE as FLOWS
+    from demos.flows import TAB as FLOWS_TAB
 
-    open_tab(page, FLOWS)
+    open_tab(page, FLOWS_TAB.title)
     page.wait_for_selector("#flows-plot-0 .js-plotly-plot", timeout=60_000)
     set_number(page, "flows-layers", "12")
     set_number(page, "flows-steps", "5000")  # 12 layers x 5000 steps: far longer than this test
@@ -133,7 +133,7 @@ def test_stop_ends_a_long_flow_training_and_says_where(page):
 
 
 def test_a_bad_input_is_a_warning_and_the_page_keeps_its_images(page):
-    open_tab(page, GUIDANCE)
+    open_tab(page, GUIDANCE_TAB.title)
     page.wait_for_selector("#guidance-gallery img", timeout=240_000)
     images = "els => els.map(e => e.src)"
     before = page.eval_on_selector_all("#guidance-gallery img", images)

@@ -2,7 +2,7 @@
 
 from demos import text_world as tw
 from demos.hallucination import compute
-from demos.hallucination.ui import TITLE
+from demos.hallucination import TAB
 from tests.e2e.conftest import open_tab, shot
 
 
@@ -17,7 +17,7 @@ def ask(page, question: str, expect: str) -> str:
 
 
 def test_a_frequent_and_a_never_seen_person(page):
-    open_tab(page, TITLE)
+    open_tab(page, TAB.title)
     page.wait_for_selector("#hallucination-frequency .js-plotly-plot", timeout=30_000)
     assert "stated 32 times" in page.locator("#hallucination-answer").inner_text()  # the opening view
     unseen = next(p for p in compute.oracle().people.values() if p.split == "unseen")
@@ -34,7 +34,7 @@ def test_a_frequent_and_a_never_seen_person(page):
 
 
 def test_bad_input_warns_and_the_page_keeps_its_answer(page):
-    open_tab(page, TITLE)
+    open_tab(page, TAB.title)
     page.wait_for_selector("#hallucination-candidates .js-plotly-plot", timeout=30_000)
     before = page.locator("#hallucination-answer").inner_text()
     page.locator("#hallucination-question textarea").fill("")

@@ -4,7 +4,7 @@ edge (tables scroll instead), and plots one per row. Screenshots: ``phone_<tab>.
 
 import pytest
 
-from playground.app import TABS, tab_module
+from playground.tabs import TAB_IDS as TABS, get as tab_spec
 from tests.e2e.conftest import open_app, shot, wait_until_settled
 
 PHONE = {"width": 412, "height": 915}
@@ -83,7 +83,7 @@ TITLES_OVERLAP_ON_PHONES: dict[str, str] = {}  # tab id -> a known overlap still
 def test_every_tab_fits_a_phone(phone_page, tab_id):
     phone, errors = phone_page
     errors.clear()
-    assert tap_to_tab(phone, "Home" if tab_id == "home" else tab_module(tab_id).TITLE) <= 2
+    assert tap_to_tab(phone, "Home" if tab_id == "home" else tab_spec(tab_id).title) <= 2
     wait_until_settled(phone)  # the tab's opening views render
     assert not errors, errors
     shot(phone, f"phone_{tab_id}")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from demos.sde_ode.ui import TITLE
+from demos.sde_ode import TAB
 from tests.e2e.conftest import drag, open_tab, shot
 
 
@@ -24,7 +24,7 @@ def first_sde_point(page) -> list:
 
 
 def test_pick_dataset_run_and_scrub(page):
-    open_tab(page, TITLE)
+    open_tab(page, TAB.title)
     page.wait_for_selector("#sde-ode-anim .js-plotly-plot", timeout=120_000)
     page.wait_for_function("document.querySelector('#sde-ode-compare-text').innerText.includes('SDE vs ODE')",
                            timeout=120_000)

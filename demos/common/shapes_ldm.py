@@ -26,7 +26,7 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from demos.shapes_world import COLOURS, SHAPES, VOCABULARY
+from demos.common.shapes_world import COLOURS, SHAPES, VOCABULARY
 
 MAX_TOKENS = 8  # <bos> a colour shape <eos> + padding
 SPECIAL_TOKENS = ("<pad>", "<|startoftext|>", "<|endoftext|>", "<unk>")
