@@ -1,6 +1,6 @@
 """Hallucination tab in Chromium: ask about a frequent and a never-seen person and see the difference."""
 
-from demos import text_world as tw
+from demos.common import text_world as tw
 from demos.hallucination import compute
 from demos.hallucination import TAB
 from tests.e2e.conftest import open_tab, shot
