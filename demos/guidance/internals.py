@@ -214,7 +214,7 @@ def round_trip(model, image: np.ndarray) -> RoundTrip:
 def autoencode(image: Any, model_name: str = compute.EMBEDDED) -> RoundTrip:
     """The round trip of an uploaded file or array: checked (size, corrupt files), made square and
     resized to the autoencoder's input size."""
-    from demos.detr.compute import image_array  # the project's image checks: size limits, corrupt files
+    from demos.common.images import image_array  # the project's image checks: size limits, corrupt files
 
     model_name = check_choice("model", model_name, compute.MODEL_NAMES)
     array = image_array(image)
