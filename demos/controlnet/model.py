@@ -101,7 +101,7 @@ def load_sd15_scribble(source, device: str, dtype) -> StableDiffusionControlNetP
 
 def request_pipeline(pipe: StableDiffusionControlNetPipeline, steps: int) -> StableDiffusionControlNetPipeline:
     """A per-request pipeline: the shared modules with a fresh DDIM scheduler (it keeps state)."""
-    from demos.guidance.sampler import make_scheduler
+    from demos.common.ldm_pipeline import make_scheduler
 
     request = StableDiffusionControlNetPipeline(**{**pipe.components, "scheduler": make_scheduler(pipe, "ddim", steps)},
                                                 requires_safety_checker=pipe.safety_checker is not None)
@@ -123,7 +123,7 @@ def denoise(pipe, condition: np.ndarray, params, on_step: Callable[[int, int], N
     ``params`` is a validated ``ControlParams``; ``on_step(i, N)`` is called after each step;
     once ``should_stop()`` is true the remaining steps are skipped (diffusers' interrupt flag).
     """
-    from demos.guidance.sampler import encode_prompts
+    from demos.common.ldm_pipeline import encode_prompts
 
     request = request_pipeline(pipe, params.steps)
     generator = torch.Generator("cpu").manual_seed(params.seed)  # z_T as in the Guidance tab
