@@ -88,10 +88,12 @@ def heatmap_trace(x: Sequence[float], y: Sequence[float], z: np.ndarray, name: s
                       showscale=showscale, zmin=zmin, zmax=zmax, hoverinfo="x+y+z")
 
 
-def message_figure(text: str, height: int = 300) -> go.Figure:
-    """An empty figure that says ``text`` (a view that cannot be drawn yet, and why)."""
+def message_figure(text: str, height: int = 300, font_size: int | None = None) -> go.Figure:
+    """An empty figure that says ``text`` (a view that cannot be drawn yet, and why), in the
+    figure's font or at ``font_size``."""
     fig = figure(height=height)
-    fig.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
+    font = {} if font_size is None else {"font": {"size": font_size}}
+    fig.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper", **font)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     return fig

@@ -267,10 +267,10 @@ class Generation:
 
 
 def check_prompt(prompt: str, model: str) -> str:
-    """The Guidance tab's prompt check: the embedded model knows only Shapes World's words."""
-    from demos.guidance import compute as guidance
+    """The Shapes World LDM's prompt check: the embedded model knows only Shapes World's words."""
+    from demos.common.ldm_prompts import check_prompt as check_ldm_prompt
 
-    return guidance.check_prompt("prompt", prompt, guidance.EMBEDDED if model == EMBEDDED else guidance.SD15)
+    return check_ldm_prompt("prompt", prompt, closed_vocabulary=model == EMBEDDED)
 
 
 def load_model(name: str):

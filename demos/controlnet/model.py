@@ -24,6 +24,8 @@ import numpy as np
 import torch
 from diffusers import ControlNetModel, StableDiffusionControlNetPipeline
 
+from demos.common.ldm_pipeline import encode_prompts, make_scheduler
+
 CONDITIONING_CHANNELS = (16, 32, 64, 128)  # E: 64x64 condition -> 8x8, three stride-2 convs
 
 # The residual RMS per step of the request running in this context (None: not recording).
@@ -101,8 +103,6 @@ def load_sd15_scribble(source, device: str, dtype) -> StableDiffusionControlNetP
 
 def request_pipeline(pipe: StableDiffusionControlNetPipeline, steps: int) -> StableDiffusionControlNetPipeline:
     """A per-request pipeline: the shared modules with a fresh DDIM scheduler (it keeps state)."""
-    from demos.guidance.sampler import make_scheduler
-
     request = StableDiffusionControlNetPipeline(**{**pipe.components, "scheduler": make_scheduler(pipe, "ddim", steps)},
                                                 requires_safety_checker=pipe.safety_checker is not None)
     request.set_progress_bar_config(disable=True)
@@ -116,6 +116,46 @@ def condition_pil(condition: np.ndarray):
     return Image.fromarray((condition * 255).round().astype(np.uint8)).convert("RGB")
 
 
+def step_callback(request, steps: int, on_step: Callable[[int, int], None] | None,
+                  should_stop: Callable[[], bool] | None) -> Callable:
+    """diffusers' ``callback_on_step_end``: ``on_step(i + 1, N)`` after step i, and once
+    ``should_stop()`` is true the per-request pipeline's interrupt flag, so it skips the steps left."""
+    def callback(_pipe, i, _t, kwargs):
+        if on_step is not None:
+            on_step(i + 1, steps)
+        if should_stop is not None and should_stop():
+            request._interrupt = True  # the per-request pipeline skips the steps left
+        return kwargs
+
+    return callback
+
+
+def run_pipeline(request, condition: np.ndarray, params, generator, callback):
+    """One call of the per-request pipeline: N DDIM steps of eps_{} + w (eps_c - eps_{}) with the
+    ControlNet's residuals s * Z_k(...) added to the frozen UNet while t is in [start, end]."""
+    with torch.inference_mode():
+        # Prompts encoded here, so the pipeline never calls the shared tokenizer concurrently.
+        prompt_embeds = encode_prompts(request, [params.prompt])
+        negative_embeds = encode_prompts(request, [""]) if params.guidance_scale > 1 else None
+        return request(prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds,
+                       image=condition_pil(condition), num_inference_steps=params.steps,
+                       guidance_scale=params.guidance_scale, generator=generator, output_type="np",
+                       controlnet_conditioning_scale=params.conditioning_scale,
+                       control_guidance_start=params.control_start, control_guidance_end=params.control_end,
+                       callback_on_step_end=callback)
+
+
+def checked_image(output) -> np.ndarray:
+    """The pipeline's output (1, S, S, 3) in [0, 1] -> uint8 (S, S, 3); ``ValueError`` if the safety
+    checker flagged it or it is not finite."""
+    if any(output.nsfw_content_detected or []):
+        raise ValueError("the safety checker flagged this image, so it is not shown; try another prompt or seed")
+    images = output.images  # (1, S, S, 3) in [0, 1]
+    if not np.isfinite(images).all():
+        raise ValueError("the model produced non-finite values for these settings; try other settings")
+    return (np.clip(images[0], 0, 1) * 255).round().astype(np.uint8)
+
+
 def denoise(pipe, condition: np.ndarray, params, on_step: Callable[[int, int], None] | None = None,
             should_stop: Callable[[], bool] | None = None) -> tuple[np.ndarray, np.ndarray, float]:
     """Run the pipeline: image (S, S, 3) uint8, residual RMS (N, K), seconds.
@@ -123,40 +163,15 @@ def denoise(pipe, condition: np.ndarray, params, on_step: Callable[[int, int], N
     ``params`` is a validated ``ControlParams``; ``on_step(i, N)`` is called after each step;
     once ``should_stop()`` is true the remaining steps are skipped (diffusers' interrupt flag).
     """
-    from demos.guidance.sampler import encode_prompts
-
     request = request_pipeline(pipe, params.steps)
     generator = torch.Generator("cpu").manual_seed(params.seed)  # z_T as in the Guidance tab
-
-    def callback(_pipe, i, _t, kwargs):
-        if on_step is not None:
-            on_step(i + 1, params.steps)
-        if should_stop is not None and should_stop():
-            request._interrupt = True  # the per-request pipeline skips the steps left
-        return kwargs
-
+    callback = step_callback(request, params.steps, on_step, should_stop)
     sink: list = []
     token = _RESIDUALS.set(sink)
     start = time.perf_counter()
     try:
-        with torch.inference_mode():
-            # Prompts encoded here, so the pipeline never calls the shared tokenizer concurrently.
-            prompt_embeds = encode_prompts(request, [params.prompt])
-            negative_embeds = encode_prompts(request, [""]) if params.guidance_scale > 1 else None
-            images = request(prompt_embeds=prompt_embeds, negative_prompt_embeds=negative_embeds,
-                             image=condition_pil(condition), num_inference_steps=params.steps,
-                             guidance_scale=params.guidance_scale, generator=generator, output_type="np",
-                             controlnet_conditioning_scale=params.conditioning_scale,
-                             control_guidance_start=params.control_start,
-                             control_guidance_end=params.control_end,
-                             callback_on_step_end=callback)
+        output = run_pipeline(request, condition, params, generator, callback)
     finally:
         _RESIDUALS.reset(token)
     seconds = time.perf_counter() - start
-    if any(images.nsfw_content_detected or []):
-        raise ValueError("the safety checker flagged this image, so it is not shown; try another prompt or seed")
-    images = images.images  # (1, S, S, 3) in [0, 1]
-    if not np.isfinite(images).all():
-        raise ValueError("the model produced non-finite values for these settings; try other settings")
-    image = (np.clip(images[0], 0, 1) * 255).round().astype(np.uint8)
-    return image, np.array(sink, dtype=np.float64).reshape(len(sink), -1), seconds
+    return checked_image(output), np.array(sink, dtype=np.float64).reshape(len(sink), -1), seconds

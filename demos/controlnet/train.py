@@ -34,14 +34,16 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
 
 from demos.common import shapes_world
+from demos.common.ldm_training import (Ema, adamw_with_warmup, add_noise, fit, log, sample_latents, to_tensor,
+                                       token_ids)
 from demos.controlnet import compute
 from demos.controlnet.model import build_controlnet
-from demos.guidance.train import add_noise, ema_update, log, run_for, sample_latents, to_tensor, token_ids
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_BASE = ROOT / "assets" / "shapes_ldm"
@@ -164,30 +166,37 @@ def pick_threads(cfg: TrainConfig) -> int:
     return threads
 
 
+def periodic_save(out: Path, ema, record: dict, minutes: float) -> Callable[[int], None]:
+    """``fit``'s ``on_step``: save the EMA ControlNet (marked incomplete) every ``minutes``, so a run
+    cut short leaves a usable model."""
+    last_save = [time.perf_counter()]
+
+    def on_step(steps: int) -> None:
+        if minutes > 0 and time.perf_counter() - last_save[0] > 60 * minutes:
+            save(out, ema, {**record, "steps": steps, "complete": False})
+            last_save[0] = time.perf_counter()
+
+    return on_step
+
+
 def train_loop(controlnet, unet, data: dict, cfg: TrainConfig, out: Path, record: dict):
     """AdamW on the ControlNet only, EMA, periodic saves; returns (EMA ControlNet, steps)."""
     ema = copy.deepcopy(controlnet).eval()
     params, ema_params = list(controlnet.parameters()), list(ema.parameters())
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-    warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / cfg.warmup))
+    optimizer, warmup = adamw_with_warmup(params, cfg.lr, weight_decay=0.0, warmup=cfg.warmup)
     alphas_cumprod = unet_scheduler_alphas()
-    n_train, steps, running, last_save = len(data["caption_ids"]) - N_HELD_OUT, 0, 0.0, time.perf_counter()
-    for step in run_for(cfg.steps, cfg.minutes):
+    n_train = len(data["caption_ids"]) - N_HELD_OUT
+
+    def loss_at() -> torch.Tensor:
         index = torch.randint(0, n_train, (cfg.batch,))
-        loss = controlnet_loss(controlnet, unet, data, index, cfg.caption_dropout, alphas_cumprod)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        warmup.step()
-        ema_update(ema_params, params, min(cfg.ema_decay, (1 + step) / (10 + step)))
-        steps, running = step + 1, running + loss.item()
-        if steps % cfg.log_every == 0:
-            log(f"step {steps} loss {running / cfg.log_every:.4f} threads {torch.get_num_threads()}")
-            running = 0.0
-            pick_threads(cfg)
-        if cfg.save_minutes > 0 and time.perf_counter() - last_save > 60 * cfg.save_minutes:
-            save(out, ema, {**record, "steps": steps, "complete": False})
-            last_save = time.perf_counter()
+        return controlnet_loss(controlnet, unet, data, index, cfg.caption_dropout, alphas_cumprod)
+
+    def on_log(steps: int, _, mean: float) -> None:
+        log(f"step {steps} loss {mean:.4f} threads {torch.get_num_threads()}")
+        pick_threads(cfg)
+
+    steps = fit(loss_at, optimizer, cfg.steps, cfg.minutes, cfg.log_every, on_log, schedule=warmup,
+                ema=Ema(ema_params, params, cfg.ema_decay), on_step=periodic_save(out, ema, record, cfg.save_minutes))
     return ema, steps
 
 

@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 
 from demos.detr.compute import DetrResult, Matching
 from demos.common.shapes_world import SHAPES
-from playground.plots import COLORS, figure
+from playground.plots import COLORS, figure, message_figure
 
 NO_OBJECT_COLOUR = "#9ca3af"
 MAX_CLASS_BARS = 6  # beyond this many classes (COCO), show best / other classes / no object
@@ -72,10 +72,5 @@ def loss_figure(loss: dict[str, float]) -> go.Figure:
 
 
 def empty_figure(message: str, height: int = 300) -> go.Figure:
-    """A placeholder with a message (never a blank plot)."""
-    fig = figure("", height=height)
-    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper",
-                       font={"size": 14})
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return fig
+    """A placeholder with a message (never a blank plot): the shell's ``message_figure``."""
+    return message_figure(message, height, font_size=14)

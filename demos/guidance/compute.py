@@ -22,9 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from demos.common import shapes_world
+from demos.common import ldm_prompts, shapes_world
+from demos.common.ldm_prompts import prompt_words
 from playground import settings
-from playground.validate import check_choice, check_float, check_int, shown
+from playground.validate import check_choice, check_float, check_int
 
 MODES = ("cfg", "classifier", "none")
 MODE_LABELS = {"cfg": "classifier-free", "classifier": "classifier", "none": "none"}
@@ -69,29 +70,10 @@ def validate(params: GuidanceParams) -> GuidanceParams:
                    n_images=check_int("number of images", params.n_images, 1, MAX_IMAGES))
 
 
-def prompt_words(text: str) -> list[str]:
-    """Lower-case words of a prompt, punctuation around them removed."""
-    return [w for w in (word.strip(".,;:!?\"'()") for word in text.lower().split()) if w]
-
-
 def check_prompt(name: str, text, model: str) -> str:
-    """The prompt, normalised; for the embedded model every word must be in its vocabulary.
-
-    An empty prompt is allowed: it means the unconditional model eps_theta(z_t, {}).
-    """
-    if not isinstance(text, str):
-        raise ValueError(f"{name} must be text, got {shown(text)}")
-    if len(text) > 500:
-        raise ValueError(f"{name} is too long ({len(text)} characters, at most 500)")
-    if model != EMBEDDED:
-        return text.strip()
-    words = prompt_words(text)
-    unknown = [w for w in dict.fromkeys(words) if w not in shapes_world.VOCABULARY]
-    if unknown:
-        raise ValueError(f"{name}: the embedded model does not know {', '.join(repr(w) for w in unknown)}. "
-                         f"It knows only these words: {', '.join(shapes_world.VOCABULARY)} "
-                         f"(e.g. 'a red circle'). Load Stable Diffusion 1.5 for free text.")
-    return " ".join(words)
+    """The prompt, normalised; for the embedded model every word must be in its vocabulary
+    (``ldm_prompts.check_prompt``). An empty prompt means the unconditional model eps_theta(z_t, {})."""
+    return ldm_prompts.check_prompt(name, text, closed_vocabulary=model == EMBEDDED)
 
 
 def class_mask(prompt: str) -> list[bool] | None:

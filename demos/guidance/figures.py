@@ -20,7 +20,7 @@ def upscale(image: np.ndarray, size: int = 64) -> np.ndarray:
 def step_view(records: list[dict], mode: str) -> go.Figure:
     """One row per recorded step: x0_hat, eps_uncond, eps_cond and where they differ."""
     if not records:
-        return _message("No steps recorded.")
+        return plots.message_figure("No steps recorded.", height=200)
     rows = len(records)
     fig = plots.make_subplots(rows=rows, cols=4, horizontal_spacing=0.03, vertical_spacing=0.06 / max(rows, 1),
                               column_titles=[plots.wrap_title(t, 12) for t in _columns(mode)],
@@ -54,7 +54,8 @@ def _columns(mode: str) -> tuple[str, ...]:
 def curve(data: dict | None) -> go.Figure:
     """Prompt adherence and diversity against the scale s, as measured on the embedded model."""
     if not data:
-        return _message("No measured curve yet: run `python -m benchmarks.guidance --write-curve`.")
+        return plots.message_figure("No measured curve yet: run `python -m benchmarks.guidance --write-curve`.",
+                                    height=200)
     fig = plots.make_subplots(rows=1, cols=2, horizontal_spacing=0.12,
                               subplot_titles=[plots.wrap_title(t, 18) for t in
                                               ("prompt adherence (checker)", "diversity (mean pairwise RMS distance)")])
@@ -72,12 +73,4 @@ def curve(data: dict | None) -> go.Figure:
     fig.update_layout(height=360, margin={"l": 60, "r": 20, "t": 60, "b": 45},
                       paper_bgcolor="rgba(0,0,0,0)", plot_bgcolor="rgba(127,127,127,0.06)",
                       legend={"orientation": "h", "y": -0.25, "x": 0.5, "xanchor": "center"})
-    return fig
-
-
-def _message(text: str) -> go.Figure:
-    fig = plots.figure(height=200)
-    fig.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
     return fig

@@ -112,6 +112,35 @@ def token_labels(tokenizer, prompt: str) -> tuple[list[str], dict[str, list[int]
     return labels, {word: span for word, span in positions.items() if span}
 
 
+def internals_request(params: InternalsParams, with_steps: bool):
+    """The sampler's request: classifier-free guidance, DDIM, one image; every step recorded when
+    ``with_steps`` (the image's conditional row is 1 in the UNet's batch [uncond, cond])."""
+    from demos.guidance import sampler
+
+    record = tuple(range(1, params.steps + 1)) if with_steps else ()
+    return sampler.Request(params.prompt, "", "cfg", [params.guidance_scale], params.steps, "ddim", params.seed,
+                           False, record, None)
+
+
+def attention_recorder(pipe, steps: int, n_tokens: int, keep_raw: bool):
+    """A ``cross_attention.Recorder`` of the conditional row's maps (T, L, S, S), S the image's size
+    (at most ``MAX_MAP_SIZE``) over the (h, w) latent grid."""
+    from demos.guidance import cross_attention
+
+    latent_size = pipe.unet.config.sample_size
+    image_size = latent_size * 2 ** (len(pipe.vae.config.block_out_channels) - 1)
+    return cross_attention.Recorder(steps, n_tokens, min(image_size, MAX_MAP_SIZE), (latent_size, latent_size),
+                                    row=1, keep_raw=keep_raw)
+
+
+def step_images(model, records: list[dict]) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """Every recorded step's latent z_t (T, C, h, w), its decoding D(z_t) and D(x0_hat_t) (T, H, W, 3)."""
+    if not records:
+        return None, None, None
+    latents = np.stack([r["z_t"] for r in records])  # (T, C, h, w)
+    return latents, decode_latents(model, latents), np.stack([r["x0_image"] for r in records])
+
+
 def generate(params: InternalsParams, with_steps: bool = True, keep_raw: bool = False, on_step=None,
              should_stop=None) -> Internals:
     """Generate one image with its cross-attention recorded (and, ``with_steps``, every step's
@@ -121,32 +150,19 @@ def generate(params: InternalsParams, with_steps: bool = True, keep_raw: bool = 
     params = validate(params)
     model = compute.get_model(params.model)
     pipe, start = model.pipe, time.perf_counter()
-    # 1. the request: classifier-free guidance, one image, its conditional row is 1 in [uncond, cond]
-    record = tuple(range(1, params.steps + 1)) if with_steps else ()
-    request = sampler.Request(params.prompt, "", "cfg", [params.guidance_scale], params.steps, "ddim", params.seed,
-                              False, record, None)
     tokens, word_tokens = token_labels(pipe.tokenizer, params.prompt)
-    latent_size = pipe.unet.config.sample_size
-    image_size = latent_size * 2 ** (len(pipe.vae.config.block_out_channels) - 1)
-    recorder = cross_attention.Recorder(params.steps, len(tokens), min(image_size, MAX_MAP_SIZE),
-                                        (latent_size, latent_size), row=1, keep_raw=keep_raw)
+    recorder = attention_recorder(pipe, params.steps, len(tokens), keep_raw)
 
     def step_done(index: int, total: int) -> None:  # the next UNet call is step ``index`` (0-based)
         recorder.step = min(index, total - 1)
         if on_step is not None:
             on_step(index, total)
 
-    # 2. sample with the recorder active in this context only
-    with cross_attention.recording(recorder):
-        result = sampler.sample(model, request, step_done, should_stop)
+    with cross_attention.recording(recorder):  # the recorder is active in this context only
+        result = sampler.sample(model, internals_request(params, with_steps), step_done, should_stop)
     sampled = time.perf_counter()
     done_steps = result.stopped_at if result.stopped_at is not None else params.steps
-    # 3. every step's latent z_t, decoded; the round trip of the image
-    latents = latent_images = x0_images = None
-    if with_steps and result.records:
-        latents = np.stack([r["z_t"] for r in result.records])  # (T, C, h, w)
-        latent_images = decode_latents(model, latents)
-        x0_images = np.stack([r["x0_image"] for r in result.records])
+    latents, latent_images, x0_images = step_images(model, result.records if with_steps else [])
     trip = round_trip(model, result.images[0])
     end = time.perf_counter()
     settings = {**asdict(params), "mode": "cfg", "scheduler": "ddim", "tokens": tokens, "steps_done": done_steps,
@@ -154,10 +170,9 @@ def generate(params: InternalsParams, with_steps: bool = True, keep_raw: bool = 
                 "cross_attention_layers": recorder.calls // max(done_steps, 1)}
     timings = {"sample_s": round(sampled - start, 4), "decode_and_round_trip_s": round(end - sampled, 4),
                "total_s": round(end - start, 4)}
-    internals = Internals(result.images[0], tokens, compute.prompt_words(params.prompt), word_tokens,
-                          recorder.maps[:done_steps].numpy(), latents, latent_images, x0_images, trip, settings,
-                          timings, recorder.raw)
-    return internals
+    return Internals(result.images[0], tokens, compute.prompt_words(params.prompt), word_tokens,
+                     recorder.maps[:done_steps].numpy(), latents, latent_images, x0_images, trip, settings,
+                     timings, recorder.raw)
 
 
 def decode_latents(model, latents: np.ndarray) -> np.ndarray:
@@ -214,7 +229,7 @@ def round_trip(model, image: np.ndarray) -> RoundTrip:
 def autoencode(image: Any, model_name: str = compute.EMBEDDED) -> RoundTrip:
     """The round trip of an uploaded file or array: checked (size, corrupt files), made square and
     resized to the autoencoder's input size."""
-    from demos.detr.compute import image_array  # the project's image checks: size limits, corrupt files
+    from demos.common.images import image_array  # the project's image checks: size limits, corrupt files
 
     model_name = check_choice("model", model_name, compute.MODEL_NAMES)
     array = image_array(image)

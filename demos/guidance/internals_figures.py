@@ -103,10 +103,7 @@ def round_trip(trip) -> go.Figure:
 
 
 def message(text: str) -> go.Figure:
-    fig = plots.figure(height=160)
-    fig.add_annotation(text=text, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return fig
+    """The shell's ``message_figure`` at this section's height."""
+    return plots.message_figure(text, height=160)
 
 

@@ -16,7 +16,6 @@ Everything per call (scheduler, RNG) is created here per request; the loaded mod
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,19 +23,13 @@ from typing import Callable
 
 import numpy as np
 import torch
-from diffusers import (DDIMScheduler, DPMSolverMultistepScheduler, EulerDiscreteScheduler,
-                       StableDiffusionPipeline)
+from diffusers import StableDiffusionPipeline
 
 from demos.common import shapes_ldm
+from demos.common.ldm_pipeline import encode_prompts, make_scheduler
 from demos.guidance import cross_attention
 from playground import settings
 from playground.models import ModelUnavailable
-
-SCHEDULERS = {
-    "ddim": (DDIMScheduler, {}),
-    "dpm++": (DPMSolverMultistepScheduler, {"algorithm_type": "dpmsolver++"}),
-    "euler": (EulerDiscreteScheduler, {}),
-}
 
 
 @dataclass
@@ -114,19 +107,6 @@ class Result:
     nsfw: list[bool] | None = None
 
 
-# Fast tokenizers keep their padding/truncation settings as state that each call rewrites, so two
-# requests tokenizing at once can get each other's settings: tokenize under one lock.
-_TOKENIZER_LOCK = threading.Lock()
-
-
-def encode_prompts(pipe, texts: list[str]) -> torch.Tensor:
-    """Texts -> CLIP hidden states c (B, L, D), padded as the pipeline pads them."""
-    with _TOKENIZER_LOCK:
-        ids = pipe.tokenizer(texts, padding="max_length", max_length=pipe.tokenizer.model_max_length,
-                             truncation=True, return_tensors="pt").input_ids.to(pipe.device)
-    return pipe.text_encoder(ids)[0]
-
-
 def initial_noise(pipe, request: Request, batch: int) -> torch.Tensor:
     """z_T ~ N(0, I) of shape (B, 4, h, w) from a per-request generator (same seed, same noise)."""
     channels, size = pipe.unet.config.in_channels, pipe.unet.config.sample_size
@@ -134,14 +114,6 @@ def initial_noise(pipe, request: Request, batch: int) -> torch.Tensor:
     count = 1 if request.same_noise else batch
     noise = torch.randn((count, channels, size, size), generator=generator)  # (B or 1, C, h, w)
     return noise.expand(batch, -1, -1, -1).clone() if request.same_noise else noise
-
-
-def make_scheduler(pipe, name: str, steps: int):
-    """A fresh scheduler for this request, from the pipeline's config."""
-    cls, extra = SCHEDULERS[name]
-    scheduler = cls.from_config(pipe.scheduler.config, **extra)
-    scheduler.set_timesteps(steps, device=pipe.device)
-    return scheduler
 
 
 def classifier_direction(classifier, z_t: torch.Tensor, t, class_mask: torch.Tensor,

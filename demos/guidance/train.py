@@ -31,8 +31,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from demos.common import shapes_world
-from demos.common import shapes_ldm
+from demos.common import shapes_ldm, shapes_world
+from demos.common.ldm_training import (Ema, adamw_with_warmup, add_noise, fit, log, sample_latents, to_tensor,
+                                       token_ids)
 
 DEFAULT_OUT = Path(__file__).resolve().parents[2] / "assets" / "shapes_ldm"
 
@@ -63,15 +64,6 @@ class TrainConfig:
     threads: int = 2  # torch threads; 1 is faster when other jobs share the 2 cores
 
 
-def log(message: str) -> None:
-    print(time.strftime("%H:%M:%S"), message, flush=True)
-
-
-def to_tensor(images: np.ndarray) -> torch.Tensor:
-    """uint8 (B, H, W, 3) -> float (B, 3, H, W) in [-1, 1]."""
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1
-
-
 def images_and_captions(n: int, rng: np.random.Generator, with_coverage: bool = False):
     """``n`` generation images (n, 64, 64, 3), their captions and class indices (n,); with
     ``with_coverage`` also each shape's coverage of the 8 x 8 latent grid (n, 8, 8) in [0, 1]."""
@@ -90,15 +82,6 @@ def latent_coverage(shape: shapes_world.Shape, side: int = 8) -> np.ndarray:
     cell = shapes_world.GEN_SIZE / side
     return shapes_world.coverage(shape.kind, shape.x0 / cell, shape.y0 / cell, shape.size / cell,
                                  side, side).astype(np.float32)
-
-
-def run_for(steps: int, minutes: float):
-    """Yield step numbers until ``steps`` are done or ``minutes`` have passed."""
-    start = time.perf_counter()
-    for step in range(steps):
-        if minutes > 0 and time.perf_counter() - start > 60 * minutes:
-            return
-        yield step
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,16 +109,9 @@ def train_vae(cfg: TrainConfig) -> tuple[torch.nn.Module, dict]:
     vae = shapes_ldm.build_vae()
     optimizer = torch.optim.AdamW(vae.parameters(), lr=1e-3, weight_decay=0.0)
     held_out = to_tensor(images_and_captions(256, np.random.default_rng([cfg.seed, 99]))[0])
-    steps = 0
-    for step in run_for(cfg.vae_steps, cfg.vae_minutes):
-        x = to_tensor(images_and_captions(cfg.vae_batch, rng)[0])
-        loss = vae_loss(vae, x)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        steps = step + 1
-        if steps % cfg.log_every == 0:
-            log(f"vae step {steps} loss {loss.item():.5f}")
+    steps = fit(lambda: vae_loss(vae, to_tensor(images_and_captions(cfg.vae_batch, rng)[0])), optimizer,
+                cfg.vae_steps, cfg.vae_minutes, cfg.log_every,
+                lambda done, loss, _: log(f"vae step {done} loss {loss:.5f}"))
     vae.eval()
     metrics = {"steps": steps, "held_out_psnr_db": round(psnr(vae, held_out), 2)}
     log(f"vae done {metrics}")
@@ -164,6 +140,13 @@ def encode_dataset(vae, cfg: TrainConfig, keep_scaling: bool = False) -> dict:
             "labels": torch.from_numpy(labels), "coverage": torch.from_numpy(coverage)}
 
 
+def decoder_loss(vae, x: torch.Tensor) -> torch.Tensor:
+    """``mean |x - D(z)|^2`` with z ~ q(z|x) from the frozen encoder; x (B, 3, 64, 64)."""
+    with torch.no_grad():
+        z = vae.encode(x).latent_dist.sample()  # (B, 4, 8, 8), encoder frozen
+    return (vae.decode(z).sample - x).pow(2).mean()
+
+
 def finetune_decoder(vae, cfg: TrainConfig) -> dict:
     """Train only the decoder on ``|x - D(z)|^2``, z ~ q(z|x) from the frozen encoder.
 
@@ -176,18 +159,9 @@ def finetune_decoder(vae, cfg: TrainConfig) -> dict:
     optimizer = torch.optim.AdamW(decoder, lr=1e-3, weight_decay=0.0)
     held_out = to_tensor(images_and_captions(256, np.random.default_rng([cfg.seed, 99]))[0])
     vae.train()
-    steps = 0
-    for step in run_for(cfg.decoder_steps, cfg.decoder_minutes):
-        x = to_tensor(images_and_captions(cfg.vae_batch, rng)[0])
-        with torch.no_grad():
-            z = vae.encode(x).latent_dist.sample()  # (B, 4, 8, 8), encoder frozen
-        loss = (vae.decode(z).sample - x).pow(2).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        steps = step + 1
-        if steps % cfg.log_every == 0:
-            log(f"decoder step {steps} loss {loss.item():.5f}")
+    steps = fit(lambda: decoder_loss(vae, to_tensor(images_and_captions(cfg.vae_batch, rng)[0])), optimizer,
+                cfg.decoder_steps, cfg.decoder_minutes, cfg.log_every,
+                lambda done, loss, _: log(f"decoder step {done} loss {loss:.5f}"))
     vae.eval()
     metrics = {"steps": steps, "held_out_psnr_db": round(float(psnr(vae, held_out)), 2)}
     log(f"decoder done {metrics}")
@@ -196,24 +170,6 @@ def finetune_decoder(vae, cfg: TrainConfig) -> dict:
 
 # ---------------------------------------------------------------------------------------------
 # 2. Text encoder + UNet
-
-
-def add_noise(z0: torch.Tensor, t: torch.Tensor, alphas_cumprod: torch.Tensor):
-    """``z_t = sqrt(abar_t) z_0 + sqrt(1 - abar_t) eps``; returns (z_t, eps), each (B, 4, 8, 8)."""
-    eps = torch.randn_like(z0)
-    abar = alphas_cumprod[t][:, None, None, None]  # (B, 1, 1, 1)
-    return abar.sqrt() * z0 + (1 - abar).sqrt() * eps, eps
-
-
-def sample_latents(data: dict, index: torch.Tensor) -> torch.Tensor:
-    """z_0 ~ q(z|x) for the images at ``index``: mean + std * noise, (B, 4, 8, 8)."""
-    return data["mean"][index] + data["std"][index] * torch.randn_like(data["std"][index])
-
-
-def token_ids(tokenizer, captions: list[str]) -> torch.Tensor:
-    """Captions -> (B, 8) token ids, padded like the pipeline pads them."""
-    return tokenizer(captions, padding="max_length", max_length=tokenizer.model_max_length,
-                     truncation=True, return_tensors="pt").input_ids
 
 
 def unet_loss(unet, text_encoder, tokenizer, data, index, cfg, alphas_cumprod, grounding: float = 0.0,
@@ -265,13 +221,6 @@ def token_grounding_loss(layers: list[torch.Tensor], coverage: torch.Tensor, kee
     return torch.stack(losses).mean()
 
 
-@torch.no_grad()
-def ema_update(ema_params: list[torch.Tensor], params: list[torch.Tensor], decay: float) -> None:
-    """``theta_ema <- decay * theta_ema + (1 - decay) * theta``."""
-    for ema, param in zip(ema_params, params):
-        ema.lerp_(param, 1 - decay)
-
-
 def train_unet(data: dict, tokenizer, cfg: TrainConfig) -> tuple[torch.nn.Module, torch.nn.Module, dict]:
     """Stage 2: text encoder and UNet (cross-attention at 4 x 4 only) from random init."""
     torch.manual_seed(cfg.seed + 2)
@@ -302,22 +251,17 @@ def fit_unet(unet, text_encoder, tokenizer, data: dict, cfg: TrainConfig, n_step
         cross_attention.install(unet)  # the same wrapped processors the app records with
     params = list(unet.parameters()) + list(text_encoder.parameters())
     ema_params = list(ema_unet.parameters()) + list(ema_text.parameters())
-    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
-    warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: min(1.0, (s + 1) / 200))
+    optimizer, warmup = adamw_with_warmup(params, lr, weight_decay=0.01, warmup=200)
     alphas_cumprod = shapes_ldm.build_scheduler().alphas_cumprod
-    n_train, steps, running = len(data["captions"]) - 1024, 0, 0.0  # last 1024 held out
-    for step in run_for(n_steps, minutes):
+    n_train = len(data["captions"]) - 1024  # last 1024 held out
+
+    def loss_at() -> torch.Tensor:
         index = torch.randint(0, n_train, (cfg.unet_batch,))
-        loss = unet_loss(unet, text_encoder, tokenizer, data, index, cfg, alphas_cumprod, grounding, capture)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        warmup.step()
-        ema_update(ema_params, params, min(cfg.ema_decay, (1 + step) / (10 + step)))
-        steps, running = step + 1, running + loss.item()
-        if steps % cfg.log_every == 0:
-            log(f"{name} step {steps} loss {running / cfg.log_every:.4f}")
-            running = 0.0
+        return unet_loss(unet, text_encoder, tokenizer, data, index, cfg, alphas_cumprod, grounding, capture)
+
+    steps = fit(loss_at, optimizer, n_steps, minutes, cfg.log_every,
+                lambda done, _, mean: log(f"{name} step {done} loss {mean:.4f}"),
+                schedule=warmup, ema=Ema(ema_params, params, cfg.ema_decay))
     metrics = {"steps": steps, "held_out_loss_ema": held_out_unet_loss(ema_unet, ema_text, tokenizer, data, cfg)}
     if grounding > 0:
         metrics["held_out_grounding_loss_ema"] = held_out_grounding(ema_unet, ema_text, tokenizer, data, cfg)
@@ -367,15 +311,13 @@ def train_classifier(data: dict, cfg: TrainConfig) -> tuple[torch.nn.Module, dic
     classifier = shapes_ldm.NoisyLatentClassifier()
     optimizer = torch.optim.AdamW(classifier.parameters(), lr=1e-3, weight_decay=0.01)
     alphas_cumprod = shapes_ldm.build_scheduler().alphas_cumprod
-    n_train, steps = len(data["captions"]) - 1024, 0
-    for step in run_for(cfg.clf_steps, cfg.clf_minutes):
-        loss, _ = classifier_loss(classifier, data, torch.randint(0, n_train, (cfg.clf_batch,)), alphas_cumprod)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        steps = step + 1
-        if steps % cfg.log_every == 0:
-            log(f"classifier step {steps} loss {loss.item():.4f}")
+    n_train = len(data["captions"]) - 1024
+
+    def loss_at() -> torch.Tensor:
+        return classifier_loss(classifier, data, torch.randint(0, n_train, (cfg.clf_batch,)), alphas_cumprod)[0]
+
+    steps = fit(loss_at, optimizer, cfg.clf_steps, cfg.clf_minutes, cfg.log_every,
+                lambda done, loss, _: log(f"classifier step {done} loss {loss:.4f}"))
     classifier.eval()
     metrics = {"steps": steps, **held_out_accuracy(classifier, data, cfg)}
     log(f"classifier done {metrics}")
