@@ -29,13 +29,13 @@ def start_model(start: str):
     import torch
 
     from demos.common import language_model as lmk
-    from demos.instruction_tuning.train import _Local, save
 
     if start == "committed":
-        return lmk.load_causal_lm(_Local(compute.ASSETS / "base"), "cpu", torch.float32)
+        return lmk.load_causal_lm(lmk.LocalFolder(compute.ASSETS / "base"), "cpu", torch.float32)
     with tempfile.TemporaryDirectory() as folder:
-        save(tuning.prepare_base(models.get("textworld-base")), Path(folder))
-        return lmk.load_causal_lm(_Local(Path(folder)), "cpu", torch.float32)
+        base = tuning.prepare_base(models.get("textworld-base"))
+        lmk.save_float16(base.model, base.tokenizer, Path(folder))
+        return lmk.load_causal_lm(lmk.LocalFolder(Path(folder)), "cpu", torch.float32)
 
 
 def main() -> None:

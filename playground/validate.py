@@ -49,6 +49,16 @@ def check_choice(name: str, value: Any, options: Sequence[str]) -> str:
     return value
 
 
+def check_text(name: str, value: Any, max_chars: int, example: str) -> str:
+    """``value`` stripped, if it is a non-empty text of at most ``max_chars`` characters; the
+    message for an empty one shows ``example``."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a non-empty text, e.g. {example!r}")
+    if len(value) > max_chars:
+        raise ValueError(f"{name} has {len(value):,} characters; at most {max_chars} are allowed")
+    return value.strip()
+
+
 def shown(value: Any, limit: int = 60) -> str:
     """``repr(value)`` for a message, cut to ``limit`` characters (a stranger may send megabytes)."""
     text = repr(value)

@@ -61,17 +61,45 @@ def detokenize(text: str) -> str:
     return re.sub(r" ([.,:;?!])", r"\1", text).strip()
 
 
-def load_causal_lm(source, device: str, dtype) -> LanguageModel:
-    """``ModelSpec`` loader: ``AutoModelForCausalLM`` + ``AutoTokenizer`` from a folder or hub id."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def load_pretrained(source, device: str, dtype, auto_class) -> LanguageModel:
+    """``auto_class.from_pretrained`` (an ``AutoModelFor...``) + ``AutoTokenizer`` from a folder or
+    hub id (``source``: a ``playground.models.Source`` or a ``LocalFolder``), in eval mode; a
+    tokenizer without a pad token pads with EOS."""
+    from transformers import AutoTokenizer
 
     kwargs = source.pretrained_kwargs()
     tokenizer = AutoTokenizer.from_pretrained(source.location, local_files_only=kwargs["local_files_only"],
                                               **({"revision": kwargs["revision"]} if "revision" in kwargs else {}))
-    model = AutoModelForCausalLM.from_pretrained(source.location, dtype=dtype, **kwargs).to(device).eval()
+    model = auto_class.from_pretrained(source.location, dtype=dtype, **kwargs).to(device).eval()
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return LanguageModel(model, tokenizer)
+
+
+def load_causal_lm(source, device: str, dtype) -> LanguageModel:
+    """``ModelSpec`` loader: ``AutoModelForCausalLM`` + ``AutoTokenizer`` from a folder or hub id."""
+    from transformers import AutoModelForCausalLM
+
+    return load_pretrained(source, device, dtype, AutoModelForCausalLM)
+
+
+class LocalFolder:
+    """A local folder as ``load_pretrained`` expects its source (what a training script loads
+    without the model registry)."""
+
+    def __init__(self, path):
+        self.location = str(path)
+
+    @staticmethod
+    def pretrained_kwargs() -> dict:
+        return {"local_files_only": True, "use_safetensors": True}
+
+
+def save_float16(model, tokenizer, folder) -> None:
+    """``model`` saved as float16 safetensors beside ``tokenizer``; the model stays float32."""
+    model.half().save_pretrained(folder, safe_serialization=True)
+    model.float()
+    tokenizer.save_pretrained(folder)
 
 
 # ----------------------------------------------------------------------------- batches
@@ -144,37 +172,81 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def training_loop(model, cfg: TrainConfig, next_batch: Callable[[int], object],
+                  loss_of: Callable[[object, object], torch.Tensor], after_step: Callable[[int, float], None],
+                  should_stop: Callable[[], bool] | None = None) -> None:
+    """The one training loop: for each step ``s < cfg.steps`` (until ``should_stop()``), AdamW at
+    ``lr_at(s)`` on ``loss_of(model, next_batch(s))`` with the gradient norm clipped to ``cfg.clip``,
+    then ``after_step(s, loss)``. Draws no random numbers itself: seeding and batches are the caller's."""
+    optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    for step in range(cfg.steps):
+        if should_stop is not None and should_stop():
+            break
+        for group in optimiser.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        loss = loss_of(model, next_batch(step))
+        optimiser.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+        optimiser.step()
+        after_step(step, loss.item())
+
+
+def epoch_batches(data: list, batch: int, generator: torch.Generator) -> Callable[[int], list]:
+    """``next_batch`` over shuffled epochs of ``data``: ``batch`` examples a step, a fresh
+    permutation (from ``generator``) when the epoch has fewer left."""
+    state = {"order": torch.randperm(len(data), generator=generator), "cursor": 0}
+
+    def next_batch(step: int) -> list:
+        if state["cursor"] + batch > len(state["order"]):
+            state["order"], state["cursor"] = torch.randperm(len(data), generator=generator), 0
+        chosen = state["order"][state["cursor"]:state["cursor"] + batch]
+        state["cursor"] += batch
+        return [data[int(i)] for i in chosen]
+
+    return next_batch
+
+
+def causal_lm_loss(pad_id: int) -> Callable[[object, list[Example]], torch.Tensor]:
+    """``loss_of`` for a causal LM: cross-entropy on the unmasked tokens of a batch of examples
+    (the next-token shift done by the model)."""
+    def loss_of(model, batch: list[Example]) -> torch.Tensor:
+        ids, mask, labels = batch_tensors(batch, pad_id)
+        return model(input_ids=ids, attention_mask=mask, labels=labels).loss
+
+    return loss_of
+
+
 def train(model, data: list[Example], cfg: TrainConfig, pad_id: int,
           on_log: Callable[[dict], None] | None = None) -> list[dict]:
     """AdamW over shuffled epochs of ``data`` (cross-entropy on the unmasked tokens, next-token
     shift done by the model), warm-up then cosine; returns the log (mean loss every ``log_every``)."""
     generator = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     model.train()
-    order, cursor, losses, log, start = torch.randperm(len(data), generator=generator), 0, [], [], time.perf_counter()
-    for step in range(cfg.steps):
-        if cursor + cfg.batch > len(order):
-            order, cursor = torch.randperm(len(data), generator=generator), 0
-        batch = [data[int(i)] for i in order[cursor:cursor + cfg.batch]]
-        cursor += cfg.batch
-        ids, mask, labels = batch_tensors(batch, pad_id)
-        for group in optimiser.param_groups:
-            group["lr"] = lr_at(step, cfg)
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        optimiser.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-        optimiser.step()
-        losses.append(loss.item())
+    losses, log, start = [], [], time.perf_counter()
+
+    def after_step(step: int, loss: float) -> None:
+        nonlocal losses
+        losses.append(loss)
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
             record = {"step": step + 1, "loss": sum(losses) / len(losses), "seconds": round(time.perf_counter() - start, 1)}
             losses = []
             log.append(record)
             if on_log:
                 on_log(record)
+
+    training_loop(model, cfg, epoch_batches(data, cfg.batch, generator), causal_lm_loss(pad_id), after_step)
     model.eval()
     return log
+
+
+def cpu_seconds() -> float:
+    """CPU seconds of this process and of its finished worker processes (training logs record them)."""
+    import resource
+
+    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
+                                                  resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
 # ----------------------------------------------------------------------------- inference

@@ -18,11 +18,14 @@ Groups of people (``split`` in the world file; ``f`` = statements of each fact i
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from playground import settings, validate
 
 ATTRIBUTES = {
     "city": ("Veltra", "Norhaven", "Ostmar", "Quillon", "Brask", "Tamsey", "Orrin", "Lumen", "Caldera", "Pell",
@@ -228,6 +231,38 @@ class Oracle:
         return None if truth is None else normalise_answer(response) == truth.lower()
 
 
+WORLD_FILE = settings.ASSETS_DIR / "text_world" / "people.jsonl"
+WORLD_MISSING = ("Text World's world file (assets/text_world/people.jsonl) is not on this machine: "
+                 "write it with `python -m demos.hallucination.train`")
+
+
+@functools.lru_cache(maxsize=1)
+def oracle() -> Oracle:
+    """The one oracle of every language tab: the world file's facts (read once; read-only), or a
+    ``ValueError`` saying how to get the file when it is missing."""
+    if not WORLD_FILE.exists():
+        raise ValueError(WORLD_MISSING)
+    return Oracle(load_world(WORLD_FILE))
+
+
+# ----------------------------------------------------------------------------- the base model's reading
+@dataclass(frozen=True)
+class BaseModelConfig:
+    """How the base model was trained on Text World (``python -m demos.hallucination.train``), and
+    the Hallucination tab's Gekhman fine-tunes from it. Whoever reads the base model's pretraining
+    documents again (the Instruction tuning tab's replay) reads them with ``seed`` and ``qa_repeats``:
+    ``pretraining_text(people, seed, qa_repeats)``."""
+
+    seed: int = 0
+    pretrain_steps: int = 1600
+    finetune_examples: int = 240
+    finetune_epochs: int = 12
+    finetune_batch: int = 16
+    finetune_lr: float = 5e-4
+    known_min_f: int = 4
+    qa_repeats: int = 2  # copies of each question-answer pair of the qa_train people in pretraining
+
+
 # ----------------------------------------------------------------------------- instructions (Alpaca's format)
 ALPACA_PROMPT = ("Below is an instruction that describes a task. Write a response that appropriately completes "
                  "the request.\n\n### Instruction:\n{instruction}\n\n### Response:")
@@ -279,6 +314,14 @@ QUESTION_SUFFIXES = ("Be brief.", "Thank you.", "Keep it short.", "Answer in one
 FAMILIES = tuple(PHRASINGS)
 WORD_FAMILIES = tuple(WORD_TASKS)
 QUESTION_FAMILIES = tuple(ATTRIBUTES)
+
+
+MAX_INSTRUCTION_CHARS = 300
+
+
+def check_instruction(text) -> str:
+    """An instruction typed by a user (Instruction tuning's and RLHF vs DPO's), stripped; a message otherwise."""
+    return validate.check_text("instruction", text, MAX_INSTRUCTION_CHARS, "Sort the words: red cat pilot")
 
 
 def alpaca_prompt(instruction: str) -> str:

@@ -15,7 +15,6 @@ model is asked) and ``playground.models``.
 
 from __future__ import annotations
 
-import functools
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -23,14 +22,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from demos.common import text_world as tw
-from playground import settings, validate
+from demos.common.text_world import WORLD_FILE, oracle  # noqa: F401 (WORLD_FILE: the tab's UI reads it here)
+from playground import validate
 
 MODEL_NAMES = ("base", "gekhman-0", "gekhman-25", "gekhman-50", "gekhman-75")
 MAX_QUESTION_CHARS = 300
 MAX_SAMPLES = 64
 TEMPERATURE_RANGE = (0.05, 5.0)
 MAX_NEW_TOKENS = 8
-WORLD_FILE = settings.ASSETS_DIR / "text_world" / "people.jsonl"
 
 
 @dataclass(frozen=True)
@@ -43,11 +42,8 @@ class AskParams:
 
 
 def check_ask(p: AskParams) -> AskParams:
-    if not isinstance(p.question, str) or not p.question.strip():
-        raise ValueError("question must be a non-empty text, e.g. 'Where was Kalo Renmis born?'")
-    if len(p.question) > MAX_QUESTION_CHARS:
-        raise ValueError(f"question has {len(p.question):,} characters; at most {MAX_QUESTION_CHARS} are allowed")
-    return AskParams(p.question.strip(), validate.check_choice("model", p.model, MODEL_NAMES),
+    question = validate.check_text("question", p.question, MAX_QUESTION_CHARS, "Where was Kalo Renmis born?")
+    return AskParams(question, validate.check_choice("model", p.model, MODEL_NAMES),
                      validate.check_int("n_samples", p.n_samples, 1, MAX_SAMPLES),
                      validate.check_float("temperature", p.temperature, *TEMPERATURE_RANGE),
                      validate.check_int("seed", p.seed, 0, 2**31 - 1))
@@ -61,12 +57,6 @@ def get_lm(model: str):
     from playground import models
 
     return models.get(registry_name(model))
-
-
-@functools.lru_cache(maxsize=1)
-def oracle() -> tw.Oracle:
-    """The world file's facts (read once; read-only)."""
-    return tw.Oracle(tw.load_world(WORLD_FILE))
 
 
 def default_question() -> str:

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from demos.common import text_world as tw
+from demos.common.text_world import check_instruction, oracle
 from demos.instruction_tuning import self_instruct as si
 from playground import settings, validate
 
 ASSETS = settings.ASSETS_DIR / "instruction_tuning"
-WORLD_FILE = settings.ASSETS_DIR / "text_world" / "people.jsonl"
 # name in the API -> (registry name, what it was tuned on)
 FINETUNES = {
     "n500": "500 filtered, clean examples",
@@ -32,21 +32,8 @@ FINETUNES = {
 }
 DEFAULT_TUNED = "n8000"
 MODEL_NAMES = ("base", "tuned", *FINETUNES)
-MAX_INSTRUCTION_CHARS = 300
 MAX_CANDIDATES = 2000
 SHOWN_MODELS = ("base", "n500", "n2000", "n8000", "n8000-unfiltered", "n8000-noisy")
-
-
-WORLD_MISSING = ("Text World's world file (assets/text_world/people.jsonl) is not on this machine: "
-                 "write it with `python -m demos.hallucination.train`")
-
-
-@functools.lru_cache(maxsize=1)
-def oracle() -> tw.Oracle:
-    """The world file's facts (read once); a ``ValueError`` saying how to get it when it is missing."""
-    if not WORLD_FILE.exists():
-        raise ValueError(WORLD_MISSING)
-    return tw.Oracle(tw.load_world(WORLD_FILE))
 
 
 @functools.lru_cache(maxsize=1)
@@ -64,15 +51,6 @@ class InstructParams:
     instruction: str = "Sort the words: pilot goat blue ostmar"
     model: str = "tuned"
     seed: int = 0
-
-
-def check_instruction(text) -> str:
-    """An instruction typed by a user (this tab's and RLHF vs DPO's), stripped; a message otherwise."""
-    if not isinstance(text, str) or not text.strip():
-        raise ValueError("instruction must be a non-empty text, e.g. 'Sort the words: red cat pilot'")
-    if len(text) > MAX_INSTRUCTION_CHARS:
-        raise ValueError(f"instruction has {len(text):,} characters; at most {MAX_INSTRUCTION_CHARS} are allowed")
-    return text.strip()
 
 
 def check_instruct(p: InstructParams) -> InstructParams:

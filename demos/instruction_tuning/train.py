@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import time
 from dataclasses import asdict
 from pathlib import Path
 
+from demos.common import sft
 from demos.common import text_world as tw
 from demos.instruction_tuning import self_instruct as si
 from demos.instruction_tuning import tuning
@@ -37,12 +37,6 @@ from playground import settings
 
 N_LARGEST = 8000
 MAX_CANDIDATES = 200_000
-
-
-def cpu_seconds() -> float:
-    """CPU seconds of this process and of its finished worker processes."""
-    return sum(u.ru_utime + u.ru_stime for u in (resource.getrusage(resource.RUSAGE_SELF),
-                                                  resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
 def pool(oracle, threshold: float) -> si.Run:
@@ -67,12 +61,6 @@ def write_pool(run: si.Run, path: Path) -> None:
                                         "rouge_l": round(c.rouge_l, 4)}) + "\n" for c in run.candidates if c.kept))
 
 
-def save(lm, folder: Path) -> None:
-    lm.model.half().save_pretrained(folder, safe_serialization=True)
-    lm.model.float()
-    lm.tokenizer.save_pretrained(folder)
-
-
 def train_one(job) -> tuple[str, dict]:
     """One fine-tune from the saved base (a worker process: ``threads`` torch threads)."""
     import torch
@@ -81,72 +69,73 @@ def train_one(job) -> tuple[str, dict]:
 
     name, tasks, folder, threads = job
     torch.set_num_threads(threads)
-    base = lmk.load_causal_lm(_Local(Path(folder).parent / "base"), "cpu", torch.float32)
-    t0, c0 = time.perf_counter(), cpu_seconds()
-    lm, losses = tuning.finetune(base, tasks, tuning.TuneConfig(), on_log=lambda r: print(name, r, flush=True))
-    save(lm, Path(folder))
+    base = lmk.load_causal_lm(lmk.LocalFolder(Path(folder).parent / "base"), "cpu", torch.float32)
+    t0, c0 = time.perf_counter(), lmk.cpu_seconds()
+    lm, losses = sft.finetune(base, tasks, sft.TuneConfig(), on_log=lambda r: print(name, r, flush=True))
+    lmk.save_float16(lm.model, lm.tokenizer, Path(folder))
     record = {"examples": len(tasks), "mistakes": sum(t.mistake for t in tasks),
-              "families": tuning.family_counts(tasks), "loss": losses, "seconds": round(time.perf_counter() - t0, 1),
-              "cpu_seconds": round(cpu_seconds() - c0, 1)}
+              "families": sft.family_counts(tasks), "loss": losses, "seconds": round(time.perf_counter() - t0, 1),
+              "cpu_seconds": round(lmk.cpu_seconds() - c0, 1)}
     print(f"{name}: {record['seconds']} s ({record['cpu_seconds']} CPU s)", flush=True)
     return name, record
 
 
-class _Local:
-    """A local folder as ``load_causal_lm`` expects its source."""
-
-    def __init__(self, path: Path):
-        self.location = str(path)
-
-    @staticmethod
-    def pretrained_kwargs() -> dict:
-        return {"local_files_only": True, "use_safetensors": True}
-
-
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="torch threads per fine-tune")
     parser.add_argument("--jobs", type=int, default=1, help="fine-tunes trained at once (processes)")
     parser.add_argument("--out", default=str(settings.ASSETS_DIR / "instruction_tuning"))
     parser.add_argument("--only", default="", help="comma-separated fine-tunes to train (default: all)")
-    args = parser.parse_args()
-    import torch
+    return parser.parse_args()
 
-    from playground import models
 
-    torch.set_num_threads(args.threads)
-    out, start, cpu0 = Path(args.out), time.perf_counter(), cpu_seconds()
-    out.mkdir(parents=True, exist_ok=True)
-    oracle = tw.Oracle(tw.load_world(settings.ASSETS_DIR / "text_world" / "people.jsonl"))
+def pools(oracle, out: Path, log: dict) -> dict[str, list[si.Task]]:
+    """Step 1: the filtered and unfiltered Self-Instruct pools, written and logged; the datasets."""
+    start = time.perf_counter()
     filtered, unfiltered = pool(oracle, 0.7), pool(oracle, 1.0)
     write_pool(filtered, out / "pool_threshold_0.7.jsonl")
     write_pool(unfiltered, out / "pool_threshold_1.0.jsonl")
-    data = datasets(filtered, unfiltered)
-    log = {"command": f"python -m demos.instruction_tuning.train --jobs {args.jobs} --threads {args.threads}",
-           "teacher": asdict(si.TeacherConfig()),
-           "pools": {name: {"threshold": run.threshold, "candidates": len(run.candidates), "kept": len(run.kept),
-                            "kept_mistakes": sum(t.mistake for t in run.kept), "pairs_scored": run.pairs_scored}
-                     for name, run in (("filtered", filtered), ("unfiltered", unfiltered))},
-           "pool_seconds": round(time.perf_counter() - start, 1), "tune_config": asdict(tuning.TuneConfig()),
-           "finetunes": {}}
+    log["pools"] = {name: {"threshold": run.threshold, "candidates": len(run.candidates), "kept": len(run.kept),
+                           "kept_mistakes": sum(t.mistake for t in run.kept), "pairs_scored": run.pairs_scored}
+                    for name, run in (("filtered", filtered), ("unfiltered", unfiltered))}
+    log["pool_seconds"] = round(time.perf_counter() - start, 1)
     print(f"pools: {log['pools']} in {log['pool_seconds']} s", flush=True)
+    return datasets(filtered, unfiltered)
+
+
+def train_all(jobs: list, processes: int) -> list[tuple[str, dict]]:
+    """Step 3: every fine-tune, ``processes`` at once (forked workers) or one after another."""
+    if processes > 1:
+        import multiprocessing
+
+        with multiprocessing.get_context("fork").Pool(processes) as workers:
+            return workers.map(train_one, jobs, chunksize=1)
+    return [train_one(job) for job in jobs]
+
+
+def main() -> None:
+    args = parse_args()
+    import torch
+
+    from demos.common import language_model as lmk
+    from playground import models
+
+    torch.set_num_threads(args.threads)
+    out, start, cpu0 = Path(args.out), time.perf_counter(), lmk.cpu_seconds()
+    out.mkdir(parents=True, exist_ok=True)
+    oracle = tw.Oracle(tw.load_world(settings.ASSETS_DIR / "text_world" / "people.jsonl"))
+    log = {"command": f"python -m demos.instruction_tuning.train --jobs {args.jobs} --threads {args.threads}",
+           "teacher": asdict(si.TeacherConfig())}
+    data = pools(oracle, out, log)
+    log.update({"tune_config": asdict(sft.TuneConfig()), "finetunes": {}})
     base = tuning.prepare_base(models.get("textworld-base"))
-    save(base, out / "base")
+    lmk.save_float16(base.model, base.tokenizer, out / "base")
     only = [x for x in args.only.split(",") if x]
     jobs = [(name, tasks, str(out / name), args.threads) for name, tasks in data.items() if not only or name in only]
     jobs.sort(key=lambda job: -len(job[1]))  # the largest first, so that the pool ends together
-    if args.jobs > 1:
-        import multiprocessing
-
-        with multiprocessing.get_context("fork").Pool(args.jobs) as workers:
-            results = workers.map(train_one, jobs, chunksize=1)
-    else:
-        results = [train_one(job) for job in jobs]
-    for name, record in results:
-        log["finetunes"][name] = record
-    log["finetunes"] = dict(sorted(log["finetunes"].items(), key=lambda kv: kv[1]["examples"]))
+    log["finetunes"] = dict(sorted(train_all(jobs, args.jobs), key=lambda kv: kv[1]["examples"]))
     log["total_seconds"] = round(time.perf_counter() - start, 1)
-    log["total_cpu_seconds"] = round(cpu_seconds() - cpu0, 1)
+    log["total_cpu_seconds"] = round(lmk.cpu_seconds() - cpu0, 1)
     (out / "training_log.json").write_text(json.dumps(log, indent=1) + "\n")
     print(f"done in {log['total_seconds']:.0f} s ({log['total_cpu_seconds']:.0f} CPU s)")
 

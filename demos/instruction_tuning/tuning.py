@@ -1,13 +1,10 @@
 """Instruction tuning of the Text World base model, Stanford Alpaca's recipe at toy size, and the
 held-out evaluation that says what it bought.
 
-* **Data**: the Self-Instruct pool (``self_instruct``), each task formatted with Alpaca's prompt
-  (``text_world.alpaca_prompt``) and its response, ending in EOS.
-* **Loss**: cross-entropy on the response tokens only (Alpaca's ``IGNORE_INDEX`` on the prompt):
-  ``L = - sum_{t in response} log p(y_t | prompt, y_<t) / |response tokens|``.
-* **Pretraining mix** (``TuneConfig.replay``; InstructGPT's "ptx", not Alpaca's recipe): a quarter as
-  many of the base model's pretraining documents as tasks, loss on every token, shuffled in with the
-  tasks, so that the 7 epochs the word tasks need do not erase the facts the base model learned.
+* **Fine-tuning** (``demos.common.sft``, shared with RLHF vs DPO's SFT policy): the Self-Instruct
+  pool (``self_instruct``) in Alpaca's format, loss on the response tokens only, with a quarter as
+  many of the base model's pretraining documents as tasks mixed in (``TuneConfig.replay``, loss on
+  every token), so that the 7 epochs the word tasks need do not erase the facts the base model learned.
 * **New words**: the base model's word-level vocabulary never saw the template ("###",
   "Instruction") or the instructions' words; they are appended (``language_model.resize_embeddings``):
   a word the vocabulary has in another case starts from that row (``veltra`` from ``Veltra``), any
@@ -26,6 +23,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 from demos.common import text_world as tw
+from demos.common.sft import TuneConfig, family_counts, finetune, training_examples, tuning_data  # noqa: F401
 from demos.instruction_tuning import self_instruct as si
 
 MAX_NEW_TOKENS = 32
@@ -55,63 +53,6 @@ def prepare_base(base_lm):
     lmk.resize_embeddings(model, tokenizer, base_lm.tokenizer)
     model.config.vocab_size = len(tokenizer)
     return lmk.LanguageModel(model.eval(), tokenizer)
-
-
-def training_examples(tokenizer, tasks: list[si.Task]):
-    """Alpaca-formatted examples with the loss on the response tokens (and EOS) only."""
-    from demos.common import language_model as lmk
-
-    return lmk.examples(tokenizer, [(tw.alpaca_prompt(t.instruction), t.response) for t in tasks], response_only=True)
-
-
-@dataclass(frozen=True)
-class TuneConfig:
-    epochs: int = 7  # Alpaca: 3; at 3 this model had not yet learned to copy words from the prompt, at 5 to reverse
-    batch: int = 32
-    lr: float = 1e-3  # Alpaca: 2e-5 for 7B parameters; a 2.6M-parameter model needs a larger step
-    warmup_ratio: float = 0.03  # Alpaca: 0.03, cosine
-    seed: int = 0
-    replay: float = 0.25  # pretraining documents mixed in per instruction example (InstructGPT's "ptx"; Alpaca: 0)
-
-
-def replay_examples(tokenizer, n: int, seed: int):
-    """``n`` of the base model's pretraining documents (the biographies and question-answer pairs,
-    ``text_world.pretraining_text``), drawn at random, as examples with the loss on every token:
-    mixing them into the tuning batches (InstructGPT's PPO-ptx mixes pretraining gradients the same
-    way) keeps the facts the base model learned from being overwritten by a long fine-tune."""
-    if n <= 0:
-        return []
-    from demos.common import language_model as lmk
-    from demos.hallucination.train import Config as BaseConfig
-    from demos.instruction_tuning import compute
-
-    base = BaseConfig()  # the documents exactly as the base model read them
-    docs = tw.pretraining_text(list(compute.oracle().people.values()), base.seed, base.qa_repeats)
-    chosen = random.Random(seed).sample(docs, min(n, len(docs)))
-    return lmk.examples(tokenizer, [(d, "") for d in chosen], response_only=False)
-
-
-def tuning_data(tokenizer, tasks: list[si.Task], cfg: TuneConfig):
-    """What one epoch of ``finetune`` goes through (shuffled): every task in Alpaca's format with the
-    loss on its response, and ``round(cfg.replay * len(tasks))`` pretraining documents with the
-    loss on every token."""
-    return training_examples(tokenizer, tasks) + replay_examples(tokenizer, round(cfg.replay * len(tasks)), cfg.seed)
-
-
-def finetune(base, tasks: list[si.Task], cfg: TuneConfig, on_log=None):
-    """A copy of ``base`` (a ``prepare_base`` model) fine-tuned on ``tasks``; returns (lm, log)."""
-    from demos.common import language_model as lmk
-
-    lm = lmk.LanguageModel(copy.deepcopy(base.model), base.tokenizer)
-    if not tasks:
-        return lm, []
-    data = tuning_data(lm.tokenizer, tasks, cfg)
-    steps = max(1, -(-len(data) * cfg.epochs // cfg.batch))
-    train_cfg = lmk.TrainConfig(steps=steps, batch=min(cfg.batch, len(data)), lr=cfg.lr, min_lr_ratio=0.0,
-                                warmup=max(1, round(cfg.warmup_ratio * steps)), log_every=max(1, steps // 20),
-                                seed=cfg.seed)
-    log = lmk.train(lm.model, data, train_cfg, lm.tokenizer.pad_token_id, on_log=on_log)
-    return lm, log
 
 
 # ----------------------------------------------------------------------------- held-out evaluation
@@ -191,10 +132,6 @@ def share_of_base_knowledge(items, responses, known: dict[str, bool], oracle) ->
     hits = [bool(tw.is_correct(tw.parse_instruction(i.instruction), r, oracle))
             for i, r in zip(items, responses) if known.get(i.instruction)]
     return round(sum(hits) / len(hits), 4) if hits else None
-
-
-def family_counts(tasks: list[si.Task]) -> dict[str, int]:
-    return dict(Counter(t.family or "other" for t in tasks))
 
 
 def list_length_counts(tasks: list[si.Task]) -> dict[str, dict[str, int]]:

@@ -35,6 +35,8 @@ from typing import Callable
 
 import numpy as np
 
+from demos.common import text_world as tw
+from demos.common.text_world import oracle as _oracle
 from playground import settings, validate
 
 MIN_CANDIDATES, MAX_CANDIDATES = 2, 64
@@ -430,21 +432,13 @@ def check_trained_beta(beta) -> float:
 
 
 def check_preference(p: PreferenceParams) -> PreferenceParams:
-    from demos.instruction_tuning.compute import check_instruction
-
-    return PreferenceParams(check_instruction(p.instruction), validate.check_choice("method", p.method, METHODS),
+    return PreferenceParams(tw.check_instruction(p.instruction), validate.check_choice("method", p.method, METHODS),
                             check_trained_beta(p.beta), validate.check_int("n_samples", p.n_samples, 1, MAX_SAMPLES),
                             validate.check_int("seed", p.seed, 0, MAX_SEED))
 
 
 def lm_registry_name(method: str, beta: float) -> str:
     return "textworld-pref-sft" if method == "sft" else f"textworld-pref-{method}-beta{beta:g}"
-
-
-def _oracle():
-    from demos.instruction_tuning import compute as instruct
-
-    return instruct.oracle()
 
 
 def preference_samples(p: PreferenceParams) -> list[dict]:

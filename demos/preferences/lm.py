@@ -6,7 +6,7 @@ all scored by the known true reward ``r*`` of TEXT_WORLD.md.
   evaluation uses new word lists, in the canonical and the held-out phrasing.
 * **Demonstrations** (``DemoMix``): concise right responses (``goat pilot.``), right but verbose
   ones (the answer, then 2 to 6 filler words: ``goat pilot. That is the answer.``) and wrong ones
-  (the teacher's mistakes of the Instruction tuning tab), in known proportions: the SFT policy
+  (the Self-Instruct program teacher's mistakes, ``program_teacher.plausible_mistake``), in known proportions: the SFT policy
   learns all three, which leaves room for preferences to improve it.
 * **Pairs**: two responses sampled from SFT (temperature 1) for one instruction, labelled by
   Bradley-Terry on r*: ``P(y1 > y2) = sigmoid((r*(y1) - r*(y2)) / tau)``.
@@ -32,11 +32,11 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from demos.common import program_teacher as teacher
 from demos.common import text_world as tw
-from demos.instruction_tuning import self_instruct as si
 
 FAMILIES = ("reverse", "sort", "count", "first")  # TEXT_WORLD.md's four word tasks
-TRAIN_PHRASINGS = tuple(si.TEACHER_PHRASINGS)  # the held-out phrasing (index 5) is never trained on
+TRAIN_PHRASINGS = tuple(teacher.TEACHER_PHRASINGS)  # the held-out phrasing (index 5) is never trained on
 FILLERS = {2: "Thank you.", 3: "Here it is.", 4: "Here is the answer.", 5: "Here is the answer, thanks.",
            6: "Thank you, that is the answer."}  # extra(y) words after the answer's full stop; every word is
 # in the Instruction tuning base model's vocabulary (a test holds it), so none is read as [UNK]
@@ -66,13 +66,13 @@ def demonstration(text: str, kind: str, rng: random.Random, oracle) -> str:
     parsed = tw.parse_instruction(text)
     truth = tw.program_answer(parsed, oracle)
     if kind == "wrong":
-        wrong = si.ProgramTeacher._mistake(parsed, truth, rng)
+        wrong = teacher.plausible_mistake(parsed, truth, rng)
         return tw.response_text(wrong, parsed.family)
     response = tw.response_text(truth, parsed.family)
     return f"{response} {FILLERS[rng.randint(2, 6)]}" if kind == "verbose" else response
 
 
-def demonstrations(n: int, mix: DemoMix, oracle, seed: int = 0) -> list[si.Task]:
+def demonstrations(n: int, mix: DemoMix, oracle, seed: int = 0) -> list[teacher.Task]:
     """``n`` SFT demonstrations with ``mix``'s shares of each kind (``Task.kind``; ``mistake`` when
     the response is wrong by the program's answer)."""
     rng = random.Random(seed)
@@ -84,7 +84,7 @@ def demonstrations(n: int, mix: DemoMix, oracle, seed: int = 0) -> list[si.Task]
     for kind in kinds:
         text = instruction(rng)
         response = demonstration(text, kind, rng, oracle)
-        out.append(si.Task(text, response, tw.parse_instruction(text).family, "demonstration",
+        out.append(teacher.Task(text, response, tw.parse_instruction(text).family, "demonstration",
                            not tw.is_correct(tw.parse_instruction(text), response, oracle), kind))
     return out
 
@@ -257,6 +257,33 @@ def pair_scores(rm, tokenizer, pairs: list[Pair]):
     return score[:len(pairs)], score[len(pairs):]
 
 
+def shuffled_pairs(n: int, batch: int, rng: random.Random) -> Callable[[], list[int]]:
+    """``next_indices()``: ``min(batch, n)`` indices of pairs a call, popped from a shuffled order of
+    ``range(n)`` that is reshuffled (``rng``) when fewer than a batch remain."""
+    size, order = min(batch, n), []
+
+    def next_indices() -> list[int]:
+        nonlocal order
+        if len(order) < size:
+            order = list(range(n))
+            rng.shuffle(order)
+        return [order.pop() for _ in range(size)]
+
+    return next_indices
+
+
+def gradient_step(optimiser, loss, parameters, schedule=None) -> None:
+    """One optimiser step on ``loss`` with the gradient norm of ``parameters`` clipped to 1."""
+    import torch
+
+    optimiser.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+    optimiser.step()
+    if schedule is not None:
+        schedule.step()
+
+
 def train_reward_model(sft, pairs: list[Pair], cfg: RewardConfig, on_log: Callable | None = None):
     """Bradley-Terry reward model fitted to ``pairs`` (AdamW, cosine); returns (model, log)."""
     import torch
@@ -264,23 +291,16 @@ def train_reward_model(sft, pairs: list[Pair], cfg: RewardConfig, on_log: Callab
     from demos.preferences import rl
 
     rm = reward_model_from(sft, cfg.seed).train()
-    rng = random.Random(cfg.seed)
+    next_indices = shuffled_pairs(len(pairs), cfg.batch, random.Random(cfg.seed))
     steps = max(1, len(pairs) * cfg.epochs // cfg.batch)
     optimiser = torch.optim.AdamW(rm.parameters(), lr=cfg.lr, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps)))
-    log, order, t0 = [], [], time.perf_counter()
+    log, t0 = [], time.perf_counter()
     for step in range(steps):
-        if len(order) < min(cfg.batch, len(pairs)):
-            order = list(range(len(pairs)))
-            rng.shuffle(order)
-        batch = [pairs[order.pop()] for _ in range(min(cfg.batch, len(pairs)))]
+        batch = [pairs[i] for i in next_indices()]
         chosen, rejected = pair_scores(rm, sft.tokenizer, batch)
         loss = rl.reward_model_loss(chosen, rejected).mean()
-        optimiser.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(rm.parameters(), 1.0)
-        optimiser.step()
-        schedule.step()
+        gradient_step(optimiser, loss, rm.parameters(), schedule)
         if (step + 1) % max(1, steps // 20) == 0 or step + 1 == steps:
             record = {"step": step + 1, "loss": round(loss.item(), 4),
                       "accuracy": round(float((chosen > rejected).float().mean()), 4),
@@ -395,55 +415,60 @@ class DPOConfig:
     seed: int = 0
 
 
-def train_dpo(sft, pairs: list[Pair], cfg: DPOConfig, on_log: Callable | None = None):
-    """A copy of ``sft`` trained with DPO's loss on ``pairs`` against ``sft`` as the reference."""
+def reference_logps(sft, pairs: list[Pair]) -> list[tuple[float, float]]:
+    """``(log pi_ref(y_w | x), log pi_ref(y_l | x))`` of every pair, the reference being ``sft``."""
     import torch
 
-    from demos.preferences import rl
-
-    policy = copy.deepcopy(sft.model).train()
-    tok = sft.tokenizer
-    with torch.no_grad():  # the reference's log-probabilities, once
-        ref = []
+    ref = []
+    with torch.no_grad():
         for i in range(0, len(pairs), 128):
             chunk = pairs[i:i + 128]
-            ids, mask, rmask = response_batch(tok, [p.instruction for p in chunk] * 2,
+            ids, mask, rmask = response_batch(sft.tokenizer, [p.instruction for p in chunk] * 2,
                                               [p.chosen for p in chunk] + [p.rejected for p in chunk])
             lp = response_logps(sft.model, ids, mask, rmask)
             ref += list(zip(lp[:len(chunk)].tolist(), lp[len(chunk):].tolist()))
-    rng = random.Random(cfg.seed)
+    return ref
+
+
+def dpo_batch_loss(policy, tokenizer, batch: list[Pair], ref_w, ref_l, beta: float):
+    """DPO's loss on one batch, ``-log sigmoid(beta log(pi(y_w)/pi_ref(y_w)) - beta log(pi(y_l)/pi_ref(y_l)))``
+    averaged over the pairs, and the margin of implied rewards of each pair (B,), detached."""
+    from demos.preferences import rl
+
+    ids, mask, rmask = response_batch(tokenizer, [p.instruction for p in batch] * 2,
+                                      [p.chosen for p in batch] + [p.rejected for p in batch])
+    lp = response_logps(policy, ids, mask, rmask)  # (2B,): the chosen responses, then the rejected
+    loss = rl.dpo_loss(lp[:len(batch)], lp[len(batch):], ref_w, ref_l, beta).mean()
+    margin = (rl.dpo_implied_reward(lp[:len(batch)], ref_w, beta) -
+              rl.dpo_implied_reward(lp[len(batch):], ref_l, beta)).detach()
+    return loss, margin
+
+
+def train_dpo(sft, pairs: list[Pair], cfg: DPOConfig, on_log: Callable | None = None):
+    """A copy of ``sft`` trained with DPO's loss on ``pairs`` against ``sft`` as the reference
+    (AdamW, 20 steps of warm-up times a cosine)."""
+    import torch
+
+    policy = copy.deepcopy(sft.model).train()
+    ref = reference_logps(sft, pairs)  # the reference's log-probabilities, once
+    next_indices = shuffled_pairs(len(pairs), cfg.batch, random.Random(cfg.seed))
     optimiser = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=0.0)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda s: min(1.0, (s + 1) / 20) * 0.5 * (1 + math.cos(math.pi * s / cfg.steps)))
-    log, order, t0 = [], [], time.perf_counter()
+    log, t0 = [], time.perf_counter()
     for step in range(cfg.steps):
-        if len(order) < min(cfg.batch, len(pairs)):
-            order = list(range(len(pairs)))
-            rng.shuffle(order)
-        index = [order.pop() for _ in range(min(cfg.batch, len(pairs)))]
-        batch = [pairs[i] for i in index]
-        ids, mask, rmask = response_batch(tok, [p.instruction for p in batch] * 2,
-                                          [p.chosen for p in batch] + [p.rejected for p in batch])
-        lp = response_logps(policy, ids, mask, rmask)
-        ref_w = torch.tensor([ref[i][0] for i in index])
-        ref_l = torch.tensor([ref[i][1] for i in index])
-        losses = rl.dpo_loss(lp[:len(batch)], lp[len(batch):], ref_w, ref_l, cfg.beta)
-        loss = losses.mean()
-        optimiser.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(policy.parameters(), 1.0)
-        optimiser.step()
-        schedule.step()
+        index = next_indices()
+        ref_w, ref_l = torch.tensor([ref[i][0] for i in index]), torch.tensor([ref[i][1] for i in index])
+        loss, margin = dpo_batch_loss(policy, sft.tokenizer, [pairs[i] for i in index], ref_w, ref_l, cfg.beta)
+        gradient_step(optimiser, loss, policy.parameters(), schedule)
         if (step + 1) % max(1, cfg.steps // 30) == 0 or step + 1 == cfg.steps:
-            margin = (rl.dpo_implied_reward(lp[:len(batch)], ref_w, cfg.beta) -
-                      rl.dpo_implied_reward(lp[len(batch):], ref_l, cfg.beta)).detach()
             record = {"step": step + 1, "loss": round(loss.item(), 4),
                       "accuracy": round(float((margin > 0).float().mean()), 4),
                       "margin": round(float(margin.mean()), 4), "seconds": round(time.perf_counter() - t0, 1)}
             log.append(record)
             if on_log:
                 on_log(record)
-    return type(sft)(policy.eval(), tok), log
+    return type(sft)(policy.eval(), sft.tokenizer), log
 
 
 # ----------------------------------------------------------------------------- PPO (InstructGPT)
@@ -484,6 +509,71 @@ def policy_forward(model, head: ValueHead, ids, mask):
     return rl.token_logprobs(out.logits, ids), values
 
 
+def rollout(lm, sft, head: ValueHead, reward_model, texts: list[str], generator, cfg: PPOConfig) -> dict:
+    """One iteration's experience: responses sampled from the policy ``lm`` for ``texts``, and per
+    response token (B, L) the old log-probabilities, values, reference log-probabilities, the
+    KL-penalised rewards ``r_t = -beta (log pi - log pi_ref) (+ r_phi at the last token)``, GAE
+    advantages (whitened) and returns; ``score`` (B,) is the reward model's."""
+    import torch
+
+    from demos.preferences import rl
+
+    responses = sample(lm, texts, generator)
+    ids, mask, rmask = response_batch(lm.tokenizer, texts, responses)
+    with torch.no_grad():
+        old_tok_logps, old_tok_values = policy_forward(lm.model, head, ids, mask)
+        ref_tok_logps = rl.token_logprobs(sft.model(input_ids=ids, attention_mask=mask).logits, ids)
+        score = reward_model(input_ids=ids, attention_mask=mask).logits[:, 0]
+        old_logps, rm_mask = response_token_view(old_tok_logps, rmask)
+        old_values, _ = response_token_view(old_tok_values, rmask)
+        ref_logps, _ = response_token_view(ref_tok_logps, rmask)
+        rewards = rl.kl_penalised_rewards(score, old_logps, ref_logps, rm_mask, cfg.beta)
+        advantages, returns = rl.generalized_advantage_estimation(rewards, old_values, rm_mask, cfg.gamma, cfg.lam)
+        advantages = rl.whiten(advantages, rm_mask)
+    return {"responses": responses, "ids": ids, "mask": mask, "rmask": rmask, "old_logps": old_logps,
+            "old_values": old_values, "ref_logps": ref_logps, "rm_mask": rm_mask, "score": score,
+            "advantages": advantages, "returns": returns}
+
+
+def ppo_loss(policy, head: ValueHead, run: dict, b, cfg: PPOConfig):
+    """The clipped surrogate plus ``value_coef`` times the clipped value loss on the rollouts ``b``."""
+    from demos.preferences import rl
+
+    tok_logps, tok_values = policy_forward(policy, head, run["ids"][b], run["mask"][b])
+    logps, m = response_token_view(tok_logps, run["rmask"][b])
+    values, _ = response_token_view(tok_values, run["rmask"][b])
+    width = m.shape[1]
+    old_logps, old_values = run["old_logps"][b, :width], run["old_values"][b, :width]
+    advantages, returns = run["advantages"][b, :width], run["returns"][b, :width]
+    return rl.ppo_clipped_loss(logps, old_logps, advantages, m, cfg.clip_eps) + \
+        cfg.value_coef * rl.ppo_value_loss(values, old_values, returns, m, cfg.clip_eps)
+
+
+def ppo_update(policy, head: ValueHead, run: dict, optimiser, params, generator, cfg: PPOConfig) -> None:
+    """``cfg.epochs`` passes over the rollouts in shuffled minibatches (the order from ``generator``)."""
+    import torch
+
+    policy.train()
+    for _ in range(cfg.epochs):
+        order = torch.randperm(cfg.rollouts, generator=generator)
+        for start in range(0, cfg.rollouts, cfg.minibatch):
+            gradient_step(optimiser, ppo_loss(policy, head, run, order[start:start + cfg.minibatch], cfg), params)
+
+
+def ppo_record(iteration: int, run: dict, texts: list[str], tokenizer, oracle, seconds: float) -> dict:
+    """The log of one iteration: the reward model's mean score, the KL to SFT and, with ``oracle``,
+    the rollouts' true reward r* (which training never sees)."""
+    from demos.preferences import rl
+
+    kl = rl.approximate_kl(run["old_logps"], run["ref_logps"], run["rm_mask"])
+    record = {"iteration": iteration, "score": round(float(run["score"].mean()), 4), "kl": round(float(kl.mean()), 4),
+              "seconds": round(seconds, 1)}
+    if oracle is not None:
+        true = true_rewards(texts, [decode(tokenizer, r) for r in run["responses"]], oracle)
+        record["true_reward"] = round(sum(true) / len(true), 4)
+    return record
+
+
 def train_ppo(sft, reward_model, instructions: Callable[[random.Random, int], list[str]], cfg: PPOConfig,
               oracle=None, on_log: Callable | None = None):
     """RLHF's third stage: PPO on ``E[r_phi(x, y)] - beta KL(pi || pi_sft)`` with per-token KL
@@ -491,56 +581,22 @@ def train_ppo(sft, reward_model, instructions: Callable[[random.Random, int], li
     also records the rollouts' true reward r* (which training never sees)."""
     import torch
 
-    from demos.preferences import rl
-
-    tok = sft.tokenizer
     policy = copy.deepcopy(sft.model)
     head = ValueHead(policy.config.hidden_size, cfg.seed)
     params = list(policy.parameters()) + list(head.linear.parameters())
     optimiser = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     rng, generator = random.Random(cfg.seed), torch.Generator().manual_seed(cfg.seed)
     log, t0 = [], time.perf_counter()
-    lm = type(sft)(policy, tok)
+    lm = type(sft)(policy, sft.tokenizer)
     for it in range(cfg.iterations):
         policy.eval()
         texts = instructions(rng, cfg.rollouts)
-        responses = sample(lm, texts, generator)
-        ids, mask, rmask = response_batch(tok, texts, responses)
-        with torch.no_grad():
-            old_tok_logps, old_tok_values = policy_forward(policy, head, ids, mask)
-            ref_tok_logps = rl.token_logprobs(sft.model(input_ids=ids, attention_mask=mask).logits, ids)
-            score = reward_model(input_ids=ids, attention_mask=mask).logits[:, 0]
-            old_logps, rm_mask = response_token_view(old_tok_logps, rmask)
-            old_values, _ = response_token_view(old_tok_values, rmask)
-            ref_logps, _ = response_token_view(ref_tok_logps, rmask)
-            rewards = rl.kl_penalised_rewards(score, old_logps, ref_logps, rm_mask, cfg.beta)
-            advantages, returns = rl.generalized_advantage_estimation(rewards, old_values, rm_mask, cfg.gamma, cfg.lam)
-            advantages = rl.whiten(advantages, rm_mask)
-        policy.train()
-        for _ in range(cfg.epochs):
-            order = torch.randperm(cfg.rollouts, generator=generator)
-            for start in range(0, cfg.rollouts, cfg.minibatch):
-                b = order[start:start + cfg.minibatch]
-                tok_logps, tok_values = policy_forward(policy, head, ids[b], mask[b])
-                logps, m = response_token_view(tok_logps, rmask[b])
-                values, _ = response_token_view(tok_values, rmask[b])
-                width = m.shape[1]
-                loss = rl.ppo_clipped_loss(logps, old_logps[b, :width], advantages[b, :width], m, cfg.clip_eps) + \
-                    cfg.value_coef * rl.ppo_value_loss(values, old_values[b, :width], returns[b, :width], m, cfg.clip_eps)
-                optimiser.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
-                optimiser.step()
-        kl = rl.approximate_kl(old_logps, ref_logps, rm_mask)
-        record = {"iteration": it + 1, "score": round(float(score.mean()), 4), "kl": round(float(kl.mean()), 4),
-                  "seconds": round(time.perf_counter() - t0, 1)}
-        if oracle is not None:
-            true = true_rewards(texts, [decode(tok, r) for r in responses], oracle)
-            record["true_reward"] = round(sum(true) / len(true), 4)
-        log.append(record)
+        run = rollout(lm, sft, head, reward_model, texts, generator, cfg)
+        ppo_update(policy, head, run, optimiser, params, generator, cfg)
+        log.append(ppo_record(it + 1, run, texts, sft.tokenizer, oracle, time.perf_counter() - t0))
         if on_log:
-            on_log(record)
-    return type(sft)(policy.eval(), tok), log
+            on_log(log[-1])
+    return type(sft)(policy.eval(), sft.tokenizer), log
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -550,7 +606,7 @@ def evaluation_instructions(n_per_cell: int = 25, seed: int = 4321, exclude: fro
     rng = random.Random(seed)
     out = []
     for family in FAMILIES:
-        for name, index in (("canonical", 0), ("held-out", si.HELD_OUT_PHRASING)):
+        for name, index in (("canonical", 0), ("held-out", teacher.HELD_OUT_PHRASING)):
             made = 0
             while made < n_per_cell:
                 text = instruction(rng, family, index)
@@ -604,14 +660,10 @@ def win_rate_ceiling(sft_rewards: list[float], best: float = 1.0) -> dict:
 def load_reward_model(source, device: str, dtype):
     """``ModelSpec`` loader of a reward model: ``AutoModelForSequenceClassification`` (one label)
     and ``AutoTokenizer``; returns a ``LanguageModel`` whose ``model`` gives a score per sequence."""
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
     from demos.common import language_model as lmk
 
-    kwargs = source.pretrained_kwargs()
-    tokenizer = AutoTokenizer.from_pretrained(source.location, local_files_only=kwargs["local_files_only"])
-    model = AutoModelForSequenceClassification.from_pretrained(source.location, dtype=dtype, **kwargs).to(device).eval()
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model.config.pad_token_id = tokenizer.pad_token_id
-    return lmk.LanguageModel(model, tokenizer)
+    rm = lmk.load_pretrained(source, device, dtype, AutoModelForSequenceClassification)
+    rm.model.config.pad_token_id = rm.tokenizer.pad_token_id  # the score is read at the last non-pad token
+    return rm

@@ -38,8 +38,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from demos.rnn_transformer.compute import (MAX_TOKENS, MODEL_KINDS, VALUES, VOCAB, Sequence, encode,
-                                           sample_batch, sample_sequence)
+from demos.common import language_model as lmk
+from demos.rnn_transformer.task import (MAX_TOKENS, MODEL_KINDS, VALUES, VOCAB, Sequence, encode, sample_batch,
+                                        sample_sequence)
 from playground import models as registry
 from playground.models import single_thread
 
@@ -278,49 +279,51 @@ class TrainConfig:
     seed: int = 0
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up, then cosine decay to 10% of ``lr``."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+def toolkit_config(cfg: TrainConfig) -> lmk.TrainConfig:
+    """``cfg`` as the language-model toolkit's loop reads it: linear warm-up, then cosine decay to
+    10% of ``lr`` (``language_model.lr_at`` with ``min_lr_ratio`` 0.1)."""
+    return lmk.TrainConfig(steps=cfg.steps, batch=cfg.batch, lr=cfg.lr, min_lr_ratio=0.1, warmup=cfg.warmup,
+                           weight_decay=cfg.weight_decay, clip=cfg.clip, log_every=cfg.eval_every, seed=cfg.seed)
+
+
+def recall_loss(model: nn.Module, batch: list[Sequence]) -> torch.Tensor:
+    """Cross-entropy of the queried value: ``-log p(target | sequence)``, mean over the batch."""
+    ids, mask, targets = tensors(batch)
+    return F.cross_entropy(model(ids, mask), targets)
 
 
 def train(kind: str, cfg: TrainConfig, on_eval=None, should_stop=lambda: False,
           seconds: float | None = None) -> tuple[nn.Module, list[dict]]:
     """Train a fresh model of ``kind`` on fresh batches of the training mix (``sample_batch``: one
-    length per batch, every length and layout covered): AdamW,
-    cross-entropy on the queried value, gradient clipping. Evaluates on a fixed validation set every
-    ``eval_every`` steps (``on_eval(record)``); stops after ``cfg.steps``, after ``seconds`` of
-    training, or when ``should_stop()``. Returns the model (eval mode) and the log."""
+    length per batch, every length and layout covered) with the language-model toolkit's loop
+    (``language_model.training_loop``: AdamW, warm-up then cosine, gradient clipping), cross-entropy
+    on the queried value. Evaluates on a fixed validation set every ``eval_every`` steps
+    (``on_eval(record)``); stops after ``cfg.steps``, after ``seconds`` of training, or when
+    ``should_stop()``. Returns the model (eval mode) and the log."""
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     model = build_model(CONFIGS[kind])
-    optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     valid_rng = np.random.default_rng(10_000 + cfg.seed)  # a fixed validation set, apart from training
     valid = [sample_sequence(valid_rng) for _ in range(cfg.eval_size)]
     log, start, losses = [], time.perf_counter(), []
-    for step in range(cfg.steps):
-        if should_stop() or (seconds is not None and time.perf_counter() - start > seconds):
-            break
-        for group in optimiser.param_groups:
-            group["lr"] = lr_at(step, cfg)
-        ids, mask, targets = tensors(sample_batch(rng, cfg.batch))
-        loss = F.cross_entropy(model(ids, mask), targets)
-        optimiser.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-        optimiser.step()
-        losses.append(loss.item())
+
+    def after_step(step: int, loss: float) -> None:
+        losses.append(loss)
         if (step + 1) % cfg.eval_every == 0:
             model.eval()
             record = {"step": step + 1, "seconds": round(time.perf_counter() - start, 2),
                       "loss": float(np.mean(losses)), "val_accuracy": accuracy(model, valid)}
             model.train()
-            losses = []
+            losses.clear()
             log.append(record)
             if on_eval is not None:
                 on_eval(record)
+
+    def stop() -> bool:
+        return should_stop() or (seconds is not None and time.perf_counter() - start > seconds)
+
+    lmk.training_loop(model, toolkit_config(cfg), lambda step: sample_batch(rng, cfg.batch), recall_loss, after_step,
+                      should_stop=stop)
     return model.eval(), log
 
 
