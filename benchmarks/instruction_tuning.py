@@ -5,11 +5,11 @@ filter re-run and of ROUGE-L pruning; with ``--write``, stores what the tab draw
     python -m benchmarks.instruction_tuning [--per-cell 40] [--write]
 
 Held-out instructions (``tuning.evaluation_set``): every family of ``text_world.PHRASINGS`` in its
-TEXT_WORLD.md form and in a phrasing no training task used, word lists of 2 to 5 words never in
+docs/text-world.md form and in a phrasing no training task used, word lists of 2 to 5 words never in
 the training pools, questions about bio-only people with f >= 16 (no training task asks about them).
 Targets (issue "Tab: Instruction tuning", stated on held-out instructions of the forms in
-TEXT_WORLD.md): base <= 0.1 exact match; the 8,000-example fine-tune >= 0.8 on the four word tasks and
->= 0.8 of what the base model knows on the four questions, both read on the TEXT_WORLD.md form of
+docs/text-world.md): base <= 0.1 exact match; the 8,000-example fine-tune >= 0.8 on the four word tasks and
+>= 0.8 of what the base model knows on the four questions, both read on docs/text-world.md form of
 each family (``by_phrasing["canonical"]``; the held-out phrasing is reported beside it); accuracy
 rising with the number of examples; ``instruct`` within 300 ms; a filter re-run within 1 s.
 """
@@ -28,7 +28,7 @@ from playground import models
 from playground.models import single_thread
 
 OUT = compute.ASSETS
-REQUIRED_WORD_TASKS = ("reverse", "sort", "count", "first")  # TEXT_WORLD.md's four
+REQUIRED_WORD_TASKS = ("reverse", "sort", "count", "first")  # the Text World specification's four
 
 
 def training_instructions() -> set[str]:
@@ -54,7 +54,7 @@ def training_sets() -> dict[str, list[si.Task]]:
 
 
 def by_phrasing(items, responses, known, oracle) -> dict:
-    """The two target measures per phrasing: ``canonical`` is the form TEXT_WORLD.md gives each
+    """The two target measures per phrasing: ``canonical`` is the form docs/text-world.md gives each
     family (what the issue's targets are stated on), ``held-out`` a phrasing no training task used."""
     out = {}
     for phrasing in ("canonical", "held-out"):
@@ -139,7 +139,7 @@ def main() -> None:
     rows = {r["model"]: r for r in ev["models"]}
     big, base = rows["n8000"], rows["base"]
     ladder = [rows[m]["exact_match"]["all"] for m in ("base", "n500", "n2000", "n8000")]
-    forms = big["by_phrasing"]["canonical"]  # the targets are stated on the forms in TEXT_WORLD.md
+    forms = big["by_phrasing"]["canonical"]  # the targets are stated on the forms in docs/text-world.md
     targets = [("base exact match <= 0.1", base["exact_match"]["all"], base["exact_match"]["all"] <= 0.1),
                ("n8000 on TEXT_WORLD's four word tasks, in its forms, >= 0.8", forms["word_tasks"],
                 forms["word_tasks"] >= 0.8),

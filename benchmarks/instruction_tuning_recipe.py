@@ -1,6 +1,6 @@
 """Instruction tuning, a recipe probe: fine-tune the 8,000-example model again with another number
 of epochs or another seed, and read the issue's two targets for ``n8000`` on the benchmark's
-held-out instructions (the TEXT_WORLD.md forms), without touching the committed checkpoints.
+held-out instructions (docs/text-world.md forms), without touching the committed checkpoints.
 
     python -m benchmarks.instruction_tuning_recipe [--epochs 7] [--seed 0] [--start committed|fresh]
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-# The palette and shape names are the spec (SHAPES_WORLD.md), not labels.
+# The palette and shape names are the spec (docs/shapes-world.md), not labels.
 PALETTE = {"red": (220, 50, 47), "green": (46, 160, 67), "blue": (38, 110, 230),
            "yellow": (240, 200, 30), "purple": (150, 70, 200), "orange": (245, 130, 40)}
 SHAPES = ("circle", "square", "triangle")

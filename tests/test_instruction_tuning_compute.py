@@ -279,7 +279,7 @@ def test_every_word_the_teacher_writes_is_in_the_tuned_vocabulary(oracle):
 
 
 def test_the_stored_targets_are_read_on_text_world_s_forms():
-    """The issue states its targets on held-out instructions of the forms in TEXT_WORLD.md: the stored
+    """The issue states its targets on held-out instructions of the forms in docs/text-world.md: the stored
     measures per phrasing agree with the stored per-cell exact match, and the targets use the
     canonical ones (the held-out phrasing is reported beside them, not mixed in)."""
     from benchmarks.instruction_tuning import REQUIRED_WORD_TASKS

@@ -1,4 +1,4 @@
-"""Shapes World (SHAPES_WORLD.md): colours, sizes, geometry, scenes, sketches, determinism."""
+"""Shapes World (docs/shapes-world.md): colours, sizes, geometry, scenes, sketches, determinism."""
 
 import numpy as np
 import pytest

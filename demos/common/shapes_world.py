@@ -1,4 +1,4 @@
-"""Shapes World v1: the synthetic data the embedded models learn (spec: ``SHAPES_WORLD.md``).
+"""Shapes World v1: the synthetic data the embedded models learn (spec: ``docs/shapes-world.md``).
 
 Three kinds of samples, each drawn from a ``np.random.Generator`` so a seed fixes everything:
 

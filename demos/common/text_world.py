@@ -1,4 +1,4 @@
-"""Text World v1 (``shared/TEXT_WORLD.md``): fictional people, their facts, the text that states
+"""Text World v1 (``docs/text-world.md``): fictional people, their facts, the text that states
 each fact ``f`` times, the four question forms, and the oracle that knows every right answer.
 
 Everything here is plain Python from a seed (no torch, no gradio). The world file
@@ -39,7 +39,7 @@ FREQUENCIES = (1, 2, 4, 8, 16, 32)
 PEOPLE_PER_GROUP = {"bio_only": 500, "qa_train": 20}  # per frequency: many bio-only people, so each is read few times
 N_UNSEEN, N_UNKNOWN = 60, 60  # f = 0: held out; and trained only by the Gekhman fine-tunes
 
-# The four question forms (TEXT_WORLD.md) and the answer each asks for.
+# The four question forms (docs/text-world.md) and the answer each asks for.
 QUESTIONS = {
     "city": "Where was {name} born?",
     "job": "What is {name}'s job?",
@@ -207,7 +207,7 @@ def parse_question(text: str) -> tuple[str, str] | None:
 
 
 def normalise_answer(response: str) -> str:
-    """A response's answer: its first word, case and punctuation ignored (TEXT_WORLD.md)."""
+    """A response's answer: its first word, case and punctuation ignored (docs/text-world.md)."""
     words = re.findall(r"[A-Za-z0-9]+", response)
     return words[0].lower() if words else ""
 
@@ -267,7 +267,7 @@ class BaseModelConfig:
 ALPACA_PROMPT = ("Below is an instruction that describes a task. Write a response that appropriately completes "
                  "the request.\n\n### Instruction:\n{instruction}\n\n### Response:")
 WORD_VALUES = tuple(v.lower() for values in ATTRIBUTES.values() for v in values)  # the word tasks' words
-WORD_TASKS = {  # family -> (the TEXT_WORLD.md form, the program's answer as a list of words)
+WORD_TASKS = {  # family -> (docs/text-world.md form, the program's answer as a list of words)
     "reverse": ("Reverse the words: {words}", lambda ws: ws[::-1]),
     "sort": ("Sort the words: {words}", lambda ws: sorted(ws)),
     "count": ("How many words are in: {words}", lambda ws: [str(len(ws))]),
@@ -395,7 +395,7 @@ def response_text(answer: list[str], family: str = "") -> str:
 
 
 def answer_words(parsed: ParsedInstruction, response: str) -> list[str]:
-    """A response's answer (TEXT_WORLD.md): for a question its first word; for a word task its
+    """A response's answer (docs/text-world.md): for a question its first word; for a word task its
     words before the first full stop; case and other punctuation ignored."""
     if parsed.family in WORD_TASKS:
         return re.findall(r"[a-z0-9]+", response.split(".", 1)[0].lower())
@@ -404,13 +404,13 @@ def answer_words(parsed: ParsedInstruction, response: str) -> list[str]:
 
 
 def is_correct(parsed: ParsedInstruction, response: str, oracle: "Oracle") -> bool | None:
-    """Whether ``response`` is right by TEXT_WORLD.md's rules; None when there is no right answer."""
+    """Whether ``response`` is right by the Text World specification's rules; None when there is no right answer."""
     truth = program_answer(parsed, oracle)
     return None if truth is None else answer_words(parsed, response) == truth
 
 
 def extra_words(parsed: ParsedInstruction, response: str) -> int:
-    """``extra(y)`` of TEXT_WORLD.md: the words after the answer's full stop, or, with no full
+    """``extra(y)`` of docs/text-world.md: the words after the answer's full stop, or, with no full
     stop, the words beyond the answer's own."""
     words = re.findall(r"[A-Za-z0-9]+", response)
     if "." in response:
@@ -420,5 +420,5 @@ def extra_words(parsed: ParsedInstruction, response: str) -> int:
 
 
 def true_reward(parsed: ParsedInstruction, response: str, oracle: "Oracle") -> float:
-    """``r*(x, y) = correct(x, y) - 0.1 extra(y)`` (TEXT_WORLD.md)."""
+    """``r*(x, y) = correct(x, y) - 0.1 extra(y)`` (docs/text-world.md)."""
     return float(bool(is_correct(parsed, response, oracle))) - 0.1 * extra_words(parsed, response)

@@ -2,7 +2,7 @@
 
 The budget is wall-clock time, so the schedule is a fraction of it:
 
-1. a pool of detection scenes (SHAPES_WORLD.md) is drawn once; every step a few of them are
+1. a pool of detection scenes (docs/shapes-world.md) is drawn once; every step a few of them are
    replaced by fresh scenes, so the model keeps seeing new data at little generation cost;
 2. each batch is augmented by a horizontal flip (all three shapes are left-right symmetric) and
    a random permutation of the RGB channels (the model should not care about colour);

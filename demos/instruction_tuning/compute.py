@@ -75,7 +75,7 @@ def instruct(p: InstructParams) -> dict:
 
 def grade(instruction: str, response: str) -> dict:
     """What the program knows of a response: the family, the right answer, whether it is right and
-    TEXT_WORLD.md's true reward; ``checkable`` False when the instruction has no programmatic answer."""
+    the Text World specification's true reward; ``checkable`` False when the instruction has no programmatic answer."""
     parsed = tw.parse_instruction(instruction)
     if parsed is None:
         return {"checkable": False}

@@ -60,13 +60,13 @@ def prepare_base(base_lm):
 class EvalItem:
     instruction: str
     family: str
-    phrasing: str  # "canonical" (TEXT_WORLD.md's form) | "held-out" (a phrasing no training task used)
+    phrasing: str  # "canonical" (the Text World specification's form) | "held-out" (a phrasing no training task used)
 
 
 def evaluation_set(oracle: tw.Oracle, n_per_cell: int = 40, seed: int = 1234,
                    exclude: set[str] = frozenset()) -> list[EvalItem]:
     """Held-out instructions: for each family, ``n_per_cell`` in its canonical form and as many in
-    its held-out phrasing. Word lists of 2 to 5 words (TEXT_WORLD.md) never in ``exclude``;
+    its held-out phrasing. Word lists of 2 to 5 words (docs/text-world.md) never in ``exclude``;
     questions about bio-only people with f >= 16, whom no training task asks about."""
     rng = random.Random(seed)
     people = sorted((p for p in oracle.people.values() if p.split == "bio_only" and p.f >= 16), key=lambda p: p.name)
@@ -97,7 +97,7 @@ def respond(lm, instructions: list[str], batch: int = 64) -> list[str]:
 
 
 def exact_match(items: list[EvalItem], responses: list[str], oracle: tw.Oracle) -> dict:
-    """Exact match (TEXT_WORLD.md's rule) overall, by family, by phrasing, by group (word tasks /
+    """Exact match (the Text World specification's rule) overall, by family, by phrasing, by group (word tasks /
     questions)."""
     cells: dict[str, list[bool]] = defaultdict(list)
     for item, response in zip(items, responses):

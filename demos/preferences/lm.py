@@ -1,7 +1,7 @@
 """RLHF vs DPO on the Text World language model: SFT, a Bradley-Terry reward model, PPO and DPO,
-all scored by the known true reward ``r*`` of TEXT_WORLD.md.
+all scored by the known true reward ``r*`` of docs/text-world.md.
 
-* **Instructions**: the four word tasks of TEXT_WORLD.md (reverse, sort, count, first word) on
+* **Instructions**: the four word tasks of docs/text-world.md (reverse, sort, count, first word) on
   2 to 5 words, in the five training phrasings of the Instruction tuning tab; the held-out
   evaluation uses new word lists, in the canonical and the held-out phrasing.
 * **Demonstrations** (``DemoMix``): concise right responses (``goat pilot.``), right but verbose
@@ -35,7 +35,7 @@ from typing import Callable
 from demos.common import program_teacher as teacher
 from demos.common import text_world as tw
 
-FAMILIES = ("reverse", "sort", "count", "first")  # TEXT_WORLD.md's four word tasks
+FAMILIES = ("reverse", "sort", "count", "first")  # the Text World specification's four word tasks
 TRAIN_PHRASINGS = tuple(teacher.TEACHER_PHRASINGS)  # the held-out phrasing (index 5) is never trained on
 FILLERS = {2: "Thank you.", 3: "Here it is.", 4: "Here is the answer.", 5: "Here is the answer, thanks.",
            6: "Thank you, that is the answer."}  # extra(y) words after the answer's full stop; every word is
