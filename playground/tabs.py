@@ -54,7 +54,7 @@ class Tab:
     ``build`` is ``"module:function"``; the function is called as ``build(demo)`` inside the tab's
     ``gr.Tab`` and returns the tab's ``ui_helpers.Binding`` (or a list of them, the first the tab's
     own, or ``None``). ``models`` are the models the tab loads (``playground.models.get(name)``);
-    ``lesson`` is the tab's lesson file, relative to its package, once it has one.
+    ``lessons`` are the tab's lesson files, relative to its package (``playground/lessons.py``).
     """
 
     id: str
@@ -62,7 +62,7 @@ class Tab:
     summary: str
     build: str
     models: tuple[ModelSpec, ...] = ()
-    lesson: str | None = None
+    lessons: tuple[str, ...] = ()
 
     def build_function(self) -> Callable:
         """Import the tab's UI module and return its ``build`` (cheap: UI modules import gradio, not torch)."""

@@ -7,4 +7,5 @@ TAB = Tab(
     title="Attention cache",
     summary="MHA, MQA, GQA and MLA: who shares keys and values, and what the KV cache costs.",
     build="demos.attention.ui:build",
+    lessons=("lesson.md",),
 )
