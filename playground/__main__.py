@@ -95,6 +95,16 @@ def check_device(device: str | None) -> None:
             fail(str(err))
 
 
+def build_app_or_fail(build_app, tabs):
+    """The app; a broken lesson file stops the start with its one-line error (file and step)."""
+    from playground.lessons import LessonError
+
+    try:
+        return build_app(tabs)
+    except LessonError as err:
+        fail(f"lesson: {err}")
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     root_path = check_root_path(args.root_path)
@@ -108,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     from playground.serving import Lifecycle
     from playground.tabs import TAB_IDS
 
-    demo = build_app(tabs)
+    demo = build_app_or_fail(build_app, tabs)
     lifecycle = Lifecycle(tabs or TAB_IDS)
     demo.launch(**launch_kwargs(args.host, args.port, args.share, root_path, lifecycle), prevent_thread_lock=True)
     stop_on_sigterm(demo, lifecycle)

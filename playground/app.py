@@ -14,7 +14,7 @@ import gradio as gr
 from starlette.middleware import Middleware
 from starlette.responses import PlainTextResponse
 
-from playground import gradio_fixes, home, plots, serving, settings, sharing, tempfiles
+from playground import gradio_fixes, home, lessons, plots, serving, settings, sharing, tempfiles
 from playground import tabs as playground_tabs
 
 THEME = gr.themes.Soft(primary_hue="indigo")
@@ -72,6 +72,7 @@ def build_app(tabs: list[str | playground_tabs.Tab] | None = None) -> gr.Blocks:
                         sharing.python_panel(view)
                     shared.append(view)
             sharing.wire(demo, tabs, home_tab, shared)
+            lessons.wire(lessons.for_tabs(shared))  # a broken lesson stops the start here
         demo.queue(max_size=settings.QUEUE_MAX_SIZE,
                    default_concurrency_limit=settings.DEFAULT_CONCURRENCY_LIMIT)
     return demo

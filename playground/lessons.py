@@ -350,7 +350,8 @@ def is_right(question: Question, answer: Any) -> bool:
         raise ValueError("answer must be a number") from None
     if not math.isfinite(number):
         raise ValueError("answer must be a finite number")
-    return abs(number - float(question.answer)) <= question.tolerance
+    slack = 1e-9 * max(1.0, abs(float(question.answer)))  # 2.25 - 2.15 is 0.10000000000000009
+    return abs(number - float(question.answer)) <= question.tolerance + slack
 
 
 def check_answer(lessons: list[Lesson], lesson_id: Any, step: Any, answer: Any) -> dict:
@@ -361,6 +362,47 @@ def check_answer(lessons: list[Lesson], lesson_id: Any, step: Any, answer: Any) 
     q = found.question
     shown = q.answer if not q.is_number else (f"{q.answer:g} (± {q.tolerance:g})" if q.tolerance else f"{q.answer:g}")
     return {"correct": is_right(q, answer), "answer": shown, "why": q.why}
+
+
+# ----------------------------------------------------------------------------- in the app
+def for_tabs(shared: list) -> list[Lesson]:
+    """The lessons of the tabs in the app, each checked against its tab's Bindings: what start-up
+    does (``shared``: the app's ``sharing.Shared`` per tab). A broken lesson raises ``LessonError``."""
+    from playground import tabs
+
+    found = []
+    for view in shared:
+        declared = tabs.get(view.tab_id).lessons if view.tab_id in tabs.TAB_IDS else ()
+        for relative in declared:
+            lesson = load(view.tab_id, relative)
+            check_views(lesson, view.bindings)
+            found.append(lesson)
+    ids = [lesson.id for lesson in found]
+    for lesson in found:
+        if ids.count(lesson.id) > 1:
+            raise LessonError(f"{lesson.path}: the id {lesson.id!r} is used by another lesson too")
+    return found
+
+
+def wire(found: list[Lesson]) -> None:
+    """The ``lessons`` and ``lesson_check`` endpoints (inside the app's Blocks)."""
+    import gradio as gr
+
+    from playground.ui_helpers import api_errors
+
+    @api_errors
+    def lessons_list() -> list:
+        """Every lesson with its steps, views, questions and goals; never the right answers."""
+        return [public(lesson) for lesson in found]
+
+    @api_errors
+    def lesson_check(lesson_id: str, step: int, answer: str) -> dict:
+        """A student's answer (an option's text, or a number) to step ``step`` (from 1) of a lesson:
+        ``{"correct", "answer", "why"}``."""
+        return check_answer(found, lesson_id, step, answer)
+
+    gr.api(lessons_list, api_name="lessons")
+    gr.api(lesson_check, api_name="lesson_check")
 
 
 # ----------------------------------------------------------------------------- truth
