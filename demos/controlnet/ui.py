@@ -407,8 +407,8 @@ def build_api() -> None:
 
 
 if __name__ == "__main__":
-    from playground.app import CSS, THEME
+    from playground import theme
 
     with gr.Blocks(title=TAB.title) as demo:
         build(demo)
-    demo.queue().launch(theme=THEME, css=CSS)
+    demo.queue().launch(**theme.launch_kwargs())

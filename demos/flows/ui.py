@@ -287,7 +287,9 @@ def wire(binding, train, stop, layer, plots, state, status, download):
 
 
 if __name__ == "__main__":
+    from playground import theme
+
     with gr.Blocks(title=TAB.title) as app:
         with gr.Tab(TAB.title, id="flows"):
             build(app)
-    app.queue().launch()
+    app.queue().launch(**theme.launch_kwargs())

@@ -294,6 +294,8 @@ def build_api() -> None:
 
 
 if __name__ == "__main__":
+    from playground import theme
+
     with gr.Blocks(title=TAB.title) as app:
         build(app)
-    app.queue().launch()
+    app.queue().launch(**theme.launch_kwargs())

@@ -371,6 +371,8 @@ def _wire(c, binding, on_run, run_btn, stop_btn, run_state, stats, outputs, comp
 
 
 if __name__ == "__main__":
+    from playground import theme
+
     with gr.Blocks() as app:
         build(app)
-    app.launch()
+    app.launch(**theme.launch_kwargs())
