@@ -269,11 +269,12 @@ class Binding:
         """The Params object of the values the controls open with."""
         return self.params_type(**{name: c.value for name, c in self.components.items()})
 
-    def event(self, fn: Callable, extra: list | tuple = ()) -> Callable:
+    def event(self, fn: Callable, extra: list | tuple = (), name: str | None = None) -> Callable:
         """``fn`` as an event of ``inputs`` and ``extra`` (other components), called as
         ``fn(params, *values of extra, request=..., progress=...)``: the Params object, then the
         value of each ``extra`` component in its order, and ``request`` and ``progress`` only if
-        ``fn`` has those parameters. User errors become warnings (``user_errors``).
+        ``fn`` has those parameters. User errors become warnings (``user_errors``). The callback
+        is named ``name``, by default ``on_<fn's name>`` (Gradio names a private event after it).
 
         Register it with ``self.inputs_with(*extra)`` (or ``inputs`` when there is no ``extra``)::
 
@@ -294,7 +295,7 @@ class Binding:
             def callback(values: dict, request: gr.Request = None, progress=gr.Progress()):
                 args, keywords = arguments(values, request, progress)
                 return fn(*args, **keywords)
-        callback.__name__ = callback.__qualname__ = f"on_{fn.__name__}"
+        callback.__name__ = callback.__qualname__ = name or f"on_{fn.__name__}"
         return user_errors(callback)
 
     def inputs_with(self, *extra: gr.components.Component) -> set:

@@ -29,6 +29,7 @@ def test_an_event_gets_the_params_then_each_extra_value_in_order():
 
     on_detect = binding.event(detect, extra=[image, state])
     assert on_detect.__name__ == "on_detect"
+    assert binding.event(detect, name="on_scene").__name__ == "on_scene"
     assert binding.inputs_with(image, state) == binding.inputs | {image, state}
     values = {**binding.values(P(3, "b")), state: {"kept": 1}, image: "x.png"}
     assert on_detect(values, request="req", progress=None) == "done"
