@@ -353,7 +353,7 @@ def build(demo: gr.Blocks) -> Binding:
     with gr.Row():
         with gr.Column(scale=1):
             c = build_inputs()
-            with gr.Row(elem_classes="gp-primary-row"):  # sticks to the screen's bottom (playground/app.py CSS)
+            with gr.Row(elem_classes="gp-primary-row"):  # sticks to the screen's bottom (playground/theme.py CSS)
                 generate = gr.Button("Generate", variant="primary")
                 stop = gr.Button("Stop", variant="stop", elem_id="controlnet-stop")
         with gr.Column(scale=1):

@@ -239,7 +239,7 @@ def build(demo: gr.Blocks) -> Binding:
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
             binding = controls()
-            with gr.Row(elem_classes="gp-primary-row"):  # sticks to the screen's bottom (playground/app.py CSS)
+            with gr.Row(elem_classes="gp-primary-row"):  # sticks to the screen's bottom (playground/theme.py CSS)
                 train = gr.Button("Train", variant="primary")
                 stop = gr.Button("Stop", variant="stop", elem_id="flows-stop")
             status = gr.Markdown(train_hint(), elem_id="flows-status")
