@@ -1,5 +1,6 @@
 """Workarounds for Gradio bugs that matter behind a public link, each installed by ``build_app``
-and tested in ``tests/test_gradio_fixes.py``. Remove one when the pinned Gradio fixes it.
+and tested in ``tests/test_gradio_fixes.py``. Remove one when the pinned Gradio fixes it (a test
+there says when).
 
 1. **Image outputs are written in place** (gradio 6.31 ``processing_utils.save_pil_to_cache``):
    the cache path is the hash of the image's bytes, and the file is truncated and rewritten by
@@ -8,6 +9,8 @@ and tested in ``tests/test_gradio_fixes.py``. Remove one when the pinned Gradio 
    PNG: measured here, 4,719 of 5,963 reads made during concurrent writes were broken, and the
    load benchmark saw it as "wrong answers". The fix writes a temporary file and renames it into
    place, as Gradio's own ``save_file_to_cache`` already does.
+   Upstream: no Gradio issue found (searched 2026-12-07); still broken in 6.31
+   (``tests/gradio_upstream.py``: the same image is rewritten in place, same inode).
 2. **Each property update leaks a component into the session** (gradio 6.31
    ``Blocks.postprocess_data``): ``gr.update(...)`` or ``gr.skip()`` for an output makes a new
    component for the session, stored under the output's id but carrying a new id of its own;
@@ -15,6 +18,8 @@ and tested in ``tests/test_gradio_fixes.py``. Remove one when the pinned Gradio 
    component per update per session, for as long as the session lives: a step-wise run, which
    yields ``gr.skip()`` every step, left one JSON and one Gallery behind per call (measured with
    ``gc``). The fix gives the replacement the id of the output it replaces.
+   Upstream: no Gradio issue found (searched 2026-12-07); the per-session components came with
+   gradio-app/gradio#8030 ("Store configs per session in the backend"). Still broken in 6.31.
 3. **The app is built four times and configured five** (gradio 6.31 ``Blocks.__init__`` calls
    ``queue()``; ``queue()`` and ``Blocks.__exit__`` each call ``App.create_app``, which computes
    the page's config again in ``setup_mcp_server``; ``__exit__`` computes it too; ``launch``
@@ -24,10 +29,13 @@ and tested in ``tests/test_gradio_fixes.py``. Remove one when the pinned Gradio 
    no config, so ``demo.app`` and ``demo.config`` are ``None`` until ``launch`` (or
    ``gr.mount_gradio_app``) makes the ones it serves; within ``launch`` the config is computed
    once (again only if what ``setup_mcp_server`` adds, MCP on or translations, changed).
+   Upstream: no Gradio issue found (searched 2026-12-07); ``queue()`` making the app dates from
+   gradio-app/gradio#3089. Still so in 6.31 (4 apps, 6 configs for one small Blocks).
 4. **Every component made reads its constructor's signature again** (gradio 6.31
    ``component_meta.updateable`` calls ``inspect.getfullargspec`` on each ``__init__``, and on
    each ``gr.update`` in an event): a third of the time building the app's ~400 components took.
    The fix caches the signature per constructor (a class's ``__init__`` never changes).
+   Upstream: no Gradio issue found (searched 2026-12-07); still so in 6.31.
 5. **A damaged image upload is a bare "Error" and a traceback** (gradio 6.31
    ``image_utils.preprocess_image`` opens every upload with Pillow, even for an image input with
    ``type="filepath"`` and ``image_mode=None`` that only passes the path on): a corrupt PNG fails
@@ -35,11 +43,17 @@ and tested in ``tests/test_gradio_fixes.py``. Remove one when the pinned Gradio 
    the tab's own safe decode) says what is wrong, and the server logs a traceback. The fix hands
    such an input's path on undecoded, so the tab's check speaks in both; for the other image
    inputs an unreadable upload is a ``gr.Error`` saying so, without a traceback.
+   Upstream: no Gradio issue found (searched 2026-12-07); still broken in 6.31.
 6. **The API page calls ``gr.api`` parameters "1st Api component"** (gradio 6.31
    ``Blocks.get_api_info`` labels them by position, and the page writes 'The input value that is
    provided in the "1st" Api component'), and shows the docstrings' reST double backticks raw. The
    fix labels each by its parameter name (the return value ``result``) and writes code in
    descriptions with single backticks; parameter names, types and the endpoints stay as they are.
+   Upstream: no Gradio issue found (searched 2026-12-07); still so in 6.31.
+
+``tests/test_gradio_fixes.py::test_gradio_still_has_the_bug_each_fix_works_around`` reproduces each
+bug on Gradio as installed, without the fixes (``tests/gradio_upstream.py``): it fails for the fix
+an upgrade makes unnecessary, which then goes (with its test).
 """
 
 from __future__ import annotations

@@ -57,8 +57,9 @@ def hub_offline() -> bool:
 
 def downloads_allowed() -> bool:
     """Whether a model missing here may be downloaded from the Hugging Face hub on first use: only
-    when the owner opts in with ``PLAYGROUND_ALLOW_DOWNLOADS=1`` (playground/__init__.py otherwise
-    sets ``HF_HUB_OFFLINE=1`` before the hub library loads, so nothing waits on the network)."""
+    when the owner opts in with ``PLAYGROUND_ALLOW_DOWNLOADS=1`` (the command line otherwise sets
+    ``HF_HUB_OFFLINE=1`` before the hub library loads, ``playground.__main__.configure_environment``,
+    so nothing waits on the network)."""
     allowed = os.environ.get("PLAYGROUND_ALLOW_DOWNLOADS", "").strip().lower() in {"1", "true", "yes", "on"}
     return allowed and not hub_offline()
 

@@ -27,7 +27,7 @@ import textwrap
 import typing
 import urllib.parse
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import gradio as gr
 
@@ -351,25 +351,37 @@ def _wire_tab(demo: gr.Blocks, s: Shared, tab_ids: list[str], private: dict) -> 
     notes = [b.note for b in bindings if b.note]
     if notes:
         s.note.value, s.note.visible = " ".join(notes), True
-    for index, binding in enumerate(bindings):
-        opened = (binding.opening.then if binding.opening is not None else demo.load)
-        trigger = gr.Textbox(visible=False)  # set only when the link asks for a view other than the default
-        on_values, outputs, on_show = link_event(s.tab_id, bindings, index, tab_ids)
-        # 1. the link's values on the controls at once: no model slot (every page load runs this for every
-        # tab, and it used to wait behind other users' runs: once past 60 s in a full CI run). The link as
-        # the page opened: by the time this runs, choosing the tab has rewritten the URL.
-        opened(on_values, s.link, [*binding.components.values(), trigger],
-               js="() => [window.gpView ? window.gpView.initial : window.location.search]",
-               show_progress="hidden", concurrency_limit=None, **private
-               ).then(None, controls, js=write_js(s.tab_id, bindings, force=False))
-        # 2. that view, drawn by the tab's own event (a model slot where it runs a model), only when asked
-        if on_show is not None:
-            trigger.change(on_show, trigger, outputs, show_progress="full", **private, **binding.show_kwargs)
+    for index in range(len(bindings)):
+        _wire_link(demo, s, index, tab_ids, controls, private)
     with_api = [b for b in bindings if b.api is not None]
     if not with_api or s.code is None:
         if s.panel is not None:
             s.panel.visible = False
         return
+    _wire_code(s, controls, private)
+
+
+def _wire_link(demo: gr.Blocks, s: Shared, index: int, tab_ids: list[str], controls: list, private: dict) -> None:
+    """A page opened on a link: its values on ``s.bindings[index]``'s controls, then its view."""
+    bindings, binding = s.bindings, s.bindings[index]
+    opened = (binding.opening.then if binding.opening is not None else demo.load)
+    trigger = gr.Textbox(visible=False)  # set only when the link asks for a view other than the default
+    on_values, outputs, on_show = link_event(s.tab_id, bindings, index, tab_ids)
+    # 1. the link's values on the controls at once: no model slot (every page load runs this for every
+    # tab, and it used to wait behind other users' runs: once past 60 s in a full CI run). The link as
+    # the page opened: by the time this runs, choosing the tab has rewritten the URL.
+    opened(on_values, s.link, [*binding.components.values(), trigger],
+           js="() => [window.gpView ? window.gpView.initial : window.location.search]",
+           show_progress="hidden", concurrency_limit=None, **private
+           ).then(None, controls, js=write_js(s.tab_id, bindings, force=False))
+    # 2. that view, drawn by the tab's own event (a model slot where it runs a model), only when asked
+    if on_show is not None:
+        trigger.change(on_show, trigger, outputs, show_progress="full", **private, **binding.show_kwargs)
+
+
+def _wire_code(s: Shared, controls: list, private: dict) -> None:
+    """The "Reproduce in Python" panel: the endpoint calls for the tab's current settings."""
+    bindings = s.bindings
 
     def on_code(url: str, *values):
         values = list(values)
@@ -412,7 +424,13 @@ def link_event(tab_id: str, bindings: list[Binding], index: int, tab_ids: list[s
     on_values.__name__ = f"open_link_{tab_id}{suffix}"
     if binding.show is None:
         return on_values, [], None
-    outputs = list(binding.show_outputs)
+    on_show = _show_event(binding, kept_values)
+    on_show.__name__ = f"show_link_{tab_id}{suffix}"
+    return on_values, list(binding.show_outputs), on_show
+
+
+def _show_event(binding: Binding, kept_values: Callable[[str], dict]):
+    """``on_show(link)``: the binding's ``show`` run with the link's values (the defaults for the rest)."""
 
     @user_errors
     def on_show(search: str, request: gr.Request = None, progress=gr.Progress()):
@@ -425,5 +443,4 @@ def link_event(tab_id: str, bindings: list[Binding], index: int, tab_ids: list[s
         else:
             yield result
 
-    on_show.__name__ = f"show_link_{tab_id}{suffix}"
-    return on_values, outputs, on_show
+    return on_show

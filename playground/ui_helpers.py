@@ -46,18 +46,6 @@ def _guarded(fn, keep_page: bool):
     out-of-memory error anywhere in the callback frees memory first (``memory_guard``), so
     the next request starts clean.
     """
-
-    def handle(err: Exception):
-        """The value to return for a user error, or the ``gr.Error`` to raise."""
-        if isinstance(err, USER_ERRORS):
-            if keep_page:  # a toast renders (sanitised) HTML: the message is text
-                gr.Warning(html.escape(str(err), quote=False))
-                return gr.skip()
-            return gr.Error(str(err), print_exception=False)
-        log.exception("unexpected error in %s", fn.__name__)
-        return gr.Error(f"Something went wrong ({type(err).__name__}); the error was logged.",
-                        print_exception=False)
-
     if inspect.isgeneratorfunction(fn):  # streaming callbacks: errors surface while iterating
 
         @functools.wraps(fn)
@@ -68,10 +56,7 @@ def _guarded(fn, keep_page: bool):
             except gr.Error:
                 raise
             except Exception as err:  # noqa: BLE001 - never a stack trace to the user
-                outcome = handle(err)
-                if isinstance(outcome, gr.Error):
-                    raise outcome from err
-                yield outcome
+                yield _outcome(fn, err, keep_page)
 
         return generator_wrapper
 
@@ -83,12 +68,22 @@ def _guarded(fn, keep_page: bool):
         except gr.Error:
             raise
         except Exception as err:  # noqa: BLE001 - never a stack trace to the user
-            outcome = handle(err)
-            if isinstance(outcome, gr.Error):
-                raise outcome from err
-            return outcome
+            return _outcome(fn, err, keep_page)
 
     return wrapper
+
+
+def _outcome(fn, err: Exception, keep_page: bool):
+    """What a guarded ``fn`` returns for ``err`` (a user error on a page: a warning and no change),
+    or raises: the ``gr.Error`` the caller sees."""
+    if isinstance(err, USER_ERRORS):
+        if keep_page:  # a toast renders (sanitised) HTML: the message is text
+            gr.Warning(html.escape(str(err), quote=False))
+            return gr.skip()
+        raise gr.Error(str(err), print_exception=False) from err
+    log.exception("unexpected error in %s", fn.__name__)
+    raise gr.Error(f"Something went wrong ({type(err).__name__}); the error was logged.",
+                   print_exception=False) from err
 
 
 @dataclass(frozen=True)
@@ -113,7 +108,25 @@ def stepwise(work: Callable[[Callable[[int, int], None], Callable[[], bool]], An
     """
     handover: queue.SimpleQueue = queue.SimpleQueue()
     resume, closed = threading.Semaphore(0), threading.Event()
+    worker = _start_worker(work, stop, handover, resume, closed)
+    try:
+        while True:
+            kind, value = handover.get()
+            if kind == "error":
+                raise value
+            yield value
+            if kind == "done":
+                return
+            resume.release()
+    finally:
+        closed.set()
+        worker.join()
 
+
+def _start_worker(work, stop: threading.Event | None, handover: queue.SimpleQueue, resume: threading.Semaphore,
+                  closed: threading.Event) -> threading.Thread:
+    """The thread of a ``stepwise`` run: it puts ``("step", Step)`` after each step and waits for
+    ``resume`` (or ``closed``), then ``("done", result)`` or ``("error", exception)``."""
     def on_step(index: int, total: int) -> None:  # in the worker
         handover.put(("step", Step(index, total)))
         while not (resume.acquire(timeout=0.05) or closed.is_set()):
@@ -131,18 +144,7 @@ def stepwise(work: Callable[[Callable[[int, int], None], Callable[[], bool]], An
     worker = threading.Thread(target=contextvars.copy_context().run, args=(run,), daemon=True,
                               name="playground-stepwise")
     worker.start()
-    try:
-        while True:
-            kind, value = handover.get()
-            if kind == "error":
-                raise value
-            yield value
-            if kind == "done":
-                return
-            resume.release()
-    finally:
-        closed.set()
-        worker.join()
+    return worker
 
 
 class Cancelled(Exception):
@@ -267,22 +269,38 @@ class Binding:
         """The Params object of the values the controls open with."""
         return self.params_type(**{name: c.value for name, c in self.components.items()})
 
-    def event(self, fn: Callable) -> Callable:
-        """``fn(params, ...)`` as an event of ``inputs``: it gets the Params object, and ``request``
-        and ``progress`` if it has those parameters; user errors become warnings (``user_errors``)."""
-        wanted = inspect.signature(fn).parameters
+    def event(self, fn: Callable, extra: list | tuple = (), name: str | None = None) -> Callable:
+        """``fn`` as an event of ``inputs`` and ``extra`` (other components), called as
+        ``fn(params, *values of extra, request=..., progress=...)``: the Params object, then the
+        value of each ``extra`` component in its order, and ``request`` and ``progress`` only if
+        ``fn`` has those parameters. User errors become warnings (``user_errors``). The callback
+        is named ``name``, by default ``on_<fn's name>`` (Gradio names a private event after it).
 
-        def extras(request, progress) -> dict:
-            return {k: v for k, v in (("request", request), ("progress", progress)) if k in wanted}
+        Register it with ``self.inputs_with(*extra)`` (or ``inputs`` when there is no ``extra``)::
+
+            on_detect = binding.event(detect, extra=[image, state])  # detect(params, image, state)
+            button.click(on_detect, binding.inputs_with(image, state), outputs)
+        """
+        wanted, extra = inspect.signature(fn).parameters, tuple(extra)
+
+        def arguments(values: dict, request, progress) -> tuple[list, dict]:
+            keywords = {k: v for k, v in (("request", request), ("progress", progress)) if k in wanted}
+            return [self.params(values), *(values[c] for c in extra)], keywords
 
         if inspect.isgeneratorfunction(fn):
             def callback(values: dict, request: gr.Request = None, progress=gr.Progress()):
-                return (yield from fn(self.params(values), **extras(request, progress)))
+                args, keywords = arguments(values, request, progress)
+                return (yield from fn(*args, **keywords))
         else:
             def callback(values: dict, request: gr.Request = None, progress=gr.Progress()):
-                return fn(self.params(values), **extras(request, progress))
-        callback.__name__ = callback.__qualname__ = f"on_{fn.__name__}"
+                args, keywords = arguments(values, request, progress)
+                return fn(*args, **keywords)
+        callback.__name__ = callback.__qualname__ = name or f"on_{fn.__name__}"
         return user_errors(callback)
+
+    def inputs_with(self, *extra: gr.components.Component) -> set:
+        """``inputs`` and the ``extra`` components: the inputs of ``event(fn, extra)``."""
+        return self.inputs | set(extra)
 
     def on_open(self, opening=None, show: Callable | None = None, outputs: list | tuple = (), **event_kwargs) -> None:
         """Opening a link to this tab: once ``opening`` (the tab's page-load event, which draws the

@@ -8,7 +8,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("PLAYGROUND_DEVICE", "cpu")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as playground/__init__.py, before torch loads
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the CLI (playground/__main__.py), before torch loads
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:

@@ -364,9 +364,24 @@ def run_section() -> tuple:
     return button, [max_context, seed], [table, plot, note, last_run]
 
 
+@dataclass(frozen=True)
+class Views:
+    """What the shape and view controls show: the headline, the memory plot, the two tables and the heads."""
+
+    summary: gr.Markdown
+    memory: gr.Plot
+    sizes: gr.Dataframe
+    fits: gr.Dataframe
+    heads: gr.Plot
+
+    @property
+    def outputs(self) -> list:
+        """Every view but the heads, in the events' order."""
+        return [self.summary, self.memory, self.sizes, self.fits]
+
+
 def build(demo: gr.Blocks) -> Binding:
     p = compute.CacheParams()
-    view0 = compute.cache_view(p)
     gr.Markdown(INTRO)
     with gr.Row(equal_height=True):
         preset = gr.Dropdown([*compute.PRESETS, CUSTOM], value=compute.DEFAULT_PRESET, scale=1,
@@ -374,6 +389,35 @@ def build(demo: gr.Blocks) -> Binding:
                              info="published layer/head/dimension numbers; Custom makes every number editable")
         attention = attention_control(p.config)
     numbers = number_controls(p.config)
+    view, v = view_section(p)
+    explanation(explanation_text())
+    binding = Binding(Controls, preset=preset, attention=attention, **numbers, **view, check=Controls.params,
+                      api=Api("kv_cache", api_args, note="the endpoint takes no weights precision (only the "
+                              "cache's size depends on the four inputs)"))
+    gr.Examples([["DeepSeek-V2", 131_072, 1, "bf16"], ["DeepSeek-67B", 131_072, 1, "bf16"],
+                 ["Llama-2-70B", 4_096, 32, "fp16"], ["Falcon-7B", 2_048, 64, "fp16"],
+                 ["Llama-3-8B", 8_192, 16, "fp8"]], inputs=[preset, *[view[k] for k in ("seq_len", "batch_size", "dtype")]],
+                label="Examples: a model, a context length, a batch, a precision")
+    run_button, run_inputs, run_outputs = run_section()
+    with gr.Row():
+        export_button = gr.Button("Download what you see (JSON + CSV)", size="sm")
+    files = gr.File(label="download", file_count="multiple", visible=False)
+    on_preset = wire(binding, v.outputs, v.heads)
+    run_button.click(on_run, run_inputs, run_outputs, api_visibility="private", **model_event())
+    last_run = run_outputs[-1]
+    export_button.click(binding.event(exported, extra=[last_run], name="on_export"), binding.inputs_with(last_run),
+                        files, api_visibility="private")
+    gr.api(kv_cache_api, api_name="kv_cache")
+    opening = demo.load(opening_figures, outputs=[v.memory, v.heads], api_visibility="private")
+    shape = [binding.components[k] for k in ("attention", *SHAPE_FIELDS, "n_params_billion")]
+    binding.on_open(opening, on_preset, [*shape, *v.outputs, v.heads])
+    return binding
+
+
+def view_section(p: compute.CacheParams) -> tuple[dict, Views]:
+    """The view controls (``{field: component}``) beside the headline and the memory plot, then
+    the tables and the heads."""
+    view0 = compute.cache_view(p)
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
             view = view_controls(p)
@@ -388,32 +432,12 @@ def build(demo: gr.Blocks) -> Binding:
     fits = gr.Dataframe(value=fits_rows(view0), headers=FIT_HEADERS, interactive=False, wrap=True,
                         label="What fits on one GPU beside the weights (upper bounds: activations ignored)")
     heads = gr.Plot(label="which query heads share which keys and values")
-    explanation(explanation_text())
-    binding = Binding(Controls, preset=preset, attention=attention, **numbers, **view, check=Controls.params,
-                      api=Api("kv_cache", api_args, note="the endpoint takes no weights precision (only the "
-                              "cache's size depends on the four inputs)"))
-    gr.Examples([["DeepSeek-V2", 131_072, 1, "bf16"], ["DeepSeek-67B", 131_072, 1, "bf16"],
-                 ["Llama-2-70B", 4_096, 32, "fp16"], ["Falcon-7B", 2_048, 64, "fp16"],
-                 ["Llama-3-8B", 8_192, 16, "fp8"]], inputs=[preset, *[view[k] for k in ("seq_len", "batch_size", "dtype")]],
-                label="Examples: a model, a context length, a batch, a precision")
-    run_button, run_inputs, run_outputs = run_section()
-    with gr.Row():
-        export_button = gr.Button("Download what you see (JSON + CSV)", size="sm")
-    files = gr.File(label="download", file_count="multiple", visible=False)
-    on_preset = wire(binding, [summary, memory, sizes, fits], heads)
-    last_run = run_outputs[-1]
-    run_button.click(on_run, run_inputs, run_outputs, api_visibility="private", **model_event())
+    return view, Views(summary, memory, sizes, fits, heads)
 
-    @user_errors
-    def on_export(values: dict):
-        return export(snap_kv_heads(binding.params(values)), values[last_run])
 
-    export_button.click(on_export, binding.inputs | {last_run}, files, api_visibility="private")
-    gr.api(kv_cache_api, api_name="kv_cache")
-    opening = demo.load(opening_figures, outputs=[memory, heads], api_visibility="private")
-    shape = [binding.components[k] for k in ("attention", *SHAPE_FIELDS, "n_params_billion")]
-    binding.on_open(opening, on_preset, [*shape, summary, memory, sizes, fits, heads])
-    return binding
+def exported(c: Controls, last_run: dict | None):
+    """Download what you see (``binding.event(exported, extra=[last_run])``)."""
+    return export(snap_kv_heads(c), last_run)
 
 
 @functools.lru_cache(maxsize=1)
@@ -443,6 +467,8 @@ def wire(binding: Binding, view_outputs: list, heads):
 
 
 if __name__ == "__main__":
+    from playground import theme
+
     with gr.Blocks(title=TAB.title) as _demo:
         build(_demo)
-    _demo.launch()
+    _demo.launch(**theme.launch_kwargs())

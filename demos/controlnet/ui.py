@@ -167,28 +167,16 @@ def denoising(work, progress, desc: str, stop):
     return (yield from run_steps(work, stop, each))
 
 
-def generate_event(binding: Binding, sketch_input: gr.Sketchpad, upload_input: gr.Image):
-    """The Generate button's event: ``binding.inputs`` and the two images in."""
-
-    @user_errors
-    def run_generate(values: dict, request: gr.Request = None, progress=gr.Progress()):
-        c = binding.params(values)
-        sketch = values[upload_input] if c.source == UPLOAD else values[sketch_input]
-        yield from generate(c, sketch, request, progress)
-
-    return run_generate
+def generate_drawn(c: Controls, sketch, upload, request: gr.Request = None, progress=gr.Progress()):
+    """The Generate button (``binding.event(generate_drawn, extra=[sketch, upload])``): the outline
+    of the chosen source, the canvas or the upload."""
+    yield from generate(c, upload if c.source == UPLOAD else sketch, request, progress)
 
 
-def example_event(binding: Binding, upload_input: gr.Image):
-    """A clicked example: generated at once from the outline it put in the Upload tab (which is
-    then shown), whatever the canvas holds."""
-
-    @user_errors
-    def on_example(values: dict, request: gr.Request = None, progress=gr.Progress()):
-        c = replace(binding.params(values), source=UPLOAD)
-        yield from generate(c, values[upload_input], request, progress)
-
-    return on_example
+def generate_example(c: Controls, upload, request: gr.Request = None, progress=gr.Progress()):
+    """A clicked example (``binding.event(generate_example, extra=[upload])``): generated at once from
+    the outline it put in the Upload tab (which is then shown), whatever the canvas holds."""
+    yield from generate(replace(c, source=UPLOAD), upload, request, progress)
 
 
 def show_upload_tab(upload):
@@ -353,7 +341,7 @@ def build(demo: gr.Blocks) -> Binding:
     with gr.Row():
         with gr.Column(scale=1):
             c = build_inputs()
-            with gr.Row(elem_classes="gp-primary-row"):  # sticks to the screen's bottom (playground/app.py CSS)
+            with gr.Row(elem_classes="gp-primary-row"):  # sticks to the screen's bottom (playground/theme.py CSS)
                 generate = gr.Button("Generate", variant="primary")
                 stop = gr.Button("Stop", variant="stop", elem_id="controlnet-stop")
         with gr.Column(scale=1):
@@ -365,7 +353,8 @@ def build(demo: gr.Blocks) -> Binding:
     binding = wire(demo, c, o, generate, stop)
     if example_set is not None:  # a clicked example runs (it showed the old image, from the hidden tab)
         outputs = [o["condition"], o["result"], o["residuals"], o["details"], o["download"], o["shown"], o["sweep"]]
-        example_set.load_input_event.then(example_event(binding, c["upload"]), binding.inputs | {c["upload"]},
+        example_set.load_input_event.then(binding.event(generate_example, extra=[c["upload"]], name="on_example"),
+                                          binding.inputs_with(c["upload"]),
                                           outputs, api_visibility="private", **model_event())
     return binding
 
@@ -376,9 +365,9 @@ def wire(demo: gr.Blocks, c: dict, o: dict, generate: gr.Button, stop: gr.Button
                       model=c["model"], source=c["source"], show_overlay=o["overlay"], check=Controls.checked,
                       api=Api("controlnet", api_args, note=API_NOTE),
                       note="The link carries the settings, not your drawing or upload: those stay on this page.")
-    run_generate = generate_event(binding, c["sketch"], c["upload"])
+    run_generate = binding.event(generate_drawn, extra=[c["sketch"], c["upload"]], name="run_generate")
     outputs = [o["condition"], o["result"], o["residuals"], o["details"], o["download"], o["shown"], o["sweep"]]
-    generate.click(run_generate, inputs=binding.inputs | {c["sketch"], c["upload"]}, outputs=outputs,
+    generate.click(run_generate, inputs=binding.inputs_with(c["sketch"], c["upload"]), outputs=outputs,
                    api_visibility="private", **model_event())
     STOP.wire(stop)  # ends the run within one denoising step
     o["overlay"].change(redraw_overlay, inputs=[o["shown"], o["overlay"]], outputs=o["result"],
@@ -407,8 +396,8 @@ def build_api() -> None:
 
 
 if __name__ == "__main__":
-    from playground.app import CSS, THEME
+    from playground import theme
 
     with gr.Blocks(title=TAB.title) as demo:
         build(demo)
-    demo.queue().launch(theme=THEME, css=CSS)
+    demo.queue().launch(**theme.launch_kwargs())

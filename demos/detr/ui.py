@@ -7,7 +7,7 @@ functions, which import ``demos.detr.model`` (torch, transformers) on first use.
 from __future__ import annotations
 
 import functools
-import inspect
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -16,7 +16,7 @@ import pandas as pd
 from demos.detr import compute, figures
 from playground import settings, tempfiles
 from playground.models import usable_choices
-from playground.ui_helpers import Api, Binding, File, api_errors, explanation, model_event, user_errors
+from playground.ui_helpers import Api, Binding, File, api_errors, explanation, model_event
 from demos.detr import TAB
 
 EXAMPLES_DIR = settings.ASSETS_DIR / "detr_examples"
@@ -201,9 +201,60 @@ def examples() -> list[list[str]]:
     return [[str(p)] for p in sorted(EXAMPLES_DIR.glob("*.png"))]
 
 
+@dataclass
+class Inputs:
+    """The scene and detection controls (left) and the annotated image (right)."""
+
+    image_in: gr.Image
+    seed: gr.Number
+    new_scene_btn: gr.Button
+    model: gr.Dropdown
+    threshold: gr.Slider
+    detect_btn: gr.Button
+    annotated: gr.Image
+
+
+@dataclass
+class Queries:
+    """Every query's predictions and one query's cross-attention."""
+
+    queries_plot: gr.Plot
+    query: gr.Slider
+    attention: gr.Image
+    query_table: gr.Dataframe
+
+
+@dataclass
+class Matching:
+    """Hungarian matching: the cost weights and what they give, and the downloads."""
+
+    w_class: gr.Slider
+    w_l1: gr.Slider
+    w_giou: gr.Slider
+    cost_plot: gr.Plot
+    matching_img: gr.Image
+    loss_plot: gr.Plot
+    found_json: gr.JSON
+    download_file: gr.File
+
+
 def build(demo: gr.Blocks) -> Binding:
     gr.Markdown(INTRO)
     state = gr.State({})
+    i, q, m = inputs_row(), queries_rows(), matching_rows()
+    explanation(EXPLANATION)
+    example_set = (gr.Examples(examples(), inputs=[i.image_in], label="Example images (no ground truth)",
+                               elem_id="detr-examples") if examples() else None)
+    binding = Binding(compute.DetrParams, model=i.model, threshold=i.threshold, seed=i.seed, query=q.query,
+                      w_class=m.w_class, w_l1=m.w_l1, w_giou=m.w_giou, check=compute.DetrParams.checked,
+                      api=Api("detect", api_args, note=API_NOTE),
+                      note="The link carries the settings and the scene's seed, not an uploaded image.")
+    wire(demo, binding, state, i, q, m, example_set)
+    api_endpoint()
+    return binding
+
+
+def inputs_row() -> Inputs:
     with gr.Row():
         with gr.Column(scale=1):
             image_in = gr.Image(label="Image", elem_id="detr-image", type="filepath", image_mode=None,
@@ -221,6 +272,10 @@ def build(demo: gr.Blocks) -> Binding:
             detect_btn = gr.Button("Detect on this image")
         with gr.Column(scale=1):
             annotated = gr.Image(label="Detections (label, score)", elem_id="detr-annotated", type="pil", height=420, interactive=False)
+    return Inputs(image_in, seed, new_scene_btn, model, threshold, detect_btn, annotated)
+
+
+def queries_rows() -> Queries:
     with gr.Row():
         with gr.Column(scale=3):
             queries_plot = gr.Plot(label="Every query", elem_id="detr-queries")
@@ -231,6 +286,10 @@ def build(demo: gr.Blocks) -> Binding:
                                  height=300, interactive=False)
     query_table = gr.Dataframe(label="Every query's prediction (boxes in the image's pixels)", elem_id="detr-table", interactive=False,
                                max_height=260)
+    return Queries(queries_plot, query, attention, query_table)
+
+
+def matching_rows() -> Matching:
     gr.Markdown("### Hungarian matching (generated scenes: the ground truth is known)")
     with gr.Row():
         w_class = gr.Slider(0, 10, value=P.w_class, step=0.1, label="w_class",
@@ -246,53 +305,48 @@ def build(demo: gr.Blocks) -> Binding:
         with gr.Column():
             found_json = gr.JSON(label="Detections (JSON, as the API returns them)", elem_id="detr-json")
             download_file = gr.File(label="Download everything shown (JSON)", interactive=False)
-    explanation(EXPLANATION)
-    example_set = (gr.Examples(examples(), inputs=[image_in], label="Example images (no ground truth)",
-                               elem_id="detr-examples") if examples() else None)
+    return Matching(w_class, w_l1, w_giou, cost_plot, matching_img, loss_plot, found_json, download_file)
 
-    # ------------------------------------------------------------------ events
-    binding = Binding(compute.DetrParams, model=model, threshold=threshold, seed=seed, query=query, w_class=w_class,
-                      w_l1=w_l1, w_giou=w_giou, check=compute.DetrParams.checked,
-                      api=Api("detect", api_args, note=API_NOTE),
-                      note="The link carries the settings and the scene's seed, not an uploaded image.")
 
-    def event(fn, *extra):
-        """``fn(params, *values of extra)`` as an event of ``binding.inputs`` and ``extra``."""
-        reports = "progress" in inspect.signature(fn).parameters
+def checked(fn):
+    """``fn`` given the checked Params (``DetrParams.checked``)."""
+    @functools.wraps(fn)
+    def with_checked_params(p: compute.DetrParams, *more, **keywords):
+        return fn(p.checked(), *more, **keywords)
 
-        @user_errors
-        def callback(values: dict, progress=gr.Progress()):
-            p, more = binding.params(values).checked(), [values[e] for e in extra]
-            return fn(p, *more, progress=progress) if reports else fn(p, *more)
+    return with_checked_params
 
-        callback.__name__ = f"on_{fn.__name__}"
-        return callback
 
-    detection_out = [annotated, found_json, queries_plot, query_table, attention]
-    matching_out = [cost_plot, matching_img, loss_plot]
-    everything = [*detection_out, *matching_out, download_file, query, state]
-    on_new_scene, on_detect = event(new_scene), event(detect, image_in, state)
+def wire(demo: gr.Blocks, binding: Binding, state: gr.State, i: Inputs, q: Queries, m: Matching, example_set) -> None:
+    detection_out = [i.annotated, m.found_json, q.queries_plot, q.query_table, q.attention]
+    matching_out = [m.cost_plot, m.matching_img, m.loss_plot]
+    everything = [*detection_out, *matching_out, m.download_file, q.query, state]
+    on_new_scene = binding.event(checked(new_scene))
+    on_detect = binding.event(checked(detect), extra=[i.image_in, state])
     private = {"api_visibility": "private"}
-    new_scene_btn.click(next_seed, seed, seed, queue=False, **private).then(
-        on_new_scene, binding.inputs, [image_in, *everything], **private, **model_event())
-    seed.submit(on_new_scene, binding.inputs, [image_in, *everything], **private, **model_event())
-    detect_btn.click(on_detect, binding.inputs | {image_in, state}, everything, **private, **model_event())
-    on_image = event(detect, image_in)
-    image_in.upload(on_image, binding.inputs | {image_in}, everything, **private, **model_event())
+    i.new_scene_btn.click(next_seed, i.seed, i.seed, queue=False, **private).then(
+        on_new_scene, binding.inputs, [i.image_in, *everything], **private, **model_event())
+    i.seed.submit(on_new_scene, binding.inputs, [i.image_in, *everything], **private, **model_event())
+    i.detect_btn.click(on_detect, binding.inputs_with(i.image_in, state), everything, **private, **model_event())
+    on_image = binding.event(checked(detect), extra=[i.image_in])
+    i.image_in.upload(on_image, binding.inputs_with(i.image_in), everything, **private, **model_event())
     if example_set is not None:  # a clicked example is detected at once (not shown beside old boxes)
-        example_set.load_input_event.then(on_image, binding.inputs | {image_in}, everything, **private,
+        example_set.load_input_event.then(on_image, binding.inputs_with(i.image_in), everything, **private,
                                           **model_event())
-    model.change(on_detect, binding.inputs | {image_in, state}, everything, **private, **model_event())
-    threshold.release(event(threshold_changed, state), binding.inputs | {state}, [*detection_out, download_file],
-                      **private)
-    query.release(event(query_changed, state), binding.inputs | {state}, [attention, queries_plot], **private)
-    on_weights = event(weights_changed, state)
-    for weight in (w_class, w_l1, w_giou):
-        weight.release(on_weights, binding.inputs | {state}, [*matching_out, download_file], **private)
-    opening = demo.load(opening_views, outputs=[image_in, *everything], **private)
-    binding.on_open(opening, on_new_scene, [image_in, *everything], **model_event())  # a link: its scene
+    i.model.change(on_detect, binding.inputs_with(i.image_in, state), everything, **private, **model_event())
+    i.threshold.release(binding.event(checked(threshold_changed), extra=[state]), binding.inputs_with(state),
+                        [*detection_out, m.download_file], **private)
+    q.query.release(binding.event(checked(query_changed), extra=[state]), binding.inputs_with(state),
+                    [q.attention, q.queries_plot], **private)
+    on_weights = binding.event(checked(weights_changed), extra=[state])
+    for weight in (m.w_class, m.w_l1, m.w_giou):
+        weight.release(on_weights, binding.inputs_with(state), [*matching_out, m.download_file], **private)
+    opening = demo.load(opening_views, outputs=[i.image_in, *everything], **private)
+    binding.on_open(opening, on_new_scene, [i.image_in, *everything], **model_event())  # a link: its scene
 
-    # The public endpoint: an image file (not decoded by Gradio, so bad files get our message).
+
+def api_endpoint() -> None:
+    """The public endpoint: an image file (not decoded by Gradio, so bad files get our message)."""
     with gr.Row(visible=False):
         api_image = gr.File(label="image", type="filepath")
         api_threshold = gr.Number(label="threshold", value=P.threshold)
@@ -301,10 +355,11 @@ def build(demo: gr.Blocks) -> Binding:
         api_button = gr.Button("detect")
     api_button.click(api_detect, [api_image, api_threshold], [api_annotated, api_json], api_name="detect",
                      **model_event())
-    return binding
 
 
 if __name__ == "__main__":
+    from playground import theme
+
     with gr.Blocks(title=TAB.title) as _demo:
         build(_demo)
-    _demo.launch()
+    _demo.launch(**theme.launch_kwargs())

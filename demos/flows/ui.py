@@ -239,7 +239,7 @@ def build(demo: gr.Blocks) -> Binding:
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
             binding = controls()
-            with gr.Row(elem_classes="gp-primary-row"):  # sticks to the screen's bottom (playground/app.py CSS)
+            with gr.Row(elem_classes="gp-primary-row"):  # sticks to the screen's bottom (playground/theme.py CSS)
                 train = gr.Button("Train", variant="primary")
                 stop = gr.Button("Stop", variant="stop", elem_id="flows-stop")
             status = gr.Markdown(train_hint(), elem_id="flows-status")
@@ -287,7 +287,9 @@ def wire(binding, train, stop, layer, plots, state, status, download):
 
 
 if __name__ == "__main__":
+    from playground import theme
+
     with gr.Blocks(title=TAB.title) as app:
         with gr.Tab(TAB.title, id="flows"):
             build(app)
-    app.queue().launch()
+    app.queue().launch(**theme.launch_kwargs())

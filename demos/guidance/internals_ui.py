@@ -213,11 +213,54 @@ def api_sd_internals(prompt: str, steps: int, seed: int):
 
 
 # ----------------------------------------------------------------------------- layout
+def look_inside(inside: Inside, cumulative: bool, model: str, request: gr.Request = None, progress=gr.Progress()):
+    """The Look inside button (``binding.event(look_inside, extra=[cumulative, model])``)."""
+    yield from look(inside.params(model), cumulative, request, progress)
+
+
+@dataclass(frozen=True)
+class Section:
+    """The section's components, top to bottom."""
+
+    prompt: gr.Textbox
+    steps: gr.Number
+    seed: gr.Number
+    scale: gr.Number
+    look_button: gr.Button
+    stop: gr.Button
+    status: gr.Markdown
+    step: gr.Slider
+    cumulative: gr.Checkbox
+    word_plot: gr.Plot
+    latent_plot: gr.Plot
+    upload: gr.Image
+    image_seed: gr.Number
+    new_image: gr.Button
+    trip_note: gr.Markdown
+    trip_plot: gr.Plot
+    files: gr.File
+
+
 def build_section(demo: gr.Blocks, model: gr.Dropdown) -> Binding:
     """The section, inside the Guidance tab; ``model`` is the tab's model menu. Returns its Binding
     (in a link, its fields are ``inside_prompt``, ``inside_steps``, ...)."""
     default = Inside()
     gr.Markdown(INTRO)
+    s = Section(*settings_row(default), *maps(default), *round_trip_row(),
+                gr.File(label="Download the image (PNG) and the word maps (JSON)", file_count="multiple"))
+    explanation(EXPLANATION, title="What am I looking at? (autoencoder, latents, cross-attention)")
+    state = gr.State(None)
+    binding = Binding(Inside, prompt=s.prompt, steps=s.steps, seed=s.seed, guidance_scale=s.scale, prefix="inside_",
+                      check=Inside.checked, api=Api("sd_internals", api_args, note=(
+                          "Inside the latent diffusion model: the endpoint runs the embedded model at s = 5 "
+                          "(this section's s is not among its inputs)")))
+    wire(demo, binding, model, state, s)
+    build_api()
+    return binding
+
+
+def settings_row(default: Inside) -> tuple:
+    """prompt, steps, seed, scale, the Look inside and Stop buttons."""
     with gr.Row():
         prompt = gr.Textbox(default.prompt, label="Prompt c", info="one or more words of the vocabulary",
                             elem_id="internals-prompt", scale=3, min_width=200)
@@ -229,6 +272,11 @@ def build_section(demo: gr.Blocks, model: gr.Dropdown) -> Binding:
         with gr.Column(scale=1, min_width=120):
             look_button = gr.Button("Look inside", variant="primary", elem_id="internals-look")
             stop = gr.Button("Stop", variant="stop", elem_id="internals-stop")
+    return prompt, steps, seed, scale, look_button, stop
+
+
+def maps(default: Inside) -> tuple:
+    """status, the step slider, the sum checkbox, the word maps and the latents."""
     status = gr.Markdown(elem_id="internals-status")
     step = gr.Slider(1, default.steps, value=default.steps, step=1, label="Step t",
                      info="which denoising step the maps below show", elem_id="internals-step")
@@ -236,6 +284,11 @@ def build_section(demo: gr.Blocks, model: gr.Dropdown) -> Binding:
     word_plot = gr.Plot(label="Cross-attention per word", show_label=False, elem_id="internals-words")
     latent_plot = gr.Plot(label="The latent z_t and its decodings at step t", show_label=False,
                           elem_id="internals-latents")
+    return status, step, cumulative, word_plot, latent_plot
+
+
+def round_trip_row() -> tuple:
+    """upload, image_seed, new_image, trip_note, trip_plot."""
     gr.Markdown("#### Autoencoder round trip: x → z = E(x) → D(z)")
     with gr.Row():
         with gr.Column(scale=1, min_width=220):
@@ -248,38 +301,30 @@ def build_section(demo: gr.Blocks, model: gr.Dropdown) -> Binding:
             trip_note = gr.Markdown(elem_id="internals-trip-status")
             trip_plot = gr.Plot(label="Input, latent channels, reconstruction, error", show_label=False,
                                 elem_id="internals-trip")
-    files = gr.File(label="Download the image (PNG) and the word maps (JSON)", file_count="multiple")
-    explanation(EXPLANATION, title="What am I looking at? (autoencoder, latents, cross-attention)")
-    state = gr.State(None)
-    binding = Binding(Inside, prompt=prompt, steps=steps, seed=seed, guidance_scale=scale, prefix="inside_",
-                      check=Inside.checked, api=Api("sd_internals", api_args, note=(
-                          "Inside the latent diffusion model: the endpoint runs the embedded model at s = 5 "
-                          "(this section's s is not among its inputs)")))
+    return upload, image_seed, new_image, trip_note, trip_plot
 
-    @user_errors
-    def on_look(values: dict, request: gr.Request = None, progress=gr.Progress()):
-        yield from look(binding.params(values).params(values[model]), values[cumulative], request, progress)
 
-    look_outputs = [state, word_plot, latent_plot, trip_plot, step, trip_note, status, files]
-    look_button.click(on_look, binding.inputs | {cumulative, model}, look_outputs, api_visibility="private",
-                      **model_event())
-    for event in (step.input, cumulative.input):
-        event(on_step_view, [state, step, cumulative], [word_plot, latent_plot], api_visibility="private",
+def wire(demo: gr.Blocks, binding: Binding, model: gr.Dropdown, state: gr.State, s: Section) -> None:
+    on_look = binding.event(look_inside, extra=[s.cumulative, model], name="on_look")
+    look_outputs = [state, s.word_plot, s.latent_plot, s.trip_plot, s.step, s.trip_note, s.status, s.files]
+    s.look_button.click(on_look, binding.inputs_with(s.cumulative, model), look_outputs, api_visibility="private",
+                        **model_event())
+    for event in (s.step.input, s.cumulative.input):
+        event(on_step_view, [state, s.step, s.cumulative], [s.word_plot, s.latent_plot], api_visibility="private",
               show_progress="hidden", trigger_mode="always_last")  # a drag's last value is always drawn
-    STOP.wire(stop)
-    upload.upload(on_upload, [upload, model], [trip_plot, trip_note], api_visibility="private", **model_event())
-    new_image.click(on_shapes_image, [image_seed, model], [trip_plot, trip_note], api_visibility="private",
+    STOP.wire(s.stop)
+    s.upload.upload(on_upload, [s.upload, model], [s.trip_plot, s.trip_note], api_visibility="private",
                     **model_event())
-    opening = demo.load(opening_view, outputs=[state, word_plot, latent_plot, trip_plot, trip_note, status],
-                        api_visibility="private")
+    s.new_image.click(on_shapes_image, [s.image_seed, model], [s.trip_plot, s.trip_note], api_visibility="private",
+                      **model_event())
+    opening = demo.load(opening_view, outputs=[state, s.word_plot, s.latent_plot, s.trip_plot, s.trip_note,
+                                               s.status], api_visibility="private")
 
     def on_link(values: dict, request: gr.Request = None, progress=gr.Progress()):
         """A link to other settings looks inside with them (the model and the sum as they open)."""
-        yield from on_look({**values, model: model.value, cumulative: cumulative.value}, request, progress)
+        yield from on_look({**values, model: model.value, s.cumulative: s.cumulative.value}, request, progress)
 
     binding.on_open(opening, on_link, look_outputs, **model_event())
-    build_api()
-    return binding
 
 
 def build_api() -> None:

@@ -203,46 +203,104 @@ def api_guidance(prompt: str, mode: str, guidance_scale: float, n_images: int, s
 
 
 # ----------------------------------------------------------------------------- layout
+@dataclass(frozen=True)
+class Inputs:
+    """The left column: the model, the generation's settings and the Generate/Stop row."""
+
+    model: gr.Dropdown
+    model_note: gr.Markdown
+    prompt: gr.Textbox
+    negative: gr.Textbox
+    mode: gr.Radio
+    scale: gr.Slider
+    steps: gr.Slider
+    n_images: gr.Slider
+    scheduler: gr.Radio
+    seed: gr.Number
+    view_steps: gr.Textbox
+    generate_button: gr.Button
+    stop: gr.Button
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """The right column, then the sweep, the step view and the measured curve below."""
+
+    status: gr.Markdown
+    gallery: gr.Gallery
+    info: gr.JSON
+    files: gr.File
+    sweep_button: gr.Button
+    sweep_gallery: gr.Gallery
+    step_plot: gr.Plot
+    curve_plot: gr.Plot
+
+
 def build(demo: gr.Blocks) -> list[Binding]:
     gr.Markdown(INTRO)
-    default = Controls()
     with gr.Row():
-        with gr.Column(scale=2, min_width=300):
-            choices, missing = usable_choices(MODEL_CHOICES)  # only the models that are here
-            model = gr.Dropdown(choices, value=compute.EMBEDDED, label="Model", elem_id="guidance-model",
-                                info="the same diffusers pipeline loads both")
-            model_note = gr.Markdown(compute.model_status(compute.EMBEDDED))
-            gr.Markdown(missing, visible=bool(missing), elem_classes="gp-missing-model")
-            prompt = gr.Textbox(default.prompt, label="Prompt c", info="empty = unconditional ε(z_t, ∅)",
-                                elem_id="guidance-prompt")
-            negative = gr.Textbox("", label="Negative prompt", info="replaces ∅ in classifier-free guidance")
-            mode = gr.Radio([(compute.MODE_LABELS[m], m) for m in compute.MODES], value=default.mode,
-                            label="Guidance mode", info="classifier-free: ε_u + s(ε_c − ε_u); classifier: "
-                            "ε_u − s√(1−ᾱ_t)∇log p(y|z_t); none: ε_c")
-            scale = gr.Slider(0, compute.MAX_SCALE, value=default.guidance_scale, step=0.5,
-                              label="Guidance scale s", info="0 = unconditional, 1 = no guidance, >1 = guided",
-                              elem_id="guidance-scale")
-            with gr.Row():
-                steps = gr.Slider(1, compute.MAX_STEPS, value=default.steps, step=1, label="Steps",
-                                  info="number of denoising steps t_N → t_0", elem_id="guidance-n-steps")
-                n_images = gr.Slider(1, compute.MAX_IMAGES, value=default.n_images, step=1,
-                                     label="Images", info="B images, one noise z_T each", elem_id="guidance-n-images")
-            scheduler = gr.Radio([(compute.SCHEDULER_LABELS[n], n) for n in compute.SCHEDULER_NAMES],
-                                 value=default.scheduler, label="Scheduler", info="ODE solver for the reverse process")
-            seed = gr.Number(default.seed, label="Seed", info="fixes z_T: same seed, same images", precision=0,
-                             minimum=0, maximum=compute.MAX_SEED)
-            view_steps = gr.Textbox(default.view_steps, label="Steps to show in the step view",
-                                    info="e.g. 1, 8, 15, 25 (empty: four spread over the run)")
-            with gr.Row(elem_classes="gp-primary-row"):  # sticks to the screen's bottom (playground/app.py CSS)
-                generate_button = gr.Button("Generate", variant="primary")
-                stop = gr.Button("Stop", variant="stop", elem_id="guidance-stop")
-        with gr.Column(scale=3, min_width=320):
-            status = gr.Markdown(elem_id="guidance-status")
-            gallery = gr.Gallery(label="Images", columns=4, height=300, object_fit="contain",
-                                 format="png", elem_id="guidance-gallery")
-            with gr.Accordion("Settings and timings (JSON)", open=False):
-                info = gr.JSON(label="settings and timings")
-            files = gr.File(label="Download images (PNG) and settings (JSON)", file_count="multiple")
+        i = inputs_column(Controls())
+        column = outputs_column()
+    o = Outputs(*column, *rows_below())
+    explanation(EXPLANATION)
+    gr.Examples(EXAMPLES, [i.prompt, i.mode, i.scale], label="Examples (click, then Generate)")
+    inside = internals_ui.build_section(demo, i.model)  # inside the model: VAE, latents, cross-attention per word
+
+    binding = Binding(Controls, model=i.model, prompt=i.prompt, negative_prompt=i.negative, mode=i.mode,
+                      guidance_scale=i.scale, steps=i.steps, scheduler=i.scheduler, seed=i.seed, n_images=i.n_images,
+                      view_steps=i.view_steps, check=Controls.checked, api=Api("guidance", api_args, note=API_NOTE))
+    wire(demo, binding, i, o)
+    return [binding, inside]  # the tab's controls, then the section's (inside_... in a link)
+
+
+def inputs_column(default: Controls) -> Inputs:
+    with gr.Column(scale=2, min_width=300):
+        choices, missing = usable_choices(MODEL_CHOICES)  # only the models that are here
+        model = gr.Dropdown(choices, value=compute.EMBEDDED, label="Model", elem_id="guidance-model",
+                            info="the same diffusers pipeline loads both")
+        model_note = gr.Markdown(compute.model_status(compute.EMBEDDED))
+        gr.Markdown(missing, visible=bool(missing), elem_classes="gp-missing-model")
+        prompt = gr.Textbox(default.prompt, label="Prompt c", info="empty = unconditional ε(z_t, ∅)",
+                            elem_id="guidance-prompt")
+        negative = gr.Textbox("", label="Negative prompt", info="replaces ∅ in classifier-free guidance")
+        mode = gr.Radio([(compute.MODE_LABELS[m], m) for m in compute.MODES], value=default.mode,
+                        label="Guidance mode", info="classifier-free: ε_u + s(ε_c − ε_u); classifier: "
+                        "ε_u − s√(1−ᾱ_t)∇log p(y|z_t); none: ε_c")
+        scale = gr.Slider(0, compute.MAX_SCALE, value=default.guidance_scale, step=0.5,
+                          label="Guidance scale s", info="0 = unconditional, 1 = no guidance, >1 = guided",
+                          elem_id="guidance-scale")
+        with gr.Row():
+            steps = gr.Slider(1, compute.MAX_STEPS, value=default.steps, step=1, label="Steps",
+                              info="number of denoising steps t_N → t_0", elem_id="guidance-n-steps")
+            n_images = gr.Slider(1, compute.MAX_IMAGES, value=default.n_images, step=1,
+                                 label="Images", info="B images, one noise z_T each", elem_id="guidance-n-images")
+        scheduler = gr.Radio([(compute.SCHEDULER_LABELS[n], n) for n in compute.SCHEDULER_NAMES],
+                             value=default.scheduler, label="Scheduler", info="ODE solver for the reverse process")
+        seed = gr.Number(default.seed, label="Seed", info="fixes z_T: same seed, same images", precision=0,
+                         minimum=0, maximum=compute.MAX_SEED)
+        view_steps = gr.Textbox(default.view_steps, label="Steps to show in the step view",
+                                info="e.g. 1, 8, 15, 25 (empty: four spread over the run)")
+        with gr.Row(elem_classes="gp-primary-row"):  # sticks to the screen's bottom (playground/theme.py CSS)
+            generate_button = gr.Button("Generate", variant="primary")
+            stop = gr.Button("Stop", variant="stop", elem_id="guidance-stop")
+    return Inputs(model, model_note, prompt, negative, mode, scale, steps, n_images, scheduler, seed, view_steps,
+                  generate_button, stop)
+
+
+def outputs_column() -> tuple[gr.Markdown, gr.Gallery, gr.JSON, gr.File]:
+    """Status, images, settings and downloads, right of the controls."""
+    with gr.Column(scale=3, min_width=320):
+        status = gr.Markdown(elem_id="guidance-status")
+        gallery = gr.Gallery(label="Images", columns=4, height=300, object_fit="contain",
+                             format="png", elem_id="guidance-gallery")
+        with gr.Accordion("Settings and timings (JSON)", open=False):
+            info = gr.JSON(label="settings and timings")
+        files = gr.File(label="Download images (PNG) and settings (JSON)", file_count="multiple")
+    return status, gallery, info, files
+
+
+def rows_below() -> tuple[gr.Button, gr.Gallery, gr.Plot, gr.Plot]:
+    """Below the controls' row: the sweep, the step view and the measured curve."""
     with gr.Row(equal_height=True):
         sweep_button = gr.Button("Sweep s = 0, 1, 3, 5, 7.5, 10, 15 (same seed, one batch)", scale=1)
         gr.Markdown("The **sweep** runs the first image's seed at seven scales in one batched call: "
@@ -253,26 +311,23 @@ def build(demo: gr.Blocks) -> list[Binding]:
                         elem_id="guidance-steps")
     gr.Markdown("#### Measured on the embedded model: prompt adherence and diversity against s")
     curve_plot = gr.Plot(label="Adherence and diversity vs s")
-    explanation(EXPLANATION)
-    gr.Examples(EXAMPLES, [prompt, mode, scale], label="Examples (click, then Generate)")
-    inside = internals_ui.build_section(demo, model)  # inside the model: VAE, latents, cross-attention per word
+    return sweep_button, sweep_gallery, step_plot, curve_plot
 
-    binding = Binding(Controls, model=model, prompt=prompt, negative_prompt=negative, mode=mode, guidance_scale=scale,
-                      steps=steps, scheduler=scheduler, seed=seed, n_images=n_images, view_steps=view_steps,
-                      check=Controls.checked, api=Api("guidance", api_args, note=API_NOTE))
+
+def wire(demo: gr.Blocks, binding: Binding, i: Inputs, o: Outputs) -> None:
     on_generate, on_sweep = binding.event(generate), binding.event(sweep)
-    outputs = [gallery, info, step_plot, status, files]
-    for trigger in (generate_button.click, prompt.submit, scale.release):
+    outputs = [o.gallery, o.info, o.step_plot, o.status, o.files]
+    for trigger in (i.generate_button.click, i.prompt.submit, i.scale.release):
         trigger(on_generate, binding.inputs, outputs, api_visibility="private", **model_event())
-    sweep_button.click(on_sweep, binding.inputs, [sweep_gallery, status], api_visibility="private", **model_event())
-    STOP.wire(stop)
-    model.change(on_model_change, model, model_note, api_visibility="private")
+    o.sweep_button.click(on_sweep, binding.inputs, [o.sweep_gallery, o.status], api_visibility="private",
+                         **model_event())
+    STOP.wire(i.stop)
+    i.model.change(on_model_change, i.model, i.model_note, api_visibility="private")
     build_api()
     # The precomputed opening views are sent on page load, not at build (app start-up budget).
-    opening = demo.load(opening_views, outputs=[status, gallery, info, sweep_gallery, step_plot, curve_plot],
-                        api_visibility="private")
+    opening = demo.load(opening_views, outputs=[o.status, o.gallery, o.info, o.sweep_gallery, o.step_plot,
+                                                o.curve_plot], api_visibility="private")
     binding.on_open(opening, on_generate, outputs, **model_event())  # a link to other settings generates them
-    return [binding, inside]  # the tab's controls, then the section's (inside_... in a link)
 
 
 @functools.lru_cache(maxsize=1)
@@ -294,6 +349,8 @@ def build_api() -> None:
 
 
 if __name__ == "__main__":
+    from playground import theme
+
     with gr.Blocks(title=TAB.title) as app:
         build(app)
-    app.queue().launch()
+    app.queue().launch(**theme.launch_kwargs())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from dataclasses import dataclass
 from functools import lru_cache
 
 import gradio as gr
@@ -197,8 +198,9 @@ def ask_api(question: str, model: str, n_samples: int, temperature: float, seed:
     return compute.ask(compute.AskParams(question, model, n_samples, temperature, seed))
 
 
-def on_ask(binding: Binding, values: dict) -> tuple:
-    p = compute.check_ask(binding.params(values))
+def ask(p: compute.AskParams) -> tuple:
+    """Ask and Enter in the question (``binding.event(ask)``)."""
+    p = compute.check_ask(p)
     result = compute.ask(p)
     return (*ask_views(p, result), answer_files(p, result))
 
@@ -272,11 +274,39 @@ def opening_views() -> tuple:
 MISSING = "No stored evaluation: run `python -m benchmarks.hallucination --write`"
 
 
+@dataclass(frozen=True)
+class Views:
+    """Everything below the question's controls, top to bottom."""
+
+    ask: gr.Button
+    answer: gr.Markdown
+    samples: gr.Markdown
+    candidates: gr.Plot
+    frequency: gr.Plot
+    reliability: gr.Plot
+    score: gr.Radio
+    threshold: gr.Slider
+    roc: gr.Plot
+    flagged: gr.Markdown
+    gekhman: gr.Plot
+    fitting: gr.Plot
+    context: gr.Plot
+    files: gr.File
+
+
 def build(demo: gr.Blocks) -> Binding:
     default, _ = opening_default()
     gr.Markdown(INTRO)
     gr.Markdown("### Ask")
     binding = ask_controls(default)
+    v = Views(*answer_rows(binding.components["question"]), *detection_rows(), *later_rows())
+    explanation(EXPLANATION)
+    wire(demo, binding, v)
+    return binding
+
+
+def answer_rows(question: gr.Textbox) -> tuple:
+    """ask, answer, samples, candidates, then the examples and the frequency plots."""
     ask = gr.Button("Ask", variant="primary", elem_id="hallucination-ask")
     with gr.Row():
         with gr.Column(min_width=300):
@@ -285,13 +315,18 @@ def build(demo: gr.Blocks) -> Binding:
         candidates = gr.Plot(label="candidate values", elem_id="hallucination-candidates", min_width=300)
     examples = example_questions()
     if examples:
-        gr.Examples([[q] for q in examples], inputs=[binding.components["question"]],
+        gr.Examples([[q] for q in examples], inputs=[question],
                     label="Examples: frequent, rare, never seen, made up, contradicted by the context, not checkable")
     gr.Markdown("### Frequency and truth")
     gr.Markdown(findings())
     with gr.Row():
         frequency = gr.Plot(label="accuracy against f", elem_id="hallucination-frequency", min_width=300)
         reliability = gr.Plot(label="reliability diagram", elem_id="hallucination-reliability", min_width=300)
+    return ask, answer, samples, candidates, frequency, reliability
+
+
+def detection_rows() -> tuple:
+    """score, threshold, roc, flagged."""
     gr.Markdown("### Detect it: consistency of samples")
     with gr.Row():
         score = gr.Radio(list(SCORES), value="semantic entropy", label="score", min_width=200)
@@ -300,6 +335,11 @@ def build(demo: gr.Blocks) -> Binding:
     with gr.Row():
         roc = gr.Plot(label="ROC", min_width=300, elem_id="hallucination-roc")
         flagged = gr.Markdown(elem_classes=["gp-scroll"], elem_id="hallucination-flagged")
+    return score, threshold, roc, flagged
+
+
+def later_rows() -> tuple:
+    """gekhman, fitting, context, files."""
     gr.Markdown("### Fine-tuning on unknown facts")
     with gr.Row():
         gekhman = gr.Plot(label="Gekhman fine-tunes", elem_id="hallucination-gekhman", min_width=300)
@@ -310,27 +350,27 @@ def build(demo: gr.Blocks) -> Binding:
     context = gr.Plot(label="in context", elem_id="hallucination-context")
     files = gr.File(label="Download the last answer and the stored evaluation (JSON)", file_count="multiple",
                     interactive=False, elem_id="hallucination-download")
-    explanation(EXPLANATION)
+    return gekhman, fitting, context, files
 
-    def ask_event(values: dict):
-        return on_ask(binding, values)
 
-    ask_event.__name__ = "on_ask"
-    ask_cb = user_errors(ask_event)
-    for trigger in (ask.click, binding.components["question"].submit):
-        trigger(ask_cb, binding.inputs, [answer, candidates, samples, files], api_visibility="private",
+def wire(demo: gr.Blocks, binding: Binding, v: Views) -> None:
+    ask_cb = binding.event(ask)
+    for trigger in (v.ask.click, binding.components["question"].submit):
+        trigger(ask_cb, binding.inputs, [v.answer, v.candidates, v.samples, v.files], api_visibility="private",
                 **model_event())
     private = {"api_visibility": "private", "trigger_mode": "always_last"}
-    threshold.input(on_threshold, [score, threshold], [roc, flagged], **private)
-    score.input(on_threshold, [score, threshold], [roc, flagged], **private)
+    v.threshold.input(on_threshold, [v.score, v.threshold], [v.roc, v.flagged], **private)
+    v.score.input(on_threshold, [v.score, v.threshold], [v.roc, v.flagged], **private)
     gr.api(ask_api, api_name="ask", **model_event())
-    opening = demo.load(opening_views, outputs=[answer, candidates, samples, frequency, reliability, roc, flagged,
-                                                gekhman, fitting, context], api_visibility="private")
-    binding.on_open(opening, ask_cb, [answer, candidates, samples, files], **model_event())  # a link asks its question
-    return binding
+    opening = demo.load(opening_views, outputs=[v.answer, v.candidates, v.samples, v.frequency, v.reliability, v.roc,
+                                                v.flagged, v.gekhman, v.fitting, v.context], api_visibility="private")
+    binding.on_open(opening, ask_cb, [v.answer, v.candidates, v.samples, v.files],
+                    **model_event())  # a link asks its question
 
 
 if __name__ == "__main__":
+    from playground import theme
+
     with gr.Blocks(title=TAB.title) as _demo:
         build(_demo)
-    _demo.launch()
+    _demo.launch(**theme.launch_kwargs())

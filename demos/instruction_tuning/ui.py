@@ -321,10 +321,62 @@ def run_controls() -> dict:
     return {"threshold": threshold, "n_candidates": n_candidates, "seed": seed}
 
 
+@dataclass(frozen=True)
+class RunViews:
+    """1. Self-Instruct: the Run button and what a run shows."""
+
+    run: gr.Button
+    summary: gr.Markdown
+    similarity: gr.Plot
+    families: gr.Plot
+    sweep_plot: gr.Plot
+    first_prompt: gr.Code
+    last_prompt: gr.Code
+    candidates: gr.Dataframe
+    rejected: gr.Dataframe
+    download: gr.File
+
+
+@dataclass(frozen=True)
+class AskViews:
+    """2. Ask every model: the button and the answers (the instruction box is a bound control)."""
+
+    ask: gr.Button
+    note: gr.Markdown
+    table: gr.Dataframe
+    prompt: gr.Code
+
+
+@dataclass(frozen=True)
+class EvalViews:
+    """3. The stored evaluation."""
+
+    found: gr.Markdown
+    scaling: gr.Plot
+    per_family: gr.Plot
+    loss: gr.Plot
+
+
 def build(demo: gr.Blocks) -> Binding:
     gr.Markdown(INTRO)
     gr.Markdown("### 1. Self-Instruct, live")
     c = run_controls()
+    r = run_views()
+    state = gr.State(None)
+    gr.Markdown("### 2. Ask the base model and its fine-tunes")
+    c["instruction"] = gr.Textbox(Controls.instruction, label="instruction", elem_id="instruct-ask-box", max_lines=3,
+                                  info="any instruction; the word tasks and the four questions of Text World can be "
+                                       "checked")
+    binding = Binding(Controls, **c, check=Controls.checked,
+                      api=Api("self_instruct", api_args, note="Asking the models is the `instruct` endpoint."))
+    a = ask_views(c["instruction"])
+    e = eval_views()
+    explanation(EXPLANATION)
+    wire(demo, binding, state, r, a, e)
+    return binding
+
+
+def run_views() -> RunViews:
     run = gr.Button("Run Self-Instruct", variant="primary", elem_id="instruct-run")
     summary = gr.Markdown(elem_id="instruct-summary")
     with gr.Row():
@@ -342,49 +394,53 @@ def build(demo: gr.Blocks) -> Binding:
                             label="rejected by ROUGE-L", interactive=False, wrap=True, max_height=300,
                             elem_id="instruct-rejected")
     download = gr.File(label="this run (JSON)", elem_id="instruct-download")
-    state = gr.State(None)
+    return RunViews(run, summary, similarity, families, sweep_plot, first_prompt, last_prompt, candidates, rejected,
+                    download)
 
-    gr.Markdown("### 2. Ask the base model and its fine-tunes")
-    c["instruction"] = gr.Textbox(Controls.instruction, label="instruction", elem_id="instruct-ask-box", max_lines=3,
-                                  info="any instruction; the word tasks and the four questions of Text World can be "
-                                       "checked")
-    binding = Binding(Controls, **c, check=Controls.checked,
-                      api=Api("self_instruct", api_args, note="Asking the models is the `instruct` endpoint."))
+
+def ask_views(instruction: gr.Textbox) -> AskViews:
     ask = gr.Button("Ask every model", variant="primary", elem_id="instruct-ask")
     note = gr.Markdown(elem_id="instruct-note")
     table = gr.Dataframe(headers=["model", "response (greedy)", "program says", "true reward r*"], interactive=False,
                          wrap=True, elem_id="instruct-compare")
     with gr.Accordion("The prompt (Alpaca's format)", open=False):
         prompt = gr.Code(language=None, elem_id="instruct-prompt")
-    gr.Examples([[x] for x in example_instructions()], inputs=[c["instruction"]],
+    gr.Examples([[x] for x in example_instructions()], inputs=[instruction],
                 label="Examples: standard forms, a phrasing no training task used, a frequent and a never-seen person, "
                       "a task outside the families")
+    return AskViews(ask, note, table, prompt)
 
+
+def eval_views() -> EvalViews:
     gr.Markdown("### 3. What tuning buys (held-out instructions)")
     found = gr.Markdown(elem_id="instruct-findings")
     with gr.Row():
         scaling = gr.Plot(label="scaling", elem_id="instruct-scaling", min_width=300)
         per_family = gr.Plot(label="per family", elem_id="instruct-families-eval", min_width=300)
     loss = gr.Plot(label="training", elem_id="instruct-loss")
-    explanation(EXPLANATION)
+    return EvalViews(found, scaling, per_family, loss)
 
-    pool_outputs = [summary, similarity, families, sweep_plot, candidates, rejected]
-    run_outputs = [first_prompt, last_prompt, *pool_outputs, download, state]
-    run.click(binding.event(on_run), binding.inputs, run_outputs, api_visibility="private", concurrency_limit=2)
-    c["threshold"].release(on_threshold, [c["threshold"], state], pool_outputs, api_visibility="private",
-                           trigger_mode="always_last")
+
+def wire(demo: gr.Blocks, binding: Binding, state: gr.State, r: RunViews, a: AskViews, e: EvalViews) -> None:
+    threshold, instruction = binding.components["threshold"], binding.components["instruction"]
+    pool_outputs = [r.summary, r.similarity, r.families, r.sweep_plot, r.candidates, r.rejected]
+    run_outputs = [r.first_prompt, r.last_prompt, *pool_outputs, r.download, state]
+    r.run.click(binding.event(on_run), binding.inputs, run_outputs, api_visibility="private", concurrency_limit=2)
+    threshold.release(on_threshold, [threshold, state], pool_outputs, api_visibility="private",
+                      trigger_mode="always_last")
     compare_cb = binding.event(on_compare)
-    for trigger in (ask.click, c["instruction"].submit):
-        trigger(compare_cb, binding.inputs, [note, table, prompt], api_visibility="private", **model_event())
+    for trigger in (a.ask.click, instruction.submit):
+        trigger(compare_cb, binding.inputs, [a.note, a.table, a.prompt], api_visibility="private", **model_event())
     gr.api(instruct_api, api_name="instruct", **model_event())
     gr.api(self_instruct_api, api_name="self_instruct", concurrency_limit=2)
-    opening = demo.load(opening_views, outputs=[*run_outputs, found, scaling, per_family, loss, note, table, prompt],
-                        api_visibility="private")
+    opening = demo.load(opening_views, outputs=[*run_outputs, e.found, e.scaling, e.per_family, e.loss, a.note,
+                                                a.table, a.prompt], api_visibility="private")
     binding.on_open(opening, binding.event(on_run), run_outputs)
-    return binding
 
 
 if __name__ == "__main__":
+    from playground import theme
+
     with gr.Blocks(title=TAB.title) as _demo:
         build(_demo)
-    _demo.launch()
+    _demo.launch(**theme.launch_kwargs())

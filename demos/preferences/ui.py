@@ -588,6 +588,8 @@ def build(demo: gr.Blocks) -> list[Binding]:
 
 
 if __name__ == "__main__":
+    from playground import theme
+
     with gr.Blocks(title=TAB.title) as _demo:
         build(_demo)
-    _demo.launch()
+    _demo.launch(**theme.launch_kwargs())

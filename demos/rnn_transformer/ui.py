@@ -133,37 +133,20 @@ def answer(sequence: compute.Sequence, attention_from: str, states_of: str) -> t
     return views(sequence, compute.answer_all(sequence, details=True), attention_from, states_of)
 
 
-@dataclass(frozen=True)
-class Controls:
-    """The tab's inputs: the builder's binding and the two view choices."""
-
-    builder: Binding  # n_pairs, query, distance, seed -> compute.BuilderParams
-    attention_from: gr.Radio
-    states_of: gr.Radio
-
-    @property
-    def inputs(self) -> set:
-        return self.builder.inputs | {self.attention_from, self.states_of}
-
-    def component(self, name: str):
-        return self.builder.components[name]
-
-
-def built(controls: Controls, p: compute.BuilderParams, values: dict) -> tuple:
+def built(p: compute.BuilderParams, attention_from: str, states_of: str) -> tuple:
     """The sequence of builder settings ``p`` and every model's answer."""
     sequence = compute.built_sequence(p)
-    return (sequence.text(), *answer(sequence, values[controls.attention_from], values[controls.states_of]))
+    return (sequence.text(), *answer(sequence, attention_from, states_of))
 
 
-def on_build(controls: Controls, values: dict) -> tuple:
+def builder_moved(p: compute.BuilderParams, attention_from: str, states_of: str) -> tuple:
     """The distance or the seed moved."""
-    return built(controls, controls.builder.params(values), values)
+    return built(p, attention_from, states_of)
 
 
-def on_layout(controls: Controls, values: dict) -> tuple:
+def layout_moved(p: compute.BuilderParams, attention_from: str, states_of: str) -> tuple:
     """``n_pairs`` or the asked pair moved: the asked pair and the distance are kept within what
     that layout allows (their sliders' bounds follow), then the sequence is rebuilt."""
-    p = controls.builder.params(values)
     n = validate.check_int("n_pairs", p.n_pairs, compute.MIN_PAIRS, compute.MAX_PAIRS)
     query = min(max(1, validate.check_int("query", p.query, 1, compute.MAX_PAIRS)), n)
     low = 2 * (n - query)
@@ -171,10 +154,10 @@ def on_layout(controls: Controls, values: dict) -> tuple:
                    low + compute.MAX_FILLER)
     p = compute.BuilderParams(n, query, distance, p.seed)
     return (gr.update(value=query, maximum=n), gr.update(value=distance, minimum=low, maximum=low + compute.MAX_FILLER),
-            *built(controls, p, values))
+            *built(p, attention_from, states_of))
 
 
-def on_random(controls: Controls, values: dict) -> tuple:
+def random_example(_: compute.BuilderParams, attention_from: str, states_of: str) -> tuple:
     """A new random example: new pairs (a new seed), a random layout and distance."""
     rng = random.Random()
     n = rng.randint(compute.MIN_PAIRS, compute.MAX_PAIRS)
@@ -183,7 +166,7 @@ def on_random(controls: Controls, values: dict) -> tuple:
     p = compute.BuilderParams(n, query, rng.randint(low, low + compute.MAX_FILLER), rng.randint(0, 999_999))
     return (p.n_pairs, gr.update(value=p.query, maximum=p.n_pairs),
             gr.update(value=p.distance, minimum=low, maximum=low + compute.MAX_FILLER), p.seed,
-            *built(controls, p, values))
+            *built(p, attention_from, states_of))
 
 
 @user_errors
@@ -315,9 +298,56 @@ def builder_controls() -> Binding:
                            note="the builder's sequence, as the tab shows it; any typed sequence works too"))
 
 
+@dataclass(frozen=True)
+class Answers:
+    """The sequence, its buttons and every model's answer, and the stored accuracy curves."""
+
+    text: gr.Textbox
+    run: gr.Button
+    example: gr.Button
+    answers: gr.Markdown
+    probs: gr.Plot
+    saliency: gr.Plot
+    accuracy: gr.Plot
+    by_pairs: gr.Plot
+
+
+@dataclass(frozen=True)
+class Views:
+    """What each model looks at: the two choices and their plots."""
+
+    attention_from: gr.Radio
+    states_of: gr.Radio
+    attention: gr.Plot
+    states: gr.Plot
+
+
+@dataclass(frozen=True)
+class Live:
+    """The cost of recurrence, the live training and the download."""
+
+    cost_plot: gr.Plot
+    cost_note: gr.Markdown
+    measure: gr.Button
+    kind: gr.Dropdown
+    seconds: gr.Slider
+    train: gr.Button
+    stop: gr.Button
+    train_note: gr.Markdown
+    curves: gr.Plot
+    export: gr.Button
+    files: gr.File
+
+
 def build(demo: gr.Blocks) -> Binding:
     gr.Markdown(INTRO)
     builder = builder_controls()
+    a, v, live = answers_rows(), views_rows(), live_rows()
+    wire(demo, builder, a, v, live)
+    return builder
+
+
+def answers_rows() -> Answers:
     with gr.Row(equal_height=True):
         text = gr.Textbox(compute.built_sequence(P).text(), label="sequence (edit it, then Answer)",
                           elem_id="recall-sequence", scale=4, max_lines=3, min_width=240,
@@ -334,6 +364,10 @@ def build(demo: gr.Blocks) -> Binding:
         accuracy = gr.Plot(label="accuracy against distance", elem_id="recall-accuracy", min_width=300)
         by_pairs = gr.Plot(label="accuracy against the number of pairs", elem_id="recall-by-pairs", min_width=300)
     gr.Markdown(findings(evaluation))
+    return Answers(text, run, example, answers, probs, saliency, accuracy, by_pairs)
+
+
+def views_rows() -> Views:
     gr.Markdown("### What each model looks at")
     with gr.Row():
         attention_from = gr.Radio(list(ATTENTION_FROM), value=next(iter(ATTENTION_FROM)), label="Transformer attention from",
@@ -343,6 +377,10 @@ def build(demo: gr.Blocks) -> Binding:
     with gr.Row():
         attention = gr.Plot(label="attention", elem_id="recall-attention", min_width=300)
         states = gr.Plot(label="hidden state", elem_id="recall-states", min_width=300)
+    return Views(attention_from, states_of, attention, states)
+
+
+def live_rows() -> Live:
     gr.Markdown("### The cost of recurrence")
     with gr.Row(elem_classes=["gp-scroll"]):
         cost_plot = gr.Plot(label="time against length", elem_id="recall-cost", min_width=300)
@@ -364,47 +402,42 @@ def build(demo: gr.Blocks) -> Binding:
     with gr.Row():
         export = gr.Button("Download what you see (JSON + CSV)", size="sm")
     files = gr.File(label="download", file_count="multiple", visible=False)
+    return Live(cost_plot, cost_note, measure, kind, seconds, train, stop, train_note, curves, export, files)
 
-    # ------------------------------------------------------------------ events
-    controls = Controls(builder, attention_from, states_of)
-    view_outputs = [answers, probs, saliency, attention, states]
-    layout = [controls.component(f) for f in ("query", "distance")]
+
+def wire(demo: gr.Blocks, builder: Binding, a: Answers, v: Views, live: Live) -> None:
+    view_outputs = [a.answers, a.probs, a.saliency, v.attention, v.states]
+    layout = [builder.components[f] for f in ("query", "distance")]
     private = {"api_visibility": "private", "trigger_mode": "always_last"}
-
-    def event(fn):
-        """``fn(controls, values)`` as a callback of the one ``{component: value}`` dict."""
-        def callback(values: dict):
-            return fn(controls, values)
-
-        callback.__name__ = callback.__qualname__ = fn.__name__
-        return user_errors(callback)
-
+    choices = [v.attention_from, v.states_of]
+    inputs = builder.inputs_with(*choices)
+    on_layout = builder.event(layout_moved, extra=choices, name="on_layout")
     for name in ("distance", "seed"):
-        controls.component(name).input(event(on_build), controls.inputs, [text, *view_outputs], **private)
+        builder.components[name].input(builder.event(builder_moved, extra=choices, name="on_build"), inputs, [a.text, *view_outputs],
+                                       **private)
     for name in ("n_pairs", "query"):
-        controls.component(name).input(event(on_layout), controls.inputs, [*layout, text, *view_outputs], **private)
-    example.click(event(on_random), controls.inputs,
-                  [controls.component("n_pairs"), *layout, controls.component("seed"), text, *view_outputs],
-                  api_visibility="private")
-    for trigger in (run.click, text.submit):
-        trigger(on_typed, [text, attention_from, states_of], view_outputs, api_visibility="private")
-    for radio in (attention_from, states_of):
-        radio.input(on_view_choice, [text, attention_from, states_of], [attention, states], **private)
-    measure.click(on_measure, None, [cost_plot, cost_note], api_visibility="private", **model_event())
-    train.click(on_train, [kind, seconds], [curves, accuracy, train_note], api_visibility="private", **model_event())
-    STOP.wire(stop)
-    export.click(on_export, [text], files, api_visibility="private")
+        builder.components[name].input(on_layout, inputs, [*layout, a.text, *view_outputs], **private)
+    a.example.click(builder.event(random_example, extra=choices, name="on_random"), inputs,
+                    [builder.components["n_pairs"], *layout, builder.components["seed"], a.text, *view_outputs],
+                    api_visibility="private")
+    for trigger in (a.run.click, a.text.submit):
+        trigger(on_typed, [a.text, *choices], view_outputs, api_visibility="private")
+    for radio in choices:
+        radio.input(on_view_choice, [a.text, *choices], [v.attention, v.states], **private)
+    live.measure.click(on_measure, None, [live.cost_plot, live.cost_note], api_visibility="private", **model_event())
+    live.train.click(on_train, [live.kind, live.seconds], [live.curves, a.accuracy, live.train_note],
+                     api_visibility="private", **model_event())
+    STOP.wire(live.stop)
+    live.export.click(on_export, [a.text], live.files, api_visibility="private")
     gr.api(recall_api, api_name="recall", **model_event())
-    opening = demo.load(opening_views, outputs=[answers, probs, saliency, attention, states, accuracy, by_pairs,
-                                                cost_plot, cost_note, curves], api_visibility="private")
-    on_layout_event = event(on_layout)
+    opening = demo.load(opening_views, outputs=[*view_outputs, a.accuracy, a.by_pairs, live.cost_plot,
+                                                live.cost_note, live.curves], api_visibility="private")
 
     def on_link(values: dict):
         """A link sets the builder; the view choices open as they are."""
-        return on_layout_event({**values, attention_from: attention_from.value, states_of: states_of.value})
+        return on_layout({**values, v.attention_from: v.attention_from.value, v.states_of: v.states_of.value})
 
-    builder.on_open(opening, on_link, [*layout, text, *view_outputs])
-    return builder
+    builder.on_open(opening, on_link, [*layout, a.text, *view_outputs])
 
 
 def findings(evaluation: dict | None) -> str:
@@ -438,6 +471,8 @@ def findings(evaluation: dict | None) -> str:
 
 
 if __name__ == "__main__":
+    from playground import theme
+
     with gr.Blocks(title=TAB.title) as _demo:
         build(_demo)
-    _demo.launch()
+    _demo.launch(**theme.launch_kwargs())

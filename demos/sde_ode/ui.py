@@ -255,6 +255,25 @@ def api_sde_ode(data: str, sde: str, score: str, n_samples: int, n_steps: int, s
     yield (yield from run_steps(work, each=lambda step: None))  # None: an empty progress message
 
 
+@dataclass(frozen=True)
+class Views:
+    """What a run shows, and the buttons beside it."""
+
+    anim: gr.Plot
+    play: gr.Button
+    stats: gr.Dataframe
+    adaptive_btn: gr.Button
+    download: gr.DownloadButton
+    paths_plot: gr.Plot
+    t_slider: gr.Slider
+    compare_plot: gr.Plot
+    compare_md: gr.Markdown
+    lam: gr.Slider
+    lam_plot: gr.Plot
+    enc_plot: gr.Plot
+    enc_md: gr.Markdown
+
+
 def build(demo: gr.Blocks) -> Binding:
     gr.Markdown("Two samplers, one noise: the **reverse-time SDE** (left) and the **probability-flow ODE** "
                 "(right) start from the same $x_T$. Press ▶ or drag the time slider: the clouds agree, the "
@@ -263,17 +282,42 @@ def build(demo: gr.Blocks) -> Binding:
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
             c = _controls()
-            with gr.Row(elem_classes="gp-primary-row"):  # sticks to the screen's bottom (playground/app.py CSS)
+            with gr.Row(elem_classes="gp-primary-row"):  # sticks to the screen's bottom (playground/theme.py CSS)
                 run_btn = gr.Button("Run both samplers", variant="primary", elem_id="sde-ode-run", scale=3)
                 stop_btn = gr.Button("Stop", variant="stop", scale=1, elem_id="sde-ode-stop")
-        with gr.Column(scale=2):
-            anim = gr.Plot(label="Particles over time, over the exact density p_t", elem_id="sde-ode-anim")
-            play = gr.Button("▶ Play: t from 1 to ε (or drag the slider under the plot)", size="sm")
-            stats = gr.Dataframe(headers=["sampler", "NFE", "seconds", "sliced W1 to data"], interactive=False,
-                                 label="Cost per sampler (NFE = score evaluations)", elem_id="sde-ode-stats")
-            with gr.Row():
-                adaptive_btn = gr.Button("Add the adaptive ODE (RK45) to the table", size="sm")
-                download = gr.DownloadButton("Download samples (JSON)", size="sm")
+        top = _run_column()
+    v = Views(*top, *_comparison_rows())
+    run_state = gr.JSON(visible=False)  # the run's parameters (no gr.State: no heartbeat)
+    views = [run_state, v.anim, v.stats, v.paths_plot, v.compare_plot, v.compare_md, v.lam_plot, v.download,
+             v.enc_plot, v.enc_md]
+    binding = Binding(Controls, **{k: c[k] for k in INPUT_KEYS}, t_compare=v.t_slider, lam=v.lam,
+                      check=Controls.checked, api=Api("sde_ode", api_args, note=API_NOTE))
+    on_run = binding.event(run)
+    _wire(c, binding, on_run, run_btn, stop_btn, run_state, v.stats, views, v.compare_plot, v.compare_md,
+          v.lam_plot, v.adaptive_btn)
+    # The default run is drawn on page load, not at build (app start-up budget); cached per process.
+    opening = demo.load(_default_views, outputs=views, api_visibility="private")
+    binding.on_open(opening, on_run, views, **model_event())  # a link to other settings runs them
+    v.play.click(None, js=figures.PLAY_JS)
+    gr.api(api_sde_ode, api_name="sde_ode")
+    return binding
+
+
+def _run_column() -> tuple:
+    """anim, play, stats, adaptive_btn, download: right of the controls."""
+    with gr.Column(scale=2):
+        anim = gr.Plot(label="Particles over time, over the exact density p_t", elem_id="sde-ode-anim")
+        play = gr.Button("▶ Play: t from 1 to ε (or drag the slider under the plot)", size="sm")
+        stats = gr.Dataframe(headers=["sampler", "NFE", "seconds", "sliced W1 to data"], interactive=False,
+                             label="Cost per sampler (NFE = score evaluations)", elem_id="sde-ode-stats")
+        with gr.Row():
+            adaptive_btn = gr.Button("Add the adaptive ODE (RK45) to the table", size="sm")
+            download = gr.DownloadButton("Download samples (JSON)", size="sm")
+    return anim, play, stats, adaptive_btn, download
+
+
+def _comparison_rows() -> tuple:
+    """paths_plot, t_slider, compare_plot, compare_md, lam, lam_plot, enc_plot, enc_md."""
     with gr.Row():
         paths_plot = gr.Plot(label="Single paths: SDE jagged, ODE smooth", elem_id="sde-ode-paths")
         with gr.Column():
@@ -290,19 +334,7 @@ def build(demo: gr.Blocks) -> Binding:
         with gr.Column():
             enc_plot = gr.Plot(label="Encode data to noise with the ODE, decode it back")
             enc_md = gr.Markdown()
-    run_state = gr.JSON(visible=False)  # the run's parameters (no gr.State: no heartbeat)
-    views = [run_state, anim, stats, paths_plot, compare_plot, compare_md, lam_plot, download, enc_plot, enc_md]
-    binding = Binding(Controls, **{k: c[k] for k in INPUT_KEYS}, t_compare=t_slider, lam=lam,
-                      check=Controls.checked, api=Api("sde_ode", api_args, note=API_NOTE))
-    on_run = binding.event(run)
-    _wire(c, binding, on_run, run_btn, stop_btn, run_state, stats, views, compare_plot, compare_md, lam_plot,
-          adaptive_btn)
-    # The default run is drawn on page load, not at build (app start-up budget); cached per process.
-    opening = demo.load(_default_views, outputs=views, api_visibility="private")
-    binding.on_open(opening, on_run, views, **model_event())  # a link to other settings runs them
-    play.click(None, js=figures.PLAY_JS)
-    gr.api(api_sde_ode, api_name="sde_ode")
-    return binding
+    return paths_plot, t_slider, compare_plot, compare_md, lam, lam_plot, enc_plot, enc_md
 
 
 def _controls() -> dict:
@@ -371,6 +403,8 @@ def _wire(c, binding, on_run, run_btn, stop_btn, run_state, stats, outputs, comp
 
 
 if __name__ == "__main__":
+    from playground import theme
+
     with gr.Blocks() as app:
         build(app)
-    app.launch()
+    app.launch(**theme.launch_kwargs())
