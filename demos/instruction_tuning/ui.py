@@ -218,7 +218,7 @@ def findings(ev: dict | None) -> str:
     forms = big.get("by_phrasing", {})
     if "canonical" in forms and "held-out" in forms:
         c, h = forms["canonical"], forms["held-out"]
-        parts.append(f"In the forms TEXT_WORLD.md gives (\"Reverse the words: ...\"): word tasks "
+        parts.append(f"In the forms the Text World specification gives (\"Reverse the words: ...\"): word tasks "
                      f"**{c['word_tasks']:.3f}**, knowledge kept **{c['share_of_base_knowledge']:.0%}**; in the "
                      f"held-out phrasing: {h['word_tasks']:.2f} and {h['share_of_base_knowledge']:.0%}.")
     variants = (("n8000-unfiltered", "with the ROUGE-L filter off"),

@@ -304,7 +304,7 @@ LM_INTRO = """
 ### The language model: RLHF and DPO on Text World
 A small Llama-style model (the Text World base model of the Hallucination tab) is fine-tuned into an **SFT
 policy** with the Instruction tuning tab's code, on demonstrations of the four word tasks that mix concise
-right answers, right but **verbose** ones and **wrong** ones. The true reward is TEXT_WORLD.md's
+right answers, right but **verbose** ones and **wrong** ones. The true reward is the Text World specification's
 $r^* = \\text{correct} - 0.1 \\cdot \\text{extra words}$. Pairs of two SFT samples are labelled by
 Bradley-Terry on $r^*$; **RLHF** fits a reward model (SFT with a scalar head) to them and runs PPO against it
 with a per-token KL penalty; **DPO** trains on the same pairs directly. Each was trained at four values of β.
