@@ -253,12 +253,7 @@ def all_lessons() -> list[Lesson]:
     """Every tab's lessons in tab order; ids are unique."""
     from playground import tabs
 
-    found = [load(t, rel) for t in tabs.TAB_IDS for rel in tabs.get(t).lessons]
-    ids = [lesson.id for lesson in found]
-    for lesson in found:
-        if ids.count(lesson.id) > 1:
-            raise LessonError(f"{lesson.path}: the id {lesson.id!r} is used by another lesson too")
-    return found
+    return load_for([tabs.get(t) for t in tabs.TAB_IDS])
 
 
 # ----------------------------------------------------------------------------- against the tab
@@ -365,23 +360,22 @@ def check_answer(lessons: list[Lesson], lesson_id: Any, step: Any, answer: Any) 
 
 
 # ----------------------------------------------------------------------------- in the app
-def for_tabs(shared: list) -> list[Lesson]:
-    """The lessons of the tabs in the app, each checked against its tab's Bindings: what start-up
-    does (``shared``: the app's ``sharing.Shared`` per tab). A broken lesson raises ``LessonError``."""
-    from playground import tabs
-
-    found = []
-    for view in shared:
-        declared = tabs.get(view.tab_id).lessons if view.tab_id in tabs.TAB_IDS else ()
-        for relative in declared:
-            lesson = load(view.tab_id, relative)
-            check_views(lesson, view.bindings)
-            found.append(lesson)
+def load_for(chosen: list) -> list[Lesson]:
+    """The lessons of the tabs in the app (``playground.tabs.Tab`` objects), read and checked;
+    ids unique. A broken lesson raises ``LessonError``."""
+    found = [load(tab.id, relative) for tab in chosen for relative in tab.lessons]
     ids = [lesson.id for lesson in found]
     for lesson in found:
         if ids.count(lesson.id) > 1:
             raise LessonError(f"{lesson.path}: the id {lesson.id!r} is used by another lesson too")
     return found
+
+
+def check_all(found: list[Lesson], shared: list) -> None:
+    """Every lesson against its tab's Bindings (``shared``: the app's ``sharing.Shared`` per tab)."""
+    by_tab = {view.tab_id: view for view in shared}
+    for lesson in found:
+        check_views(lesson, by_tab[lesson.tab].bindings)
 
 
 def wire(found: list[Lesson]) -> None:

@@ -1,6 +1,6 @@
 """Attention cache tab in Chromium: choose a preset, drag the context slider, see plot and table change."""
 
-from demos.attention.ui import TITLE
+from demos.attention import TAB
 from tests.e2e.conftest import drag, open_tab, shot
 
 
@@ -13,7 +13,7 @@ def sizes_text(page) -> str:
 
 
 def test_preset_and_context_slider(page):
-    open_tab(page, TITLE)
+    open_tab(page, TAB.title)
     page.wait_for_selector("#attention-memory .js-plotly-plot", timeout=30_000)
     assert "DeepSeek-V2" in page.locator("#attention-summary").inner_text()
     shot(page, "attention_default")
@@ -41,7 +41,7 @@ def test_preset_and_context_slider(page):
 
 
 def test_real_run_shows_measured_cache_and_decode_times(page):
-    open_tab(page, TITLE)
+    open_tab(page, TAB.title)
     page.get_by_label("longest context timed (max_context)").click()
     page.get_by_role("option", name="1024", exact=True).click()
     page.get_by_role("button", name="Run the attention modules (torch, CPU)").click()

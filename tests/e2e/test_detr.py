@@ -1,6 +1,6 @@
 """DETR tab in Chromium: new random scene, move the threshold, select a query; screenshots."""
 
-from demos.detr.ui import TITLE
+from demos.detr import TAB
 from tests.e2e.conftest import drag, open_tab, shot
 
 
@@ -24,7 +24,7 @@ def drag_slider(page, elem_id: str, start: float, end: float) -> None:
 
 
 def test_scene_threshold_and_query(page):
-    open_tab(page, TITLE)
+    open_tab(page, TAB.title)
     # the default scene is detected on load: annotated image, queries plot, cost matrix
     page.wait_for_selector("#detr-annotated img", timeout=60_000)
     page.wait_for_selector("#detr-queries .js-plotly-plot", timeout=60_000)

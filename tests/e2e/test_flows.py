@@ -1,6 +1,6 @@
 """Flows tab in Chromium: choose a target, train, scrub the layer slider; the views follow."""
 
-from demos.flows.ui import TITLE
+from demos.flows import TAB
 from tests.e2e.conftest import open_tab, shot
 
 GRID_TITLE = "#flows-plot-0 .gtitle"
@@ -22,7 +22,7 @@ def wait_title(page, text: str, selector: str = GRID_TITLE, timeout: int = 30_00
 
 
 def test_choose_target_train_and_scrub_layers(page):
-    open_tab(page, TITLE)
+    open_tab(page, TAB.title)
     page.wait_for_selector(GRID_TITLE, timeout=30_000)
     assert "base Gaussian" in title(page)  # the default is drawn before any training
     shot(page, "flows_default")

@@ -1,6 +1,6 @@
 """Guidance tab in Chromium: type a prompt, move the scale, see the images change."""
 
-from demos.guidance.ui import TITLE
+from demos.guidance import TAB
 from tests.e2e.conftest import drag, open_tab, shot
 
 IMAGES = "#guidance-gallery img"
@@ -11,7 +11,7 @@ def gallery_sources(page) -> list[str]:
 
 
 def test_type_prompt_move_scale_see_images(page):
-    open_tab(page, TITLE)
+    open_tab(page, TAB.title)
     page.wait_for_selector(IMAGES, timeout=240_000)  # the default images are drawn on load
     page.wait_for_selector("#guidance-steps .js-plotly-plot", timeout=60_000)
     shot(page, "guidance_default")

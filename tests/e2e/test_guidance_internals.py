@@ -1,7 +1,7 @@
 """Guidance tab, "Inside the latent diffusion model": generate with attention recorded, move the
 step slider, see the word maps change; the section at phone width and in the dark theme."""
 
-from demos.guidance.ui import TITLE
+from demos.guidance import TAB
 from tests.conftest import ROOT
 from tests.e2e.conftest import drag, open_tab, shot
 
@@ -21,7 +21,7 @@ def wait_changed(page, before, timeout=240_000):
 
 
 def test_generate_move_the_step_slider_see_the_word_maps_change(page):
-    open_tab(page, TITLE)
+    open_tab(page, TAB.title)
     page.wait_for_selector(WORDS, timeout=120_000)  # the precomputed opening view, drawn on load
     page.wait_for_selector("#internals-trip .js-plotly-plot", timeout=60_000)
     opening = signature(page)
@@ -68,10 +68,10 @@ def test_the_section_at_phone_width_in_the_dark_theme(browser, app_url):
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(f"{app_url}/?__theme=dark", wait_until="load")
     page.wait_for_selector("button[role=tab]", timeout=30_000)
-    tab = page.get_by_role("tab", name=TITLE, exact=True)
+    tab = page.get_by_role("tab", name=TAB.title, exact=True)
     if not tab.is_visible():
         page.locator("button[aria-label='More tabs']").click()
-        page.locator(".overflow-dropdown").get_by_role("button", name=TITLE, exact=True).click()
+        page.locator(".overflow-dropdown").get_by_role("button", name=TAB.title, exact=True).click()
     else:
         tab.click()
     page.wait_for_selector(WORDS, timeout=120_000)

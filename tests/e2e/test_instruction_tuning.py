@@ -3,7 +3,7 @@ base model and the fine-tunes one instruction."""
 
 import re
 
-from demos.instruction_tuning.ui import TITLE
+from demos.instruction_tuning import TAB
 from tests.e2e.conftest import drag, open_tab, shot
 
 
@@ -16,7 +16,7 @@ def kept(text: str) -> int:
 
 
 def test_a_round_the_threshold_and_two_models(page):
-    open_tab(page, TITLE)
+    open_tab(page, TAB.title)
     page.wait_for_function("() => (document.querySelector('#instruct-summary') || {}).innerText?.includes('kept')",
                            timeout=60_000)
     opening = summary(page)

@@ -4,7 +4,7 @@ three methods' policies move as the formula says (smaller beta: further from pi_
 import re
 import shutil
 
-from demos.preferences.ui import TITLE
+from demos.preferences import TAB
 from tests.e2e.conftest import open_tab, shot
 
 
@@ -35,7 +35,7 @@ def train_at(page, beta: float) -> dict:
 
 
 def test_train_the_exact_problem_at_two_betas_and_compare(page):
-    open_tab(page, TITLE)
+    open_tab(page, TAB.title)
     page.wait_for_selector("#pref-policies .js-plotly-plot", timeout=30_000)
     page.wait_for_function("document.querySelector('#pref-summary').innerText.includes('β = 0.5')", timeout=30_000)
     opening = policy_rows(page)
@@ -67,7 +67,7 @@ def sample_columns(page) -> list[str]:
 
 
 def test_the_language_models_answer_side_by_side_and_the_frontier_is_drawn(page):
-    open_tab(page, TITLE)
+    open_tab(page, TAB.title)
     page.wait_for_selector("#pref-lm-frontier .js-plotly-plot", timeout=60_000)
     page.wait_for_selector("#pref-lm-curves .js-plotly-plot", timeout=30_000)
     assert "held-out pair accuracy" in page.locator("#pref-lm-setup").inner_text()

@@ -2,7 +2,7 @@
 model's answer change; a bad typed sequence warns and the page keeps what it showed."""
 
 from demos.rnn_transformer import compute
-from demos.rnn_transformer.ui import TITLE
+from demos.rnn_transformer import TAB
 from tests.e2e.conftest import open_tab, shot
 
 
@@ -25,7 +25,7 @@ def model_rows(page) -> dict:
 
 
 def test_build_a_sequence_and_move_the_distance(page):
-    open_tab(page, TITLE)
+    open_tab(page, TAB.title)
     page.wait_for_selector("#recall-saliency .js-plotly-plot", timeout=30_000)
     page.wait_for_selector("#recall-accuracy .js-plotly-plot", timeout=30_000)
     assert "distance d = 24" in answers(page)  # the opening view, drawn without running a model
@@ -54,7 +54,7 @@ def test_build_a_sequence_and_move_the_distance(page):
 
 
 def test_a_bad_typed_sequence_warns_and_keeps_the_view(page):
-    open_tab(page, TITLE)
+    open_tab(page, TAB.title)
     page.wait_for_selector("#recall-saliency .js-plotly-plot", timeout=30_000)
     before = answers(page)
     box = page.locator("#recall-sequence textarea")
@@ -69,7 +69,7 @@ def test_a_bad_typed_sequence_warns_and_keeps_the_view(page):
 def test_train_live_draws_its_curve_and_stops(page):
     from tests.e2e.test_faults_ui import start_then_stop
 
-    open_tab(page, TITLE)
+    open_tab(page, TAB.title)
     page.wait_for_selector("#recall-curves .js-plotly-plot", timeout=30_000)
     before = page.locator("#recall-curves .js-plotly-plot").inner_html()
     stopped_at = start_then_stop(page, "Train", "recall-status", "Training the Transformer… step", min_step=20)
