@@ -7,6 +7,7 @@ TAB = Tab(
     title="Instruction tuning",
     summary="Self-Instruct and Stanford Alpaca at toy size: generate instructions, filter them, and see what tuning buys.",
     build="demos.instruction_tuning.ui:build",
+    lessons=("lesson.md",),
     models=(
         ModelSpec("textworld-instruct-base", "Text World base LM, vocabulary extended for instructions, untuned (embedded)",
                   "demos.common.language_model:load_causal_lm", embedded_dir="instruction_tuning/base",

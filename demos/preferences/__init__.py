@@ -7,6 +7,7 @@ TAB = Tab(
     title="RLHF vs DPO",
     summary="Learning from preferences two ways, reward model + RL or DPO, on the same pairs with a known true reward.",
     build="demos.preferences.ui:build",
+    lessons=("lesson.md",),
     models=(
         ModelSpec("textworld-pref-sft", "Text World SFT policy for RLHF vs DPO: concise, verbose and wrong demonstrations "
                   "(embedded)", "demos.common.language_model:load_causal_lm", embedded_dir="preferences/lm/sft",
