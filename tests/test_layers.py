@@ -204,3 +204,16 @@ def test_functions_stay_under_40_lines():
                 if LONG_OK not in (ast.get_docstring(node) or ""):
                     long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)")
     assert not long, "\n".join(long)
+
+
+def test_no_module_defines_a_top_level_name_twice():
+    """A second ``def run_views`` silently replaced the first (a split build shadowed a helper)."""
+    twice = []
+    for path in project_modules().values():
+        seen = set()
+        for node in ast.parse(path.read_text(), str(path)).body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                if node.name in seen:
+                    twice.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}")
+                seen.add(node.name)
+    assert not twice, "\n".join(twice)
