@@ -40,6 +40,7 @@ VALID = {  # a quick valid call per endpoint (the API info's examples, "..." and
     "self_instruct": {"threshold": 0.7, "n_candidates": 16, "seed": 0},
     "preference_bandit": {"beta": 0.5, "n_candidates": 8, "n_pairs": 200, "tau": 1.0, "seed": 0},
     "preference": {"instruction": "Sort the words: red cat", "method": "dpo", "beta": 0.1, "n_samples": 2, "seed": 0},
+    "lesson_check": {"lesson_id": "attention", "step": 2, "answer": "8x smaller"},
 }
 TEXT_ONLY = {"recall"}  # endpoints whose only inputs are text (no number to send NaN to)
 BAD_JSON_NUMBERS = [  # numbers inside the JSON strings that data and config accept
