@@ -7,4 +7,5 @@ TAB = Tab(
     title="Flows",
     summary="Normalizing and continuous flows bend a Gaussian into a target density, layer by layer.",
     build="demos.flows.ui:build",
+    lessons=("lesson.md",),
 )

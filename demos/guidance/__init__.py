@@ -7,6 +7,7 @@ TAB = Tab(
     title="Guidance",
     summary="Classifier and classifier-free guidance: what the scale s does to a diffusion model's images.",
     build="demos.guidance.ui:build",
+    lessons=("lesson.md", "lesson_sd.md"),
     models=(
         ModelSpec("shapes-ldm", "Shapes World LDM (embedded)", "demos.guidance.sampler:load_embedded",
                   embedded_dir="shapes_ldm", how_to_get="Train it with `python -m demos.guidance.train`"),

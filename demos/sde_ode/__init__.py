@@ -7,4 +7,5 @@ TAB = Tab(
     title="SDE vs ODE",
     summary="Reverse-time SDE and probability-flow ODE run from the same noise: same clouds, different paths.",
     build="demos.sde_ode.ui:build",
+    lessons=("lesson.md",),
 )
