@@ -33,8 +33,11 @@ LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": 
 PLAYER_JS = """
 () => {
   const ATTR = "data-gp-covered";
+  const live = () => document.querySelectorAll(".gp-reveal").forEach(e => {
+    e.setAttribute("role", "status"); e.setAttribute("aria-live", "polite"); });
   window.gpLesson = {
     cover(tabId, on) {
+      live();  // the reveal is announced: a live region (the panel is only rendered once shown)
       const panel = document.querySelector(`#tab-${tabId} .gp-lesson`);
       if (!panel) return;
       let el = panel.nextElementSibling;
@@ -45,7 +48,7 @@ PLAYER_JS = """
       }
     },
   };
-  document.querySelectorAll(".gp-reveal").forEach(e => { e.setAttribute("role", "status"); e.setAttribute("aria-live", "polite"); });
+  live();
 }
 """
 

@@ -7,6 +7,7 @@ TAB = Tab(
     title="ControlNet",
     summary="Draw an outline; a ControlNet steers the diffusion model to fill it.",
     build="demos.controlnet.ui:build",
+    lessons=("lesson.md",),
     models=(
         ModelSpec("shapes-controlnet", "Shapes World ControlNet (embedded, on shapes-ldm)",
                   "demos.controlnet.model:load_embedded", embedded_dir="shapes_controlnet",

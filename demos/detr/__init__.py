@@ -7,6 +7,7 @@ TAB = Tab(
     title="DETR",
     summary="Object queries and Hungarian matching: detection as set prediction, made visible.",
     build="demos.detr.ui:build",
+    lessons=("lesson.md",),
     models=(
         ModelSpec("shapes-detr", "Shapes World DETR (embedded)", "demos.detr.model:load_detr",
                   embedded_dir="shapes_detr", how_to_get="Train it with `python -m demos.detr.train`"),

@@ -7,6 +7,7 @@ TAB = Tab(
     title="RNN vs Transformer",
     summary="Recurrence against attention on the same recall task: what each remembers, and what it costs.",
     build="demos.rnn_transformer.ui:build",
+    lessons=("lesson.md",),
     models=(
         *[ModelSpec(f"recall-{kind}", f"Associative recall {title} (embedded)", "demos.rnn_transformer.models:load_recall",
                     embedded_dir=f"rnn_transformer/{kind}",
