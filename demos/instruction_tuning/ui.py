@@ -363,7 +363,7 @@ def build(demo: gr.Blocks) -> Binding:
     gr.Markdown(INTRO)
     gr.Markdown("### 1. Self-Instruct, live")
     c = run_controls()
-    r = run_views()
+    r = run_section()
     state = gr.State(None)
     gr.Markdown("### 2. Ask the base model and its fine-tunes")
     c["instruction"] = gr.Textbox(Controls.instruction, label="instruction", elem_id="instruct-ask-box", max_lines=3,
@@ -378,7 +378,7 @@ def build(demo: gr.Blocks) -> Binding:
     return binding
 
 
-def run_views() -> RunViews:
+def run_section() -> RunViews:
     run = gr.Button("Run Self-Instruct", variant="primary", elem_id="instruct-run")
     summary = gr.Markdown(elem_id="instruct-summary")
     with gr.Row():
