@@ -204,12 +204,14 @@ def test_server_folders_are_never_in_a_model_message(monkeypatch):
 
 
 def test_the_app_is_offline_unless_downloads_are_allowed():
-    """Set by ``import playground``, before the hub library reads it; availability of every
-    registered model imports neither torch nor huggingface_hub."""
+    """Set by the command line's ``configure_environment`` (before the hub library reads it; importing
+    ``playground`` alone sets nothing); availability of every registered model imports neither torch
+    nor huggingface_hub."""
     import os
     import subprocess
 
-    code = ("import os, sys, playground; from playground import models\n"
+    code = ("import os, sys; from playground.__main__ import configure_environment; configure_environment()\n"
+            "from playground import models\n"
             "[models.REGISTRY.availability(n) for n in models.REGISTRY.names]\n"
             "print(os.environ.get('HF_HUB_OFFLINE'), 'torch' in sys.modules, 'huggingface_hub' in sys.modules)")
     env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "PLAYGROUND_ALLOW_DOWNLOADS")}

@@ -99,3 +99,16 @@ def test_same_seed_same_data():
 def test_unknown_shape_is_an_error():
     with pytest.raises(ValueError, match="circle, square, triangle"):
         sw.inside("hexagon", np.zeros(1), np.zeros(1), 0, 0, 10)
+
+
+def test_the_lessons_image_judge_reads_generated_shapes_world_images():
+    """``demos/common/shapes_judge.py`` (what the lessons ask of an image) names the colour and shape
+    of Shapes World's own generation images."""
+    from demos.common import shapes_judge
+
+    right = 0
+    for seed in range(200):
+        image, shape = sw.generation_sample(np.random.default_rng(seed))
+        colour, kind = shapes_judge.judge(image)
+        right += f"a {colour} {kind}" == shape.caption
+    assert right >= 196, right

@@ -15,7 +15,6 @@ import gradio as gr
 
 from demos.attention import TAB
 
-TITLE = TAB.title  # the tab's name, as the browser tests (tests/e2e) look it up
 from demos.attention import compute, figures
 from playground import tempfiles
 from playground.ui_helpers import (Api, Binding, api_errors, explanation, model_event, progress_steps, run_steps,

@@ -5,13 +5,14 @@ like a link to the tab, a view runs on the default example outline (``circle.png
 drawing is not part of a view. Torch and diffusers are imported inside the functions.
 
 Where the question is about the shape: the generated object is the largest part of the pixels that
-differ from the border's colour by more than 60 (as ``benchmarks/shapes_checker.py`` finds it), and
+differ from the border's colour by more than 60 (as ``demos/common/shapes_judge.py`` finds it), and
 the outline's inside is the condition's strokes with their holes filled; IoU compares the two."""
 
 from dataclasses import replace
 
 import numpy as np
 
+from demos.common import shapes_judge
 from demos.controlnet import compute
 
 
@@ -26,15 +27,7 @@ def _image(controls) -> np.ndarray:
 
 def _object(image: np.ndarray) -> np.ndarray:
     """(H, W) bool: the largest connected region that differs from the border colour by > 60."""
-    from scipy import ndimage
-
-    border = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]]).astype(np.float64)
-    mask = np.abs(image.astype(np.float64) - np.median(border, axis=0)).max(axis=2) > 60
-    labels, n = ndimage.label(mask)
-    if n == 0:
-        return mask
-    sizes = ndimage.sum(mask, labels, index=np.arange(1, n + 1))
-    return labels == 1 + int(np.argmax(sizes))
+    return shapes_judge.shape_mask(image, largest=True)
 
 
 def _inside_outline(size: int) -> np.ndarray:
@@ -95,16 +88,14 @@ def untrained_controlnet(controls) -> str:
 
 
 def what_is_drawn(controls) -> str:
-    """The object's colour and shape (``benchmarks/shapes_checker.py``'s rules) and whether it lies in
+    """The object's colour and shape (``demos/common/shapes_judge.py``) and whether it lies in
     the outline (IoU with the filled outline >= 0.5), as the option reads."""
-    from benchmarks import shapes_checker
-
     image = _image(controls)
-    check = shapes_checker.check(image)
+    colour, shape = shapes_judge.judge(image)
     found, inside = _object(image), _inside_outline(image.shape[0])
     iou = float((found & inside).sum() / max((found | inside).sum(), 1))
     where = "inside the outline" if iou >= 0.5 else "away from the outline"
-    return f"a {check.colour} {check.shape} {where}"
+    return f"a {colour} {shape} {where}"
 
 
 def follows_outline(controls) -> str:

@@ -19,7 +19,6 @@ from playground.models import usable_choices
 from playground.ui_helpers import Api, Binding, File, api_errors, explanation, model_event
 from demos.detr import TAB
 
-TITLE = TAB.title  # the tab's name, as the browser tests (tests/e2e) look it up
 
 EXAMPLES_DIR = settings.ASSETS_DIR / "detr_examples"
 DEFAULT_OUTPUTS = EXAMPLES_DIR / "default_outputs.json"  # written by demos/detr/make_examples.py

@@ -18,7 +18,6 @@ from playground import settings, tempfiles
 from playground.ui_helpers import Api, Binding, StopButtons, api_errors, explanation, model_event, user_errors
 from demos.flows import TAB
 
-TITLE = TAB.title  # the tab's name, as the browser tests (tests/e2e) look it up
 
 STOP = StopButtons()  # this tab's Stop button (one flag per session)
 

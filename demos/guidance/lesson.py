@@ -4,14 +4,7 @@ Two lessons share this module: ``lesson.md`` (the tab's controls: each function 
 ``Controls``) and ``lesson_sd.md`` (the "Inside the latent diffusion model" section: each function
 takes its ``Inside`` settings, ``inside_...`` in a view, and runs the embedded model).
 
-Images are judged from their pixels by the simplest rule that separates Shapes World's pictures
-(a light background and one flat-coloured shape):
-
-1. background = the median colour of the 1-pixel border; the shape = pixels whose largest channel
-   difference from it exceeds 60 (none if under 30 pixels);
-2. colour = the palette colour (``shapes_world.PALETTE``) nearest to the shape's median pixel;
-3. shape = from how much of its bounding box the shape fills: over 0.9 a square, 0.65-0.9 a
-   circle (a disk fills pi/4 = 0.785), 0.35-0.65 a triangle (0.5), else none.
+Images are judged from their pixels by ``demos/common/shapes_judge.py``.
 """
 
 from dataclasses import replace
@@ -19,6 +12,7 @@ from dataclasses import replace
 import numpy as np
 
 from demos.common import shapes_world
+from demos.common.shapes_judge import judge, shape_mask
 from demos.common.ldm_prompts import prompt_words
 from demos.guidance import compute, internals
 
@@ -26,26 +20,6 @@ SAME_PIXELS = 3  # two images "are the same" when no pixel channel differs by mo
 
 
 # ----------------------------------------------------------------------------- judging images
-def shape_mask(image: np.ndarray) -> np.ndarray:
-    """The shape's pixels (H, W) bool: far from the border's median colour (rule 1)."""
-    im = np.asarray(image)[..., :3].astype(np.float64)
-    border = np.concatenate([im[0], im[-1], im[:, 0], im[:, -1]])
-    return np.abs(im - np.median(border, axis=0)).max(axis=2) > 60
-
-
-def judge(image: np.ndarray) -> tuple[str | None, str | None]:
-    """(colour, shape) an image shows, by the rules in the module's docstring."""
-    mask = shape_mask(image)
-    if mask.sum() < 30:
-        return None, None
-    median = np.median(np.asarray(image)[..., :3][mask].astype(np.float64), axis=0)
-    colour = min(shapes_world.PALETTE, key=lambda c: np.linalg.norm(np.array(shapes_world.PALETTE[c]) - median))
-    ys, xs = np.nonzero(mask)
-    fill = mask.sum() / ((np.ptp(ys) + 1) * (np.ptp(xs) + 1))
-    shape = "square" if fill > 0.9 else "circle" if fill >= 0.65 else "triangle" if fill >= 0.35 else None
-    return colour, shape
-
-
 def matches(image: np.ndarray, prompt: str) -> bool:
     """The image shows every colour and shape word of the prompt."""
     colour, shape = judge(image)

@@ -20,7 +20,6 @@ from playground.ui_helpers import Api, Binding, StopButtons, api_errors, explana
 from playground.validate import shown
 from demos.guidance import TAB
 
-TITLE = TAB.title  # the tab's name, as the browser tests (tests/e2e) look it up
 
 STOP = StopButtons()  # this tab's Stop button (one flag per session)
 

@@ -23,7 +23,6 @@ from playground.plots import message_figure
 from playground.ui_helpers import Api, Binding, api_errors, explanation, model_event, user_errors
 from demos.instruction_tuning import TAB
 
-TITLE = TAB.title  # the tab's name, as the browser tests (tests/e2e) look it up
 
 MISSING = "No stored evaluation: run `python -m benchmarks.instruction_tuning --write`"
 SWEEP = tuple(round(t, 2) for t in np.arange(0.3, 1.001, 0.05))

@@ -20,7 +20,6 @@ import numpy as np
 
 from demos.preferences import TAB
 
-TITLE = TAB.title  # the tab's name, as the browser tests (tests/e2e) look it up
 from demos.preferences import compute, figures, lm
 from playground import settings, tempfiles
 from playground.plots import message_figure

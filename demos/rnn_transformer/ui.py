@@ -17,7 +17,6 @@ import gradio as gr
 
 from demos.rnn_transformer import TAB
 
-TITLE = TAB.title  # the tab's name, as the browser tests (tests/e2e) look it up
 from demos.rnn_transformer import compute, figures
 from demos.rnn_transformer.compute import MODEL_KINDS, MODEL_TITLES
 from playground import settings, tempfiles, validate
