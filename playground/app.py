@@ -14,7 +14,7 @@ import gradio as gr
 from starlette.middleware import Middleware
 from starlette.responses import PlainTextResponse
 
-from playground import gradio_fixes, home, lesson_player, lessons, serving, settings, sharing, tempfiles
+from playground import gradio_fixes, home, lessons, serving, settings, sharing, tempfiles
 from playground import tabs as playground_tabs
 from playground.theme import CSS, HEAD, THEME
 
@@ -32,31 +32,26 @@ def build_app(tabs: list[str | playground_tabs.Tab] | None = None) -> gr.Blocks:
             with gr.Tabs() as tabs:
                 with gr.Tab("Home", id="home") as home_tab:
                     home.build(demo, chosen, tabs)
-                    cards = lesson_player.home_row(found, {spec.id: spec.title for spec in chosen})
-                shared, panels = build_tabs(demo, chosen, found)
+                shared = build_tabs(demo, chosen)
             sharing.wire(demo, tabs, home_tab, shared)
             lessons.check_all(found, shared)  # a broken lesson stops the start here
             lessons.wire(found)
-            lesson_player.wire(demo, tabs, shared, panels, cards, found)
         demo.queue(max_size=settings.QUEUE_MAX_SIZE,
                    default_concurrency_limit=settings.DEFAULT_CONCURRENCY_LIMIT)
     return demo
 
 
-def build_tabs(demo: gr.Blocks, chosen: list, found: list) -> tuple[list, dict]:
-    """Each tab: its Copy-link row, its lesson player, its own content, its Python panel."""
-    shared, panels = [], {}  # the tabs' sharing pieces; tab id -> its lesson player
+def build_tabs(demo: gr.Blocks, chosen: list) -> list:
+    """Each tab: its Copy-link row, its own content, its Python panel; their sharing pieces."""
+    shared = []
     for spec in chosen:
         with gr.Tab(spec.title, id=spec.id, elem_id=f"tab-{spec.id}") as tab:
             view = sharing.Shared(spec.id, tab)
             sharing.link_row(view)
-            player = lesson_player.panel(spec.id, [lesson for lesson in found if lesson.tab == spec.id])
             view.binding = spec.build_function()(demo)  # a tab's build returns its Binding (or None)
             sharing.python_panel(view)
         shared.append(view)
-        if player is not None:
-            panels[spec.id] = player
-    return shared, panels
+    return shared
 
 
 class RefuseRemoteFiles:
