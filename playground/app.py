@@ -14,7 +14,7 @@ import gradio as gr
 from starlette.middleware import Middleware
 from starlette.responses import PlainTextResponse
 
-from playground import gradio_fixes, home, lessons, serving, settings, sharing, tempfiles
+from playground import gradio_fixes, home, lesson_player, lessons, serving, settings, sharing, tempfiles
 from playground import tabs as playground_tabs
 from playground.theme import CSS, HEAD, THEME
 
@@ -29,25 +29,29 @@ def build_app(tabs: list[str | playground_tabs.Tab] | None = None) -> gr.Blocks:
     found = lessons.load_for(chosen)  # read and checked here; against the controls once built
     with gradio_fixes.building():  # the server app and the page's config are made once, by launch
         with gr.Blocks(title="Generative Playground", analytics_enabled=False) as demo:
+            player = lesson_player.panel()  # one, above the tabs, hidden until a lesson starts
             with gr.Tabs() as tabs:
                 with gr.Tab("Home", id="home") as home_tab:
                     home.build(demo, chosen, tabs)
-                shared = build_tabs(demo, chosen)
+                    cards = lesson_player.home_row(found, {spec.id: spec.title for spec in chosen})
+                shared = build_tabs(demo, chosen, {lesson.tab for lesson in found})
             sharing.wire(demo, tabs, home_tab, shared)
             lessons.check_all(found, shared)  # a broken lesson stops the start here
             lessons.wire(found)
+            lesson_player.wire(demo, tabs, player, shared, cards, found)
         demo.queue(max_size=settings.QUEUE_MAX_SIZE,
                    default_concurrency_limit=settings.DEFAULT_CONCURRENCY_LIMIT)
     return demo
 
 
-def build_tabs(demo: gr.Blocks, chosen: list) -> list:
-    """Each tab: its Copy-link row, its own content, its Python panel; their sharing pieces."""
+def build_tabs(demo: gr.Blocks, chosen: list, with_lessons: set[str]) -> list:
+    """Each tab: its Copy-link row (with a Lesson button if it has a lesson), its own content, its
+    Python panel; their sharing pieces."""
     shared = []
     for spec in chosen:
         with gr.Tab(spec.title, id=spec.id, elem_id=f"tab-{spec.id}") as tab:
             view = sharing.Shared(spec.id, tab)
-            sharing.link_row(view)
+            sharing.link_row(view, lesson_player.start_button if spec.id in with_lessons else None)
             view.binding = spec.build_function()(demo)  # a tab's build returns its Binding (or None)
             sharing.python_panel(view)
         shared.append(view)

@@ -37,7 +37,7 @@ TAB_KEY = "tab"
 MAX_CHARS = 4000  # a longer text is left out of a URL, and refused in one
 MAX_SEARCH = 65_536  # of a query string, the part read
 PLACEHOLDER_URL = "http://127.0.0.1:7860/"
-SILENT_KEYS = {"view", "deep_link"}  # Gradio's own; keys starting with "__" too (``__theme``)
+SILENT_KEYS = {"view", "deep_link", "lesson", "step"}  # Gradio's own, a lesson's; keys starting with "__" too (``__theme``)
 
 
 @dataclass
@@ -59,13 +59,18 @@ class Shared:
     note: gr.Markdown | None = None
     panel: gr.Accordion | None = None
     code: gr.Code | None = None
+    start: gr.Button | None = None  # the tab's "Lesson" button (playground/lesson_player.py), if it has one
+    triggers: dict = dataclasses.field(default_factory=dict)  # Binding index -> the textbox whose link ``show`` draws
 
 
 # ----------------------------------------------------------------------------- layout
-def link_row(shared: Shared) -> None:
-    """The tab's "Copy link to this view" row (at its top; filled in by ``wire``)."""
+def link_row(shared: Shared, start: Callable[[str], gr.Button] | None = None) -> None:
+    """The tab's "Copy link to this view" row (at its top; filled in by ``wire``), and ``start(tab id)``
+    (the tab's Lesson button) at its head when given."""
     with gr.Column(variant="compact") as shared.row:
         with gr.Row(equal_height=False):
+            if start is not None:
+                shared.start = start(shared.tab_id)
             shared.copy = gr.Button("Copy link to this view", size="sm", scale=0, min_width=190,
                                     elem_id=f"share-{shared.tab_id}-copy", elem_classes=["gp-share-copy"])
             shared.link = gr.Textbox(show_label=False, placeholder="the link to these settings appears here",
@@ -366,6 +371,7 @@ def _wire_link(demo: gr.Blocks, s: Shared, index: int, tab_ids: list[str], contr
     bindings, binding = s.bindings, s.bindings[index]
     opened = (binding.opening.then if binding.opening is not None else demo.load)
     trigger = gr.Textbox(visible=False)  # set only when the link asks for a view other than the default
+    s.triggers[index] = trigger  # a lesson step draws its view through it too (playground/lesson_player.py)
     on_values, outputs, on_show = link_event(s.tab_id, bindings, index, tab_ids)
     # 1. the link's values on the controls at once: no model slot (every page load runs this for every
     # tab, and it used to wait behind other users' runs: once past 60 s in a full CI run). The link as

@@ -39,6 +39,14 @@ table th, table td {overflow-wrap: normal; word-break: normal;}
   .grid-container {grid-template-columns: repeat(2, minmax(0, 1fr)) !important;}  /* galleries: 2 across, none cut off */
   .js-plotly-plot .modebar-container {display: none !important;}  /* the toolbar sat over the plot titles */
 }
+/* The lesson player (playground/lesson_player.py) and the Home tab's lesson cards. */
+.gp-lesson {border: 2px solid var(--color-accent); border-radius: 10px; padding: 10px 14px !important;}
+.gp-lesson .gp-lesson-nav {flex-wrap: wrap !important;}
+.gp-lesson .gp-lesson-nav > button {min-width: 0 !important; flex: 1 1 30% !important;}
+[data-gp-covered] {filter: blur(7px); opacity: 0.55; pointer-events: none; user-select: none;}
+.gp-lesson-card {border: 1px solid var(--border-color-primary); border-radius: 10px; padding: 10px 14px; cursor: pointer;}
+.gp-lesson-card:hover {border-color: var(--color-accent); background: var(--background-fill-secondary);}
+.gp-lesson-card h3 {margin: 0 0 4px 0;}
 """
 
 
