@@ -292,7 +292,7 @@ def test_a_browser_runs_a_tab_under_the_root_path(sub_path, browser):
         page.get_by_label("model (preset)").click()
         page.get_by_role("option", name="Llama-2-70B", exact=True).click()
         page.wait_for_function("document.querySelector('#attention-summary').innerText.includes('Llama-2-70B')",
-                               timeout=60_000)
+                               timeout=60_000, polling=250)
         assert "163,840" in page.locator("#attention-sizes").inner_text()
     finally:
         context.close()

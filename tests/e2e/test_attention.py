@@ -23,7 +23,7 @@ def test_preset_and_context_slider(page):
     page.get_by_label("model (preset)").click()
     page.get_by_role("option", name="Llama-2-70B", exact=True).click()
     page.wait_for_function("document.querySelector('#attention-summary').innerText.includes('Llama-2-70B')",
-                           timeout=15_000)
+                           timeout=15_000, polling=250)
     page.wait_for_timeout(500)
     after_plot, after_table = plot_svg(page), sizes_text(page)
     assert after_plot != before_plot and after_table != before_table
@@ -33,7 +33,7 @@ def test_preset_and_context_slider(page):
     summary = page.locator("#attention-summary").inner_text()
     drag(page, "#attention-seq-len input[type=range]", 0.25, 0.8)
     page.wait_for_function(
-        "s => document.querySelector('#attention-summary').innerText !== s", arg=summary, timeout=15_000)
+        "s => document.querySelector('#attention-summary').innerText !== s", arg=summary, timeout=15_000, polling=250)
     page.wait_for_timeout(500)
     assert plot_svg(page) != after_plot
     assert sizes_text(page) != after_table

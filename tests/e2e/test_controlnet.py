@@ -31,13 +31,13 @@ def test_draw_an_outline_and_generate(page):
     before_result = image_src(page, "controlnet-result")
 
     draw_square(page)
-    page.wait_for_function("() => document.querySelector('input[type=radio][value=Canvas]').checked", timeout=10_000)
+    page.wait_for_function("() => document.querySelector('input[type=radio][value=Canvas]').checked", timeout=10_000, polling=250)
     page.get_by_label("Prompt").fill("a blue square")
     page.get_by_role("button", name="Generate").click()
     page.wait_for_function(
         "(before) => { const img = document.querySelector('#controlnet-result img');"
         " return img && img.getAttribute('src') && img.getAttribute('src') !== before; }",
-        arg=before_result, timeout=120_000)
+        arg=before_result, timeout=120_000, polling=250)
     page.wait_for_timeout(500)
     assert image_src(page, "controlnet-condition") != before_condition
     page.get_by_text("Settings and timings (JSON)").click()

@@ -16,7 +16,7 @@ def wait_changed(page, elem_id: str, before: str, timeout: int = 180_000) -> Non
     page.wait_for_function(
         "([id, before]) => { const img = document.querySelector('#' + id + ' img');"
         " return img && img.getAttribute('src') && img.getAttribute('src') !== before; }",
-        arg=[elem_id, before], timeout=timeout)
+        arg=[elem_id, before], timeout=timeout, polling=250)
 
 
 def drag_slider(page, elem_id: str, start: float, end: float) -> None:

@@ -45,9 +45,9 @@ def start_then_stop(page, start: str, status_id: str, running: str, min_step: in
     tab = status_id.split("-")[0]
     page.evaluate(STOP_WHEN_RUNNING, [status_id, f"{tab}-stop", running, min_step])
     page.get_by_role("button", name=start, exact=True).click()
-    page.wait_for_function("window.__stopPressed === true", timeout=120_000)  # hang guard only
+    page.wait_for_function("window.__stopPressed === true", timeout=120_000, polling=250)  # hang guard only
     page.wait_for_function(f"document.querySelector('#{status_id}').innerText.includes('Stopped at step')",
-                           timeout=120_000)  # a hang guard: the stop lands within a step
+                           timeout=120_000, polling=250)  # a hang guard: the stop lands within a step
     return int(re.search(r"Stopped at step (\d+)", page.locator(f"#{status_id}").inner_text()).group(1))
 
 
@@ -65,7 +65,7 @@ def test_stop_ends_a_long_guidance_run_within_a_step_and_shows_where(page):
 def test_stop_cancels_an_sde_run_and_the_next_run_works(page):
     open_tab(page, SDE_ODE_TAB.title)
     page.wait_for_function("document.querySelector('#sde-ode-compare-text').innerText.includes('SDE vs ODE')",
-                           timeout=120_000)
+                           timeout=120_000, polling=250)
     page.get_by_label("VE", exact=True).check()
     set_number(page, "sde-ode-n-samples", "10000")
     set_number(page, "sde-ode-n-steps", "2000")  # the largest run: many seconds
@@ -82,7 +82,7 @@ def test_stop_cancels_an_sde_run_and_the_next_run_works(page):
     set_number(page, "sde-ode-n-steps", "50")
     page.locator("#sde-ode-run").click()
     page.wait_for_function("s => document.querySelector('#sde-ode-compare-text').innerText !== s",
-                           arg=before, timeout=120_000)
+                           arg=before, timeout=120_000, polling=250)
     assert "VE" in page.locator("#sde-ode-compare-text").inner_text() or "SDE vs ODE" in \
         page.locator("#sde-ode-compare-text").inner_text()
 
@@ -116,7 +116,7 @@ def test_a_tab_without_its_model_says_so_and_the_others_work(browser, bare_app_u
     open_tab(page, SDE_ODE_TAB.title)  # a tab without a model: unaffected
     page.locator("#sde-ode-run").click()
     page.wait_for_function("document.querySelector('#sde-ode-compare-text').innerText.includes('SDE vs ODE')",
-                           timeout=120_000)
+                           timeout=120_000, polling=250)
     context.close()
     assert not errors, errors
 

@@ -18,7 +18,7 @@ def wait_new_image(page, elem_id: str, before: str, timeout: int = 180_000) -> N
     page.wait_for_function(
         "([id, before]) => { const img = document.querySelector('#' + id + ' img');"
         " return img && img.complete && img.naturalWidth > 0 && img.getAttribute('src') !== before; }",
-        arg=[elem_id, before], timeout=timeout)
+        arg=[elem_id, before], timeout=timeout, polling=250)
 
 
 def test_detr_new_scene_moves_to_the_next_seed_and_an_example_is_detected_when_clicked(page):
@@ -68,12 +68,12 @@ def test_an_invalid_n_kv_heads_shows_the_value_used_and_the_download_works(page)
         page.get_by_label("model (preset)").click()
         page.get_by_role("option", name=preset, exact=True).click()
         page.wait_for_function("p => document.querySelector('#attention-summary').innerText.includes(p)",
-                               arg="Custom" if preset == "Custom" else preset, timeout=30_000)
+                               arg="Custom" if preset == "Custom" else preset, timeout=30_000, polling=250)
     box = page.get_by_label("n_kv_heads")
     box.fill("7")
     box.press("Enter")
     page.locator(".toast-body").filter(has_text="using 8").first.wait_for(timeout=30_000)
-    page.wait_for_function("() => document.querySelector('#attention-summary').innerText.includes('n_g = 8')")
+    page.wait_for_function("() => document.querySelector('#attention-summary').innerText.includes('n_g = 8')", polling=250)
     page.wait_for_timeout(300)  # the box's update lands with the summary's
     assert box.input_value() == "8"
     page.get_by_role("button", name="Download what you see (JSON + CSV)").click()
@@ -89,7 +89,7 @@ def test_a_controlnet_example_shows_the_tab_it_uses_and_generates(page):
     before, condition = image_src(page, "controlnet-result"), image_src(page, "controlnet-condition")
     page.locator("#controlnet-examples tbody tr").nth(1).click()  # square.png, "a blue square"
     page.wait_for_function("() => document.querySelector('input[type=radio][value=\"Uploaded image\"]').checked",
-                           timeout=10_000)
+                           timeout=10_000, polling=250)
     assert page.get_by_role("tab", name="Upload", exact=True).get_attribute("aria-selected") == "true"
     assert not page.locator("#controlnet-sketch canvas").first.is_visible()
     wait_new_image(page, "controlnet-result", before)  # it ran: no stale image from the last outline
@@ -104,7 +104,7 @@ def test_a_home_card_opens_its_tab(page):
     card.click()
     page.wait_for_function("() => [...document.querySelectorAll('button[role=tab]')]"
                            ".some(b => b.innerText.trim() === 'DETR' && b.getAttribute('aria-selected') === 'true')",
-                           timeout=15_000)
+                           timeout=15_000, polling=250)
     page.locator("#detr-new-scene").wait_for(state="visible", timeout=15_000)
 
 
@@ -156,7 +156,7 @@ def test_plots_keep_the_last_view_while_a_flow_trains(page):
     open_tab(page, "Flows")
     page.wait_for_selector("#flows-plot-0 .js-plotly-plot", timeout=60_000)
     page.get_by_role("button", name="Train", exact=True).click()
-    page.wait_for_function("document.querySelector('#flows-status').innerText.includes('Training')", timeout=120_000)
+    page.wait_for_function("document.querySelector('#flows-status').innerText.includes('Training')", timeout=120_000, polling=250)
     overlay = page.evaluate("""() => { const block = document.querySelector('#flows-plot-0');
         return [...block.querySelectorAll('.wrap')].some(w => !w.classList.contains('hide')
                && getComputedStyle(w).display !== 'none' && w.getBoundingClientRect().height > 0); }""")

@@ -18,7 +18,7 @@ def set_number(page, elem_id: str, value: int) -> None:
 
 def wait_title(page, text: str, selector: str = GRID_TITLE, timeout: int = 30_000) -> None:
     page.wait_for_function("([s, t]) => (document.querySelector(s)?.textContent || '').includes(t)",
-                           arg=[selector, text], timeout=timeout)
+                           arg=[selector, text], timeout=timeout, polling=250)
 
 
 def test_choose_target_train_and_scrub_layers(page):
@@ -38,7 +38,7 @@ def test_choose_target_train_and_scrub_layers(page):
     density_before = page.locator("#flows-plot-1 .heatmaplayer").inner_html()
     page.get_by_role("button", name="Train", exact=True).click()
     page.wait_for_function("document.querySelector('#flows-status').innerText.includes('trained in')",
-                           timeout=240_000)
+                           timeout=240_000, polling=250)
     wait_title(page, "after 4 of 4 layers")
     assert "held-out" in page.locator("#flows-status").inner_text()
     assert page.locator("#flows-plot-1 .heatmaplayer").inner_html() != density_before

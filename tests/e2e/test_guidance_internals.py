@@ -17,7 +17,7 @@ def signature(page):
 
 
 def wait_changed(page, before, timeout=240_000):
-    page.wait_for_function(f"b => ({SIGNATURE})() !== null && ({SIGNATURE})() !== b", arg=before, timeout=timeout)
+    page.wait_for_function(f"b => ({SIGNATURE})() !== null && ({SIGNATURE})() !== b", arg=before, timeout=timeout, polling=250)
 
 
 def test_generate_move_the_step_slider_see_the_word_maps_change(page):
@@ -35,7 +35,7 @@ def test_generate_move_the_step_slider_see_the_word_maps_change(page):
     prompt.fill("a blue square")
     page.locator("#internals-look").click()
     page.wait_for_function("document.querySelector('#internals-status').innerText.includes('Generated')",
-                           timeout=240_000)
+                           timeout=240_000, polling=250)
     wait_changed(page, opening)
     generated = signature(page)
     assert "a blue square" in generated and "of 8" in generated
@@ -47,7 +47,7 @@ def test_generate_move_the_step_slider_see_the_word_maps_change(page):
     wait_changed(page, generated, timeout=60_000)
     slider = page.locator("#internals-step input[type=number]").input_value()
     assert slider != "8"
-    page.wait_for_function(f"() => ({SIGNATURE})().includes('steps 1..{slider} summed')", timeout=60_000)
+    page.wait_for_function(f"() => ({SIGNATURE})().includes('steps 1..{slider} summed')", timeout=60_000, polling=250)
     page.wait_for_timeout(300)
     page.locator("#internals-words").scroll_into_view_if_needed()
     shot(page, "guidance_internals_step_moved")
@@ -55,7 +55,7 @@ def test_generate_move_the_step_slider_see_the_word_maps_change(page):
     # 3. the autoencoder on an uploaded picture: its PSNR and compression are reported
     page.locator("#internals-upload input[type=file]").set_input_files(str(EXAMPLE))
     page.wait_for_function("document.querySelector('#internals-trip-status').innerText.includes('your picture')",
-                           timeout=120_000)
+                           timeout=120_000, polling=250)
     assert "48×" in page.locator("#internals-trip-status").inner_text()
     page.locator("#internals-trip").scroll_into_view_if_needed()
     shot(page, "guidance_internals_upload")

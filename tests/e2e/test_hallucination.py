@@ -12,7 +12,7 @@ def ask(page, question: str, expect: str) -> str:
     page.locator("#hallucination-question textarea").fill(question)
     page.locator("#hallucination-ask").click()
     page.wait_for_function("e => document.querySelector('#hallucination-answer').innerText.includes(e)", arg=expect,
-                           timeout=60_000)
+                           timeout=60_000, polling=250)
     return page.locator("#hallucination-answer").inner_text()
 
 
@@ -29,7 +29,7 @@ def test_a_frequent_and_a_never_seen_person(page):
     assert "stated 32 times" in text and "the answer is right" in text
     ask(page, "Tell me about Zorbat Quenlip.", "cannot be checked")
     page.wait_for_function("() => document.querySelector('#hallucination-download').innerText.includes('KB')",
-                           timeout=30_000)  # what the panel shows, as files (the label alone has no size)
+                           timeout=30_000, polling=250)  # what the panel shows, as files (the label alone has no size)
     shot(page, "hallucination_frequent")
 
 

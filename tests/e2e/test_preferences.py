@@ -29,7 +29,7 @@ def train_at(page, beta: float) -> dict:
     set_slider(page, "pref-beta", beta)
     page.locator("#pref-train").click()
     page.wait_for_function("t => document.querySelector('#pref-summary').innerText.includes(t)",
-                           arg=f"β = {beta:g}, τ = 1", timeout=90_000)
+                           arg=f"β = {beta:g}, τ = 1", timeout=90_000, polling=250)
     page.wait_for_selector("#pref-curves .js-plotly-plot", timeout=30_000)
     return policy_rows(page)
 
@@ -37,7 +37,7 @@ def train_at(page, beta: float) -> dict:
 def test_train_the_exact_problem_at_two_betas_and_compare(page):
     open_tab(page, TAB.title)
     page.wait_for_selector("#pref-policies .js-plotly-plot", timeout=30_000)
-    page.wait_for_function("document.querySelector('#pref-summary').innerText.includes('β = 0.5')", timeout=30_000)
+    page.wait_for_function("document.querySelector('#pref-summary').innerText.includes('β = 0.5')", timeout=30_000, polling=250)
     opening = policy_rows(page)
     assert set(opening) == {"reference π_ref", "optimum π*", "DPO", "RLHF"}
     assert "KL to the optimum" in page.locator("#pref-findings").inner_text()
@@ -82,7 +82,7 @@ def test_the_language_models_answer_side_by_side_and_the_frontier_is_drawn(page)
     page.locator("#pref-lm-method").get_by_label("rlhf", exact=True).check()
     page.locator("#pref-lm-sample").click()
     page.wait_for_function("document.querySelector('#pref-lm-samples-table').innerText.includes('cat red baker')",
-                           timeout=90_000)
+                           timeout=90_000, polling=250)
     assert sample_columns(page)[1:] == ["SFT", "RLHF (PPO), β = 0.03 ◀", "DPO, β = 0.03"]
     rows = page.locator("#pref-lm-samples-table tbody tr")
     assert rows.count() == 5  # 4 samples and the mean

@@ -35,16 +35,16 @@ def test_build_a_sequence_and_move_the_distance(page):
     first = compute.built_sequence(compute.BuilderParams(n_pairs=4, query=1, distance=24, seed=0))
     set_slider(page, "recall-query", 1)  # wait for this event to finish before the next one
     page.wait_for_function("t => document.querySelector('#recall-answers').innerText.includes(t)",
-                           arg=f"Asked: key {first.key}, whose value is {first.target}; distance d = 24", timeout=30_000)
+                           arg=f"Asked: key {first.key}, whose value is {first.target}; distance d = 24", timeout=30_000, polling=250)
     set_slider(page, "recall-distance", 6)
-    page.wait_for_function("document.querySelector('#recall-answers').innerText.includes('d = 6')", timeout=30_000)
+    page.wait_for_function("document.querySelector('#recall-answers').innerText.includes('d = 6')", timeout=30_000, polling=250)
     near = model_rows(page)
     assert set(near) == {"tanh RNN", "LSTM", "GRU", "Transformer"}
     saliency_near = page.locator("#recall-saliency .js-plotly-plot").inner_html()
 
     # 2. the distance slider to 134: more filler, and every model's row (answer or probability) changes
     set_slider(page, "recall-distance", 134)
-    page.wait_for_function("document.querySelector('#recall-answers').innerText.includes('d = 134')", timeout=30_000)
+    page.wait_for_function("document.querySelector('#recall-answers').innerText.includes('d = 134')", timeout=30_000, polling=250)
     far = model_rows(page)
     for model in near:
         assert far[model] != near[model], model
@@ -75,7 +75,7 @@ def test_train_live_draws_its_curve_and_stops(page):
     stopped_at = start_then_stop(page, "Train", "recall-status", "Training the Transformer… step", min_step=20)
     assert stopped_at >= 20
     page.wait_for_function(
-        "document.querySelector('#recall-accuracy').innerText.includes('trained live')", timeout=60_000)
+        "document.querySelector('#recall-accuracy').innerText.includes('trained live')", timeout=60_000, polling=250)
     assert "trained live" in page.locator("#recall-curves").inner_text()
     assert page.locator("#recall-curves .js-plotly-plot").inner_html() != before
     shot(page, "rnn_transformer_trained_live")

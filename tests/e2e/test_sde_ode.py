@@ -27,7 +27,7 @@ def test_pick_dataset_run_and_scrub(page):
     open_tab(page, TAB.title)
     page.wait_for_selector("#sde-ode-anim .js-plotly-plot", timeout=120_000)
     page.wait_for_function("document.querySelector('#sde-ode-compare-text').innerText.includes('SDE vs ODE')",
-                           timeout=120_000)
+                           timeout=120_000, polling=250)
     shot(page, "sde_ode_default")
     default_text = text(page, "#sde-ode-compare-text")
     default_point = first_sde_point(page)
@@ -37,8 +37,8 @@ def test_pick_dataset_run_and_scrub(page):
     page.get_by_role("option", name="8_gaussians", exact=True).click()
     page.locator("#sde-ode-run").click()
     page.wait_for_function("s => document.querySelector('#sde-ode-compare-text').innerText !== s",
-                           arg=default_text, timeout=180_000)
-    page.wait_for_function(f"() => {FIRST_SDE_POINT}[0] !== {default_point[0]}", timeout=60_000)  # redrawn
+                           arg=default_text, timeout=180_000, polling=250)
+    page.wait_for_function(f"() => {FIRST_SDE_POINT}[0] !== {default_point[0]}", timeout=60_000, polling=250)  # redrawn
     assert "SDE vs ODE" in text(page, "#sde-ode-compare-text")
     stats = text(page, "#sde-ode-stats")
     assert "Euler-Maruyama" in stats and "Heun" in stats
@@ -59,7 +59,7 @@ def test_pick_dataset_run_and_scrub(page):
     shot(page, "sde_ode_scrubbed")
     page.get_by_role("button", name="▶ Play", exact=False).click()  # walks t from 1 to eps
     page.wait_for_function("() => document.querySelector('#sde-ode-anim .slider-container text.slider-label')"
-                           ".textContent === 't = 0.00'", timeout=30_000)
+                           ".textContent === 't = 0.00'", timeout=30_000, polling=250)
     assert first_sde_point(page) == pytest.approx(before, abs=1e-3)  # back at t = eps
 
     # 3. scrub the comparison slider (server side): the marginal comparison is redrawn at the new t
@@ -67,11 +67,11 @@ def test_pick_dataset_run_and_scrub(page):
     page.locator("#sde-ode-t").scroll_into_view_if_needed()
     drag(page, "#sde-ode-t input[type=range]", 0.5, 0.1)
     page.wait_for_function("() => { const s = document.querySelector('#sde-ode-compare-text').innerText;"
-                           " return s.includes('Wasserstein') && !s.includes('t = 0.500'); }", timeout=60_000)
+                           " return s.includes('Wasserstein') && !s.includes('t = 0.500'); }", timeout=60_000, polling=250)
     assert any(f"t = 0.{d}" in text(page, "#sde-ode-compare-text") for d in "01")
     page.locator("#sde-ode-compare").scroll_into_view_if_needed()
     shot(page, "sde_ode_compare")
 
     # 4. the adaptive ODE adds its row (with its own NFE) to the table
     page.get_by_role("button", name="Add the adaptive ODE (RK45) to the table").click()
-    page.wait_for_function("document.querySelector('#sde-ode-stats').innerText.includes('RK45')", timeout=120_000)
+    page.wait_for_function("document.querySelector('#sde-ode-stats').innerText.includes('RK45')", timeout=120_000, polling=250)

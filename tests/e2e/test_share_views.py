@@ -75,7 +75,7 @@ def test_a_copied_link_opens_the_same_view(page, browser, tab_id, title, first, 
         set_value(page, tab_id, selector, value)
     page.locator(f"#share-{tab_id}-copy").click()
     link_box = page.locator(f"#share-{tab_id}-link textarea, #share-{tab_id}-link input").first
-    page.wait_for_function("e => e.value.includes('tab=')", arg=link_box.element_handle(), timeout=10_000)
+    page.wait_for_function("e => e.value.includes('tab=')", arg=link_box.element_handle(), timeout=10_000, polling=250)
     link = link_box.input_value()
     assert link == location(page)
     for _, value, key in (first, second):
@@ -89,7 +89,7 @@ def test_a_copied_link_opens_the_same_view(page, browser, tab_id, title, first, 
             expect(control(other, tab_id, selector)).to_have_value(value, timeout=180_000)
         if tab_id == "attention":  # the same view, not only the same controls
             other.wait_for_function("document.querySelector('#attention-summary').innerText.includes('8,192 × B = 4')",
-                                    timeout=30_000)
+                                    timeout=30_000, polling=250)
     finally:
         context.close()
     assert not errors, errors
@@ -152,7 +152,7 @@ def test_a_link_works_under_a_sub_path(browser):
         context, page, errors = fresh_page(browser, base + "?tab=attention&seq_len=4096&dtype=fp8")
         try:
             page.wait_for_function("document.querySelector('#attention-summary') && document.querySelector("
-                                   "'#attention-summary').innerText.includes('T = 4,096')", timeout=60_000)
+                                   "'#attention-summary').innerText.includes('T = 4,096')", timeout=60_000, polling=250)
             assert "at fp8" in page.locator("#attention-summary").inner_text()
             page.locator("#share-attention-copy").click()
             page.wait_for_timeout(500)
@@ -160,7 +160,7 @@ def test_a_link_works_under_a_sub_path(browser):
             assert link.startswith(base + "?") and "seq_len=4096" in link and "dtype=fp8" in link
             page.locator("#share-attention-python").click()
             page.wait_for_function("document.querySelector('#share-attention-code').innerText.includes('/playground/')",
-                                   timeout=30_000)
+                                   timeout=30_000, polling=250)
         finally:
             context.close()
         assert not errors, errors
@@ -178,7 +178,7 @@ def test_the_python_panel_s_snippet_gives_what_the_tab_shows(page, app_url):
     set_value(page, "attention", "#attention-seq-len input[type=number]", "8192")
     set_value(page, "attention", "label:number input for batch size B (batch_size)", "4")
     page.wait_for_function("document.querySelector('#attention-summary').innerText.includes('8,192 × B = 4')",
-                           timeout=30_000)
+                           timeout=30_000, polling=250)
     page.locator("#share-attention-python").click()
     code = page.locator("#share-attention-code .cm-content")
     expect(code).to_contain_text("8192", timeout=30_000)
