@@ -14,7 +14,7 @@ import gradio as gr
 from starlette.middleware import Middleware
 from starlette.responses import PlainTextResponse
 
-from playground import gradio_fixes, home, lesson_player, lessons, serving, settings, sharing, tempfiles
+from playground import first_page, gradio_fixes, home, lesson_player, lessons, serving, settings, sharing, tempfiles
 from playground import tabs as playground_tabs
 from playground.theme import CSS, HEAD, THEME
 
@@ -39,6 +39,9 @@ def build_app(tabs: list[str | playground_tabs.Tab] | None = None) -> gr.Blocks:
             lessons.check_all(found, shared)  # a broken lesson stops the start here
             lessons.wire(found)
             lesson_player.wire(demo, tabs, player, shared, cards, found)
+        # a link's view in the page's first render (first_page.LinkFirstPage reads it per request)
+        demo.link_page = first_page.LinkPage(tabs._id, {s.tab_id: s.bindings for s in shared if s.bindings},
+                                             {lesson.id: lesson for lesson in found})
         demo.queue(max_size=settings.QUEUE_MAX_SIZE,
                    default_concurrency_limit=settings.DEFAULT_CONCURRENCY_LIMIT)
     return demo
@@ -95,5 +98,6 @@ def launch_kwargs(host: str = settings.DEFAULT_HOST, port: int = settings.DEFAUL
         # the tabs' downloads (tempfiles.output_folder): outside the system temp folder once the
         # server process has pointed ``tempfile`` at its own tmp/ (tempfiles.configure_process)
         "allowed_paths": [str(tempfiles.root() / "outputs")],
-        "app_kwargs": {"middleware": [Middleware(RefuseRemoteFiles), Middleware(serving.Serving, lifecycle=lifecycle)]},
+        "app_kwargs": {"middleware": [Middleware(RefuseRemoteFiles), Middleware(serving.Serving, lifecycle=lifecycle),
+                                      Middleware(first_page.LinkFirstPage)]},
     }
