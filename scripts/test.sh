@@ -23,5 +23,4 @@ if [ "${#MISSING[@]}" -gt 0 ]; then
 fi
 
 export HF_HUB_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False PYTHONUNBUFFERED=1
-# Two workers, each test file in one of them (its module fixtures stay together); -n 0 runs in one process.
-exec .venv/bin/python -m pytest -q -p no:cacheprovider -n 2 --dist loadfile "$@"
+exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
