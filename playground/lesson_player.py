@@ -44,6 +44,12 @@ PLAYER_JS = """
     cover(step) {
       live();  // the reveal is announced: a live region (the panel is only rendered once shown)
       document.querySelectorAll(`[${ATTR}]`).forEach(el => { el.removeAttribute("inert"); el.removeAttribute(ATTR); });
+      if (step && step.lesson) {  // the URL is the step: a reload or a copied address opens it again
+        const query = new URLSearchParams();
+        for (const [key, value] of new URLSearchParams(window.location.search)) if (key.startsWith("__")) query.append(key, value);
+        query.set("lesson", step.lesson); query.set("step", String(step.step));
+        history.replaceState(history.state, "", window.location.pathname + "?" + query.toString() + window.location.hash);
+      }
       const tab = step && step.covered ? document.getElementById(`tab-${step.tab}`) : null;
       if (!tab) return;
       for (const el of tab.children) { el.setAttribute("inert", ""); el.setAttribute(ATTR, ""); }
