@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import re
-import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,8 +54,7 @@ class LinkPage:
         k = lessons.whole_number(query.get("step", 1))
         if lesson is None or lesson.tab not in self.bindings or k is None or not 1 <= k <= len(lesson.steps):
             return None
-        fields = lessons.view_fields(lesson.steps[k - 1].view)
-        return self.link(urllib.parse.urlencode([("tab", lesson.tab), *[(key, v[0]) for key, v in fields.items()]]))
+        return self.link(lessons.view_query(lesson.tab, lesson.steps[k - 1].view))
 
 
 def rewrite(config: dict, tabs_id: int, tab_id: str, values: dict[int, Any]) -> dict:

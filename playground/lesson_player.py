@@ -193,8 +193,7 @@ def view_updates(shared, lesson: Lesson, k: int) -> list:
     values = [v for b, p in zip(bindings, params) for v in b.values(p).values()]
     owner = lessons_lib.owner(bindings, view)
     nonce = random.getrandbits(32)  # the trigger fires on a change: the same step opened twice draws again
-    search = "?" + urllib.parse.urlencode({"tab": lesson.tab, **{key: fields[0] for key, fields in
-                                           lessons_lib.view_fields(view).items()}, "__n": nonce})
+    search = f"?{lessons_lib.view_query(lesson.tab, view)}&__n={nonce}"
     return values + [search if i == owner else gr.skip() for i in sorted(shared.triggers)]
 
 

@@ -270,6 +270,13 @@ def view_fields(view: dict[str, Any]) -> dict[str, list[str]]:
     return {str(k): [text(v)] for k, v in view.items()}
 
 
+def view_query(tab_id: str, view: dict[str, Any]) -> str:
+    """A step's view as a share link's query (``tab=<tab>&<key>=<value>...``, URL-encoded)."""
+    import urllib.parse
+
+    return urllib.parse.urlencode([("tab", tab_id), *[(k, v[0]) for k, v in view_fields(view).items()]])
+
+
 def view_params(bindings: list, view: dict[str, Any], where: str) -> list:
     """The Params object of each of the tab's Bindings for ``view`` (over the controls' defaults),
     checked as a link's values are; ``LessonError`` naming ``where`` on any problem."""
