@@ -21,6 +21,7 @@ import dataclasses
 import html
 import inspect
 import json
+import logging
 import math
 import re
 import textwrap
@@ -31,7 +32,9 @@ from typing import Any, Callable
 
 import gradio as gr
 
-from playground.ui_helpers import Binding, File, user_errors
+from playground.ui_helpers import Binding, File, Opening, user_errors
+
+log = logging.getLogger(__name__)
 
 TAB_KEY = "tab"
 MAX_CHARS = 4000  # a longer text is left out of a URL, and refused in one
@@ -316,6 +319,16 @@ def _json_safe(value: Any) -> Any:
     return value if isinstance(value, (str, int, float, bool)) or value is None else None
 
 
+def write_all_js(tabs: list[tuple[str, list[Binding]]]) -> str:
+    """``write_js(tab, bindings, force=False)`` for every tab at once, on all their controls' values
+    in order: the URL written for the tab it names, if any."""
+    configs = ", ".join(_config(tab_id, bindings, False) for tab_id, bindings in tabs)
+    sizes = [sum(len(b.components) for b in bindings) for _, bindings in tabs]
+    return (f"(...values) => {{ if (!window.gpView) return []; let at = 0; const sizes = {json.dumps(sizes)};"
+            f" [{configs}].forEach((config, i) => {{ window.gpView.write(config, values.slice(at, at + sizes[i]));"
+            f" at += sizes[i]; }}); return []; }}")
+
+
 def write_js(tab_id: str | None, bindings: list[Binding], force: bool) -> str:
     return f"(...values) => {{ if (window.gpView) window.gpView.write({_config(tab_id, bindings, force)}, values); return []; }}"
 
@@ -329,21 +342,93 @@ def wire(demo: gr.Blocks, tabs: gr.Tabs, home: gr.Tab, shared: list[Shared]) -> 
     home.select(None, js=write_js(None, [], force=True))
 
     @user_errors
-    def on_page(request: gr.Request):
+    def on_tab(search: str):
         """A link's tab selected, and one warning for whatever of it is not applied."""
-        tab_id, fields, problems = read_link(query_items(request), list(by_id))
+        tab_id, fields, problems = read_link(search_items(search), list(by_id))
         if tab_id is not None:
             problems += tab_values(by_id[tab_id].bindings, fields)[1]
         if problems:
             gr.Warning(message(problems), duration=30)  # long enough to read a list
-        return gr.Tabs(selected=tab_id) if tab_id is not None else gr.skip()
+        return [gr.Tabs(selected=tab_id) if tab_id is not None else gr.skip()]
 
-    demo.load(on_page, outputs=tabs, **private)
+    parts = [Part("link", on_tab, [tabs])]
     for s in shared:
         if not s.bindings:
             s.row.visible = False
             continue
-        _wire_tab(demo, s, list(by_id), private)
+        parts += _wire_tab(demo, s, list(by_id), private)
+    _wire_page(demo, shared, parts, private)
+
+
+@dataclass(frozen=True)
+class Part:
+    """One piece of the page's load event: ``fn(search)`` (the page's query string) gives the values
+    of ``outputs`` (``gr.skip()`` for those it leaves, or a lone ``gr.skip()`` for all)."""
+
+    name: str
+    fn: Callable[[str], Any]
+    outputs: list
+
+
+def opening_part(tab_id: str, opening: Opening) -> Part:
+    return Part(f"opening of {tab_id}", lambda search: opening.values(), opening.outputs)
+
+
+def merged(parts: list[Part]) -> tuple[list, Callable[[str], list]]:
+    """(outputs, fn): every part's outputs once (in order of first appearance) and ``fn(search)``
+    running each part in order, a later part's value for a component over an earlier one's unless
+    it is ``gr.skip()``. A part that fails is logged and leaves its outputs as they are: one tab's
+    missing checkpoint does not blank the others."""
+    outputs = list({c._id: c for p in parts for c in p.outputs}.values())
+    slot = {c._id: i for i, c in enumerate(outputs)}
+
+    def fn(search: str) -> list:
+        values = [SKIP] * len(outputs)
+        for part in parts:
+            got = _run_part(part, search)
+            for component, value in zip(part.outputs, got):
+                if not is_skip(value):
+                    values[slot[component._id]] = value
+        return values
+
+    return outputs, fn
+
+
+SKIP = gr.skip()
+
+
+def is_skip(value: Any) -> bool:
+    return isinstance(value, dict) and value.keys() == SKIP.keys() and value["__type__"] == SKIP["__type__"]
+
+
+def _run_part(part: Part, search: str) -> list:
+    try:
+        got = part.fn(search)
+    except gr.Error as err:
+        gr.Warning(html.escape(f"{part.name}: {err.message}", quote=False))
+        return [SKIP] * len(part.outputs)
+    except Exception:  # noqa: BLE001 - logged; the other parts still open
+        log.exception("page load: %s failed", part.name)
+        gr.Warning(html.escape(f"{part.name} could not be shown; the error was logged.", quote=False))
+        return [SKIP] * len(part.outputs)
+    return [SKIP] * len(part.outputs) if is_skip(got) else list(got)
+
+
+def _wire_page(demo: gr.Blocks, shared: list[Shared], parts: list[Part], private: dict) -> None:
+    """The page's one load event: the link's tab, every tab's opening views and every Binding's link
+    values (and its trigger, which draws a link's view); then the URL rewritten for the link's tab
+    (browser side). One event, not one per tab: see ``ui_helpers.Opening``."""
+    outputs, fn = merged(parts)
+    query = gr.Textbox(visible=False)  # the page's query string, as the js below gives it
+
+    def on_page(search: str):
+        return fn(str(search or ""))
+
+    loaded = demo.load(on_page, query, outputs, js="() => [window.gpView ? window.gpView.initial : window.location.search]",
+                       show_progress="hidden", concurrency_limit=None, **private)
+    with_bindings = [s for s in shared if s.bindings]
+    controls = [c for s in with_bindings for b in s.bindings for c in b.components.values()]
+    loaded.then(None, controls, js=write_all_js([(s.tab_id, s.bindings) for s in with_bindings]))
 
 
 def _wire_tab(demo: gr.Blocks, s: Shared, tab_ids: list[str], private: dict) -> None:
@@ -356,33 +441,33 @@ def _wire_tab(demo: gr.Blocks, s: Shared, tab_ids: list[str], private: dict) -> 
     notes = [b.note for b in bindings if b.note]
     if notes:
         s.note.value, s.note.visible = " ".join(notes), True
+    parts = []
     for index in range(len(bindings)):
-        _wire_link(demo, s, index, tab_ids, controls, private)
+        parts += _wire_link(s, index, tab_ids, private)
     with_api = [b for b in bindings if b.api is not None]
-    if not with_api or s.code is None:
-        if s.panel is not None:
-            s.panel.visible = False
-        return
-    _wire_code(s, controls, private)
+    if with_api and s.code is not None:
+        _wire_code(s, controls, private)
+    elif s.panel is not None:
+        s.panel.visible = False
+    return parts
 
 
-def _wire_link(demo: gr.Blocks, s: Shared, index: int, tab_ids: list[str], controls: list, private: dict) -> None:
-    """A page opened on a link: its values on ``s.bindings[index]``'s controls, then its view."""
+def _wire_link(s: Shared, index: int, tab_ids: list[str], private: dict) -> list[Part]:
+    """A page opened on a link: the binding's opening views, then the link's values on
+    ``s.bindings[index]``'s controls (parts of the page's load event), then its view."""
     bindings, binding = s.bindings, s.bindings[index]
-    opened = (binding.opening.then if binding.opening is not None else demo.load)
     trigger = gr.Textbox(visible=False)  # set only when the link asks for a view other than the default
     s.triggers[index] = trigger  # a lesson step draws its view through it too (playground/lesson_player.py)
     on_values, outputs, on_show = link_event(s.tab_id, bindings, index, tab_ids)
-    # 1. the link's values on the controls at once: no model slot (every page load runs this for every
-    # tab, and it used to wait behind other users' runs: once past 60 s in a full CI run). The link as
-    # the page opened: by the time this runs, choosing the tab has rewritten the URL.
-    opened(on_values, s.link, [*binding.components.values(), trigger],
-           js="() => [window.gpView ? window.gpView.initial : window.location.search]",
-           show_progress="hidden", concurrency_limit=None, **private
-           ).then(None, controls, js=write_js(s.tab_id, bindings, force=False))
+    # 1. the link's values on the controls at once, in the page's load event: no model slot (every
+    # page load runs it, and it used to wait behind other users' runs: once past 60 s in a full CI
+    # run). The link as the page opened: by then, choosing the tab has rewritten the URL.
+    parts = [opening_part(s.tab_id, binding.opening)] if binding.opening is not None else []
+    parts.append(Part(f"link of {s.tab_id}", on_values, [*binding.components.values(), trigger]))
     # 2. that view, drawn by the tab's own event (a model slot where it runs a model), only when asked
     if on_show is not None:
         trigger.change(on_show, trigger, outputs, show_progress="full", **private, **binding.show_kwargs)
+    return parts
 
 
 def _wire_code(s: Shared, controls: list, private: dict) -> None:

@@ -302,13 +302,38 @@ class Binding:
         """``inputs`` and the ``extra`` components: the inputs of ``event(fn, extra)``."""
         return self.inputs | set(extra)
 
-    def on_open(self, opening=None, show: Callable | None = None, outputs: list | tuple = (), **event_kwargs) -> None:
-        """Opening a link to this tab: once ``opening`` (the tab's page-load event, which draws the
-        default view) is done, the link's values are set on the controls and, when they differ from
-        the defaults, ``show`` runs: one of the tab's events, called as ``show(values, request=,
+    def on_open(self, opening: "Opening | None" = None, show: Callable | None = None, outputs: list | tuple = (),
+                **event_kwargs) -> None:
+        """Opening the page: ``opening`` (the tab's default view, see ``Opening``) is sent with the
+        page's one load event, with the link's values for the controls; when those differ from the
+        defaults, ``show`` then runs: one of the tab's events, called as ``show(values, request=,
         progress=)`` with ``values`` as ``inputs`` would give them, returning (or yielding) the values
         of ``outputs``. ``event_kwargs`` go to that event (``model_event()`` when ``show`` runs a model)."""
+        if opening is not None and not isinstance(opening, Opening):
+            raise TypeError(f"on_open takes an Opening (a function and its outputs), not {type(opening).__name__}")
         self.opening, self.show, self.show_outputs, self.show_kwargs = opening, show, list(outputs), event_kwargs
+
+
+@dataclass(frozen=True)
+class Opening:
+    """A tab's opening views: ``fn()`` gives the values of ``outputs`` for the default view (results
+    cached per process or read from disk: it runs on every page load, with no model slot).
+
+    A tab does not call ``demo.load`` for it: the shell sends every tab's opening, and every link's
+    values, in the page's one load event (``playground/sharing.py``). Gradio's page does work in
+    proportion to the whole app for each status message of each pending event (it looks every
+    tracked output up in the component tree), so 27 load events made each page open ~2.5 s slower
+    than one (measured in Chromium, ``benchmarks/views.py``)."""
+
+    fn: Callable[[], Any]
+    outputs: list
+
+    def values(self) -> list:
+        """``fn()`` as a list, one value per output (for a lone output, a lone value or a 1-tuple)."""
+        got = self.fn()
+        if len(self.outputs) == 1:
+            return [got[0] if isinstance(got, tuple) and len(got) == 1 else got]
+        return list(got)
 
 
 @dataclass(frozen=True)

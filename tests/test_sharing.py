@@ -184,3 +184,37 @@ def test_the_inside_snippet_runs(app_url, client):
     exec(compile(sharing.snippet(binding, params, app_url + "/"), "snippet", "exec"), namespace)  # noqa: S102
     assert comparable(namespace["result"]) == comparable(client.predict("a green circle", 3, 1,
                                                                         api_name="/sd_internals"))
+
+
+def test_the_page_load_parts_merge_into_one_event_where_a_later_value_wins_unless_it_is_a_skip():
+    with gr.Blocks():
+        a, b, c = gr.Textbox(), gr.Textbox(), gr.Textbox()
+    parts = [sharing.Part("opening", lambda search: ["a0", "b0"], [a, b]),
+             sharing.Part("link", lambda search: [gr.skip(), gr.update(value=search), "c1"], [a, b, c]),
+             sharing.Part("nothing", lambda search: gr.skip(), [c])]
+    outputs, fn = sharing.merged(parts)
+    assert outputs == [a, b, c]  # each component once, in order of first appearance
+    assert fn("?x=1") == ["a0", gr.update(value="?x=1"), "c1"]
+
+
+def test_a_failing_part_leaves_its_outputs_and_the_others_still_open(caplog):
+    with gr.Blocks():
+        a, b = gr.Textbox(), gr.Textbox()
+
+    def broken(search):
+        raise RuntimeError("checkpoint missing")
+
+    outputs, fn = sharing.merged([sharing.Part("opening of x", broken, [a]),
+                                  sharing.Part("opening of y", lambda search: ["fine"], [b])])
+    with pytest.warns(UserWarning, match="opening of x could not be shown"):
+        assert fn("") == [gr.skip(), "fine"]
+    assert "opening of x failed" in caplog.text and "checkpoint missing" in caplog.text
+
+
+def test_the_whole_app_has_one_page_load_event_that_reaches_the_server_for_its_tabs():
+    from playground.app import build_app
+
+    config = build_app().get_config_file()
+    loads = [d for d in config["dependencies"] if any(event == "load" for _, event in d["targets"])]
+    backend = [d for d in loads if d["backend_fn"]]
+    assert len(backend) == 2, [d["api_name"] for d in backend]  # the tabs' one, the lesson player's

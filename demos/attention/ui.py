@@ -17,7 +17,7 @@ from demos.attention import TAB
 
 from demos.attention import compute, figures
 from playground import tempfiles
-from playground.ui_helpers import (Api, Binding, api_errors, explanation, model_event, progress_steps, run_steps,
+from playground.ui_helpers import (Api, Binding, Opening, api_errors, explanation, model_event, progress_steps, run_steps,
                                    user_errors)
 
 CUSTOM = "Custom"
@@ -409,7 +409,7 @@ def build(demo: gr.Blocks) -> Binding:
     export_button.click(binding.event(exported, extra=[last_run], name="on_export"), binding.inputs_with(last_run),
                         files, api_visibility="private")
     gr.api(kv_cache_api, api_name="kv_cache")
-    opening = demo.load(opening_figures, outputs=[v.memory, v.heads], api_visibility="private")
+    opening = Opening(opening_figures, [v.memory, v.heads])
     shape = [binding.components[k] for k in ("attention", *SHAPE_FIELDS, "n_params_billion")]
     binding.on_open(opening, on_preset, [*shape, *v.outputs, v.heads])
     return binding

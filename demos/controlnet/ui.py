@@ -18,7 +18,7 @@ from demos.controlnet import compute
 from playground import plots, tempfiles
 from playground.models import usable_choices
 from playground.settings import ASSETS_DIR
-from playground.ui_helpers import (Api, Binding, File, StopButtons, api_errors, explanation, model_event,
+from playground.ui_helpers import (Api, Binding, Opening, File, StopButtons, api_errors, explanation, model_event,
                                    run_steps, user_errors)
 
 STOP = StopButtons()  # this tab's Stop button (one flag per session)
@@ -374,7 +374,7 @@ def wire(demo: gr.Blocks, c: dict, o: dict, generate: gr.Button, stop: gr.Button
     o["overlay"].change(redraw_overlay, inputs=[o["shown"], o["overlay"]], outputs=o["result"],
                         api_visibility="private")
     demo.load(None, js=BRUSH_READY_JS)
-    opening = demo.load(opening_views, outputs=[o[k] for k in OPENING], api_visibility="private")
+    opening = Opening(opening_views, [o[k] for k in OPENING])
     binding.on_open(opening, link_event(binding), outputs, **model_event())
     c["sketch"].input(None, js=f"() => '{CANVAS}'", outputs=c["source"])
     c["upload"].change(None, js=f"(x) => x ? '{UPLOAD}' : '{CANVAS}'", inputs=c["upload"], outputs=c["source"])

@@ -16,7 +16,7 @@ import pandas as pd
 from demos.detr import compute, figures
 from playground import settings, tempfiles
 from playground.models import usable_choices
-from playground.ui_helpers import Api, Binding, File, api_errors, explanation, model_event
+from playground.ui_helpers import Api, Binding, File, Opening, api_errors, explanation, model_event
 from demos.detr import TAB
 
 
@@ -342,7 +342,7 @@ def wire(demo: gr.Blocks, binding: Binding, state: gr.State, i: Inputs, q: Queri
     on_weights = binding.event(checked(weights_changed), extra=[state])
     for weight in (m.w_class, m.w_l1, m.w_giou):
         weight.release(on_weights, binding.inputs_with(state), [*matching_out, m.download_file], **private)
-    opening = demo.load(opening_views, outputs=[i.image_in, *everything], **private)
+    opening = Opening(opening_views, [i.image_in, *everything])
     binding.on_open(opening, on_new_scene, [i.image_in, *everything], **model_event())  # a link: its scene
 
 

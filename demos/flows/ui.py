@@ -15,7 +15,7 @@ import numpy as np
 
 from demos.flows import compute, figures
 from playground import settings, tempfiles
-from playground.ui_helpers import Api, Binding, StopButtons, api_errors, explanation, model_event, user_errors
+from playground.ui_helpers import Api, Binding, Opening, StopButtons, api_errors, explanation, model_event, user_errors
 from demos.flows import TAB
 
 
@@ -259,7 +259,7 @@ def build(demo: gr.Blocks) -> Binding:
     explanation(EXPLANATION)
     on_train = wire(binding, train, stop, layer, plots, state, status, download)
     # The untrained flow is drawn on page load, not at build (app start-up budget); cached per process.
-    opening = demo.load(default_figures, outputs=plots, api_visibility="private")
+    opening = Opening(default_figures, list(plots))
     binding.on_open(opening, on_train, [*plots, layer, state, status, download], **model_event())
     return binding
 

@@ -17,7 +17,7 @@ import numpy as np
 from demos.guidance import internals, internals_defaults
 from demos.guidance import internals_figures as figures
 from playground import tempfiles
-from playground.ui_helpers import Api, Binding, StopButtons, api_errors, explanation, model_event, run_steps, user_errors
+from playground.ui_helpers import Api, Binding, Opening, StopButtons, api_errors, explanation, model_event, run_steps, user_errors
 
 SPECIALS = ("<start>", "<end>", "<pad>")
 STOP = StopButtons()  # this section's Stop button (one flag per session)
@@ -317,8 +317,7 @@ def wire(demo: gr.Blocks, binding: Binding, model: gr.Dropdown, state: gr.State,
                     **model_event())
     s.new_image.click(on_shapes_image, [s.image_seed, model], [s.trip_plot, s.trip_note], api_visibility="private",
                       **model_event())
-    opening = demo.load(opening_view, outputs=[state, s.word_plot, s.latent_plot, s.trip_plot, s.trip_note,
-                                               s.status], api_visibility="private")
+    opening = Opening(opening_view, [state, s.word_plot, s.latent_plot, s.trip_plot, s.trip_note, s.status])
 
     def on_link(values: dict, request: gr.Request = None, progress=gr.Progress()):
         """A link to other settings looks inside with them (the model and the sum as they open)."""

@@ -16,7 +16,7 @@ import numpy as np
 from demos.guidance import compute, defaults, figures, internals_ui
 from playground import tempfiles
 from playground.models import usable_choices
-from playground.ui_helpers import Api, Binding, StopButtons, api_errors, explanation, model_event, run_steps
+from playground.ui_helpers import Api, Binding, Opening, StopButtons, api_errors, explanation, model_event, run_steps
 from playground.validate import shown
 from demos.guidance import TAB
 
@@ -326,8 +326,7 @@ def wire(demo: gr.Blocks, binding: Binding, i: Inputs, o: Outputs) -> None:
     i.model.change(on_model_change, i.model, i.model_note, api_visibility="private")
     build_api()
     # The precomputed opening views are sent on page load, not at build (app start-up budget).
-    opening = demo.load(opening_views, outputs=[o.status, o.gallery, o.info, o.sweep_gallery, o.step_plot,
-                                                o.curve_plot], api_visibility="private")
+    opening = Opening(opening_views, [o.status, o.gallery, o.info, o.sweep_gallery, o.step_plot, o.curve_plot])
     binding.on_open(opening, on_generate, outputs, **model_event())  # a link to other settings generates them
 
 

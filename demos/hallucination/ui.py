@@ -19,7 +19,7 @@ from demos.common import text_world as tw
 from demos.hallucination import compute, figures
 from playground import settings, tempfiles, validate
 from playground.plots import message_figure
-from playground.ui_helpers import Api, Binding, api_errors, explanation, model_event, user_errors
+from playground.ui_helpers import Api, Binding, Opening, api_errors, explanation, model_event, user_errors
 from demos.hallucination import TAB
 
 EVALUATION = settings.ASSETS_DIR / "hallucination" / "evaluation.json"
@@ -362,8 +362,8 @@ def wire(demo: gr.Blocks, binding: Binding, v: Views) -> None:
     v.threshold.input(on_threshold, [v.score, v.threshold], [v.roc, v.flagged], **private)
     v.score.input(on_threshold, [v.score, v.threshold], [v.roc, v.flagged], **private)
     gr.api(ask_api, api_name="ask", **model_event())
-    opening = demo.load(opening_views, outputs=[v.answer, v.candidates, v.samples, v.frequency, v.reliability, v.roc,
-                                                v.flagged, v.gekhman, v.fitting, v.context], api_visibility="private")
+    opening = Opening(opening_views, [v.answer, v.candidates, v.samples, v.frequency, v.reliability, v.roc,
+                                        v.flagged, v.gekhman, v.fitting, v.context])
     binding.on_open(opening, ask_cb, [v.answer, v.candidates, v.samples, v.files],
                     **model_event())  # a link asks its question
 

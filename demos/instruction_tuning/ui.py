@@ -20,7 +20,7 @@ from demos.instruction_tuning import compute, figures, tuning
 from demos.instruction_tuning import self_instruct as si
 from playground import tempfiles
 from playground.plots import message_figure
-from playground.ui_helpers import Api, Binding, api_errors, explanation, model_event, user_errors
+from playground.ui_helpers import Api, Binding, Opening, api_errors, explanation, model_event, user_errors
 from demos.instruction_tuning import TAB
 
 
@@ -434,8 +434,8 @@ def wire(demo: gr.Blocks, binding: Binding, state: gr.State, r: RunViews, a: Ask
         trigger(compare_cb, binding.inputs, [a.note, a.table, a.prompt], api_visibility="private", **model_event())
     gr.api(instruct_api, api_name="instruct", **model_event())
     gr.api(self_instruct_api, api_name="self_instruct", concurrency_limit=2)
-    opening = demo.load(opening_views, outputs=[*run_outputs, e.found, e.scaling, e.per_family, e.loss, a.note,
-                                                a.table, a.prompt], api_visibility="private")
+    opening = Opening(opening_views, [*run_outputs, e.found, e.scaling, e.per_family, e.loss, a.note,
+                                        a.table, a.prompt])
     binding.on_open(opening, binding.event(on_run), run_outputs)
 
 

@@ -23,7 +23,7 @@ from demos.preferences import TAB
 from demos.preferences import compute, figures, lm
 from playground import settings, tempfiles
 from playground.plots import message_figure
-from playground.ui_helpers import (Api, Binding, Cancelled, api_errors, explanation, model_event, progress_steps,
+from playground.ui_helpers import (Api, Binding, Opening, Cancelled, api_errors, explanation, model_event, progress_steps,
                                    run_steps, user_errors)
 
 STORED = settings.ASSETS_DIR / "preferences" / "bandit_default.json"
@@ -295,9 +295,8 @@ def build_exact_problem(demo: gr.Blocks) -> Binding:
     run.click(on_train, binding.inputs, outputs, api_visibility="private", **model_event())
     export.click(on_export, [shown], files, api_visibility="private", **model_event())
     gr.api(preference_bandit_api, api_name="preference_bandit", **model_event())
-    opening = demo.load(opening_views, outputs=outputs, api_visibility="private")
+    opening = Opening(lambda: (*opening_views(), *opening_sweep()), [*outputs, sweep, sweep_note])
     binding.on_open(opening, on_train, outputs, **model_event())
-    demo.load(opening_sweep, outputs=[sweep, sweep_note], api_visibility="private")
     return binding
 
 
@@ -575,7 +574,7 @@ def build_language_model(demo: gr.Blocks) -> Binding:
     run.click(on_sample, binding.inputs, [samples, frontier], api_visibility="private", **model_event())
     c["instruction"].submit(on_sample, binding.inputs, [samples, frontier], api_visibility="private", **model_event())
     gr.api(preference_api, api_name="preference", **model_event())
-    opening = demo.load(lm_opening, outputs=[setup, samples, frontier, table, curves], api_visibility="private")
+    opening = Opening(lm_opening, [setup, samples, frontier, table, curves])
     binding.on_open(opening, on_sample, [samples, frontier], **model_event())
     return binding
 

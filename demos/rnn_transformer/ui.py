@@ -21,7 +21,7 @@ from demos.rnn_transformer import compute, figures
 from demos.rnn_transformer.compute import MODEL_KINDS, MODEL_TITLES
 from playground import settings, tempfiles, validate
 from playground.plots import message_figure
-from playground.ui_helpers import (Api, Binding, StopButtons, api_errors, explanation, model_event, run_steps,
+from playground.ui_helpers import (Api, Binding, Opening, StopButtons, api_errors, explanation, model_event, run_steps,
                                    user_errors)
 
 ASSETS = settings.ASSETS_DIR / "rnn_transformer"
@@ -431,8 +431,8 @@ def wire(demo: gr.Blocks, builder: Binding, a: Answers, v: Views, live: Live) ->
     STOP.wire(live.stop)
     live.export.click(on_export, [a.text], live.files, api_visibility="private")
     gr.api(recall_api, api_name="recall", **model_event())
-    opening = demo.load(opening_views, outputs=[*view_outputs, a.accuracy, a.by_pairs, live.cost_plot,
-                                                live.cost_note, live.curves], api_visibility="private")
+    opening = Opening(opening_views, [*view_outputs, a.accuracy, a.by_pairs, live.cost_plot, live.cost_note,
+                                        live.curves])
 
     def on_link(values: dict):
         """A link sets the builder; the view choices open as they are."""

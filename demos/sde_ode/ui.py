@@ -14,7 +14,7 @@ import numpy as np
 from demos.common import toy_data
 from demos.sde_ode import compute, figures
 from playground import settings, tempfiles, validate
-from playground.ui_helpers import (Api, Binding, Cancelled, StopButtons, api_errors, explanation, model_event,
+from playground.ui_helpers import (Api, Binding, Opening, Cancelled, StopButtons, api_errors, explanation, model_event,
                                    progress_steps, run_steps, user_errors)
 
 STOP = StopButtons()  # this tab's Stop button (one flag per session)
@@ -296,7 +296,7 @@ def build(demo: gr.Blocks) -> Binding:
     _wire(c, binding, on_run, run_btn, stop_btn, run_state, v.stats, views, v.compare_plot, v.compare_md,
           v.lam_plot, v.adaptive_btn)
     # The default run is drawn on page load, not at build (app start-up budget); cached per process.
-    opening = demo.load(_default_views, outputs=views, api_visibility="private")
+    opening = Opening(_default_views, list(views))
     binding.on_open(opening, on_run, views, **model_event())  # a link to other settings runs them
     v.play.click(None, js=figures.PLAY_JS)
     gr.api(api_sde_ode, api_name="sde_ode")

@@ -4,7 +4,7 @@ import gradio as gr
 
 from docs.example_tab import compute
 from playground import plots
-from playground.ui_helpers import Api, Binding, api_errors
+from playground.ui_helpers import Api, Binding, Opening, api_errors
 
 
 def bars(p: compute.TemperatureParams):
@@ -27,6 +27,6 @@ def build(demo: gr.Blocks) -> Binding:
     on_change = binding.event(bars)
     t.release(on_change, binding.inputs, plot, api_visibility="private")
     gr.api(temperature_api, api_name="temperature")
-    opening = demo.load(on_change, binding.inputs, plot, api_visibility="private")
+    opening = Opening(lambda: bars(binding.defaults()), [plot])
     binding.on_open(opening, on_change, [plot])
     return binding
