@@ -278,7 +278,8 @@ def build_inputs() -> dict:
     c["guidance"] = gr.Slider(0, compute.MAX_GUIDANCE, value=5.0, step=0.5, label="Guidance scale",
                               info="w in eps(z,∅) + w·(eps(z,c) − eps(z,∅)); 1 = no guidance")
     with gr.Row():
-        c["steps"] = gr.Slider(1, compute.MAX_STEPS, value=25, step=1, label="Steps", info="N DDIM steps")
+        c["steps"] = gr.Slider(1, compute.MAX_STEPS, value=25, step=1, label="Steps", info="N DDIM steps",
+                               elem_id="controlnet-steps")
         c["seed"] = gr.Number(value=0, minimum=0, maximum=compute.MAX_SEED, step=1, label="Seed",
                               info="fixes the initial noise z_T")
     choices, missing = usable_choices(MODEL_LABELS)  # only the models that are here

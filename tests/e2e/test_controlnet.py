@@ -1,5 +1,7 @@
 """ControlNet tab in Chromium: draw an outline with the mouse, generate, see the image change."""
 
+import re
+
 from demos.controlnet import TAB
 from tests.e2e.conftest import open_tab, shot
 
@@ -33,6 +35,9 @@ def test_draw_an_outline_and_generate(page):
     draw_square(page)
     page.wait_for_function("() => document.querySelector('input[type=radio][value=Canvas]').checked", timeout=10_000, polling=250)
     page.get_by_label("Prompt").fill("a blue square")
+    steps = page.locator("#controlnet-steps input[type=number]")  # fewer steps: the drawing is what is tested
+    steps.fill("6")
+    steps.press("Tab")
     page.get_by_role("button", name="Generate").click()
     page.wait_for_function(
         "(before) => { const img = document.querySelector('#controlnet-result img');"
@@ -41,6 +46,8 @@ def test_draw_an_outline_and_generate(page):
     page.wait_for_timeout(500)
     assert image_src(page, "controlnet-condition") != before_condition
     page.get_by_text("Settings and timings (JSON)").click()
-    page.wait_for_timeout(300)
-    assert "blue square" in page.locator("#controlnet-details").inner_text()
+    page.wait_for_function("() => (document.querySelector('#controlnet-details') || {}).innerText?.includes('blue square')",
+                           timeout=60_000, polling=250)  # the run's settings come with its last step
+    details = page.locator("#controlnet-details").inner_text()
+    assert "blue square" in details and re.search(r'steps"?\s*:\s*6\b', details), details
     shot(page, "controlnet_drawn_square")

@@ -80,6 +80,7 @@ def test_stop_cancels_an_sde_run_and_the_next_run_works(page):
     shot(page, "sde_ode_stopped")
 
     set_number(page, "sde-ode-n-steps", "50")
+    set_number(page, "sde-ode-n-samples", "300")  # a small run: that the next run works is what is tested
     page.locator("#sde-ode-run").click()
     page.wait_for_function("s => document.querySelector('#sde-ode-compare-text').innerText !== s",
                            arg=before, timeout=120_000, polling=250)

@@ -35,6 +35,9 @@ def test_pick_dataset_run_and_scrub(page):
     # 1. pick a dataset and run both samplers
     page.get_by_label("Data p_data").click()
     page.get_by_role("option", name="8_gaussians", exact=True).click()
+    samples = page.locator("#sde-ode-n-samples input[type=number]")  # fewer particles to draw; as many steps
+    samples.fill("400")
+    samples.press("Tab")
     page.locator("#sde-ode-run").click()
     page.wait_for_function("s => document.querySelector('#sde-ode-compare-text').innerText !== s",
                            arg=default_text, timeout=180_000, polling=250)
