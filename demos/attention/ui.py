@@ -340,8 +340,14 @@ def view_controls(p: compute.CacheParams) -> dict:
 
 def run_section() -> tuple:
     """The real torch run: controls, outputs (hidden until the first run) and its state."""
-    gr.Markdown("### Run it: MHA, GQA, MQA and MLA in torch, with a real KV cache\n"
-                "Small modules (2 layers, 8 heads of 32 dims) decode token by token on this machine's "
+    with gr.Accordion("Run it: MHA, GQA, MQA and MLA in torch, with a real KV cache", open=False,
+                      elem_id="attention-run"):
+        return _run_controls()
+
+
+def _run_controls() -> tuple:
+    """What the run's closed accordion holds (its detail is not needed to read the cache's size)."""
+    gr.Markdown("Small modules (2 layers, 8 heads of 32 dims) decode token by token on this machine's "
                 "CPU. The table compares the cache tensors' measured bytes with the formula and "
                 "checks cached decoding against full recomputation; the plot times one decode step "
                 "against the context length, MLA with and without the absorbed up-projections. Each "
@@ -432,7 +438,9 @@ def view_section(p: compute.CacheParams) -> tuple[dict, Views]:
     gr.Markdown(paper_note())
     fits = gr.Dataframe(value=fits_rows(view0), headers=FIT_HEADERS, interactive=False, wrap=True,
                         label="What fits on one GPU beside the weights (upper bounds: activations ignored)")
-    heads = gr.Plot(label="which query heads share which keys and values")
+    with gr.Accordion("Which query heads share which keys and values (a picture)", open=False,
+                      elem_id="attention-heads"):
+        heads = gr.Plot(label="which query heads share which keys and values")
     return view, Views(summary, memory, sizes, fits, heads)
 
 

@@ -42,6 +42,7 @@ def test_preset_and_context_slider(page):
 
 def test_real_run_shows_measured_cache_and_decode_times(page):
     open_tab(page, TAB.title)
+    page.get_by_text("Run it: MHA, GQA, MQA and MLA in torch").click()  # a closed section: the page stays short
     page.get_by_label("longest context timed (max_context)").click()
     page.get_by_role("option", name="1024", exact=True).click()
     page.get_by_role("button", name="Run the attention modules (torch, CPU)").click()
