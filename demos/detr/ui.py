@@ -301,11 +301,12 @@ def matching_rows() -> Matching:
         cost_plot = gr.Plot(label="Cost matrix and assignment", elem_id="detr-cost")
         matching_img = gr.Image(label="Optimal assignment σ*: ground truth (GT) ↔ query", type="pil", height=420,
                                 interactive=False)
-    with gr.Row():
-        loss_plot = gr.Plot(label="Loss terms")
-        with gr.Column():
-            found_json = gr.JSON(label="Detections (JSON, as the API returns them)", elem_id="detr-json")
-            download_file = gr.File(label="Download everything shown (JSON)", interactive=False)
+    with gr.Accordion("Loss terms, the detections as JSON, download", open=False, elem_id="detr-more"):
+        with gr.Row():  # closed: the page stays short (benchmarks/pages.py)
+            loss_plot = gr.Plot(label="Loss terms")
+            with gr.Column():
+                found_json = gr.JSON(label="Detections (JSON, as the API returns them)", elem_id="detr-json")
+                download_file = gr.File(label="Download everything shown (JSON)", interactive=False)
     return Matching(w_class, w_l1, w_giou, cost_plot, matching_img, loss_plot, found_json, download_file)
 
 

@@ -348,8 +348,9 @@ def later_rows() -> tuple:
                 "that contradicts the world (e.g. *X was born in Pell.* when X was born elsewhere). Try one in the "
                 "Ask box above (the fifth example).")
     context = gr.Plot(label="in context", elem_id="hallucination-context")
-    files = gr.File(label="Download the last answer and the stored evaluation (JSON)", file_count="multiple",
-                    interactive=False, elem_id="hallucination-download")
+    with gr.Accordion("Download the last answer and the stored evaluation (JSON)", open=False):
+        files = gr.File(label="the last answer and the stored evaluation (JSON)", file_count="multiple",
+                        interactive=False, elem_id="hallucination-download")  # closed: the page stays short
     return gekhman, fitting, context, files
 
 

@@ -388,17 +388,18 @@ def live_rows() -> Live:
         with gr.Column(min_width=260):
             cost_note = gr.Markdown()
             measure = gr.Button("Measure on this machine now (~10 s)", size="sm")
-    gr.Markdown("### Train one live")
-    with gr.Row():
-        kind = gr.Dropdown([(MODEL_TITLES[k], k) for k in MODEL_KINDS], value="transformer", label="model to train",
-                           info="a fresh model, same architecture and optimiser as the embedded one", min_width=160)
-        seconds = gr.Slider(*LIVE_SECONDS, value=60, step=5, label="seconds", min_width=160,
-                            info="the embedded models trained for 3,000 steps; a minute is a few hundred")
-        with gr.Column(min_width=160):
-            train = gr.Button("Train", variant="primary", elem_id="recall-train")
-            stop = gr.Button("Stop", size="sm", elem_id="recall-stop")
-    train_note = gr.Markdown(elem_id="recall-status")
-    curves = gr.Plot(label="learning curves", elem_id="recall-curves")
+    with gr.Accordion("Train one live: the embedded models' learning curves, and a fresh one", open=False,
+                      elem_id="recall-live"):  # closed: the page stays short (benchmarks/pages.py)
+        with gr.Row():
+            kind = gr.Dropdown([(MODEL_TITLES[k], k) for k in MODEL_KINDS], value="transformer", label="model to train",
+                               info="a fresh model, same architecture and optimiser as the embedded one", min_width=160)
+            seconds = gr.Slider(*LIVE_SECONDS, value=60, step=5, label="seconds", min_width=160,
+                                info="the embedded models trained for 3,000 steps; a minute is a few hundred")
+            with gr.Column(min_width=160):
+                train = gr.Button("Train", variant="primary", elem_id="recall-train")
+                stop = gr.Button("Stop", size="sm", elem_id="recall-stop")
+        train_note = gr.Markdown(elem_id="recall-status")
+        curves = gr.Plot(label="learning curves", elem_id="recall-curves")
     explanation(EXPLANATION)
     with gr.Row():
         export = gr.Button("Download what you see (JSON + CSV)", size="sm")

@@ -41,6 +41,7 @@ def test_detr_new_scene_moves_to_the_next_seed_and_an_example_is_detected_when_c
     from demos.detr import compute  # the same registry as the app's server (this process)
 
     _, expected = compute.detect(str(DETR_EXAMPLES / "scene_2x.png"), compute.DetrParams().threshold)
+    page.get_by_text("Loss terms, the detections as JSON, download").click()
     shown = page.locator("#detr-json").inner_text()
     assert expected["detections"] and all(f"{d['score']}" in shown for d in expected["detections"])
     shot(page, "detr_example_clicked")

@@ -28,6 +28,7 @@ def test_a_frequent_and_a_never_seen_person(page):
     text = ask(page, tw.question(frequent.name, "job"), f"The world says {frequent.job}")
     assert "stated 32 times" in text and "the answer is right" in text
     ask(page, "Tell me about Zorbat Quenlip.", "cannot be checked")
+    page.get_by_text("Download the last answer and the stored evaluation (JSON)").click()
     page.wait_for_function("() => document.querySelector('#hallucination-download').innerText.includes('KB')",
                            timeout=30_000, polling=250)  # what the panel shows, as files (the label alone has no size)
     shot(page, "hallucination_frequent")

@@ -70,6 +70,7 @@ def test_train_live_draws_its_curve_and_stops(page):
     from tests.e2e.test_faults_ui import start_then_stop
 
     open_tab(page, TAB.title)
+    page.get_by_text("Train one live: the embedded models' learning curves").click()  # a closed section
     page.wait_for_selector("#recall-curves .js-plotly-plot", timeout=30_000)
     before = page.locator("#recall-curves .js-plotly-plot").inner_html()
     stopped_at = start_then_stop(page, "Train", "recall-status", "Training the Transformer… step", min_step=20)
