@@ -93,17 +93,6 @@ def python_panel(shared: Shared) -> None:
 
 
 # ----------------------------------------------------------------------------- reading a link
-def query_items(request: gr.Request | None) -> list[tuple[str, str]]:
-    """The page's query as (key, value) pairs, repeated keys kept (Gradio sends the page's query
-    with every event it queues)."""
-    params = getattr(request, "query_params", None) if request is not None else None
-    if params is None:
-        return []
-    if hasattr(params, "multi_items"):
-        return [(str(k), str(v)) for k, v in params.multi_items()]
-    return [(str(k), str(v)) for k, v in dict(params).items()]
-
-
 def search_items(search: Any) -> list[tuple[str, str]]:
     """A query string (``location.search`` as the page opened) as (key, value) pairs."""
     text = str(search or "")[:MAX_SEARCH].lstrip("?")
